@@ -1,0 +1,46 @@
+# Set-up and the two everyday commands. Each target creates .venv and installs on first use.
+#   make demo   run every notebook headless on the synthetic default and print a summary
+#   make test   run the test suite (real data in ../shared/data is used when present)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SHARED ?= ../shared/data
+DATA   := $(if $(LESIONKIT_DATA),$(LESIONKIT_DATA),$(if $(wildcard $(SHARED)),$(abspath $(SHARED))))
+PYTEST_ARGS ?= -n 2
+
+.PHONY: install demo smoke test lab browser-deps clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv $(VENV) || { echo "python3 -m venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'"; exit 1; }
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lesionkit)"
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/python -m lesionkit demo
+
+smoke: install
+	$(BIN)/python -m lesionkit demo --smoke
+
+# Chromium for the widget viewer's browser test (Debian package; Playwright's own browser download is unreachable).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "could not install chromium: the browser test will be skipped"; \
+	  elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and we are not root: the browser test will be skipped (apt-get install chromium)"; fi; }
+
+test: install browser-deps
+	@LESIONKIT_DATA="$(DATA)" $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing, which counts as a failure"; exit 1; fi; \
+	  exit $$rc
+
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=.
+
+clean:
+	rm -rf $(VENV) .pytest_cache

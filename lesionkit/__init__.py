@@ -1,0 +1,32 @@
+"""lesionkit: skin-lesion classification papers on one small library.
+
+Importing the package is cheap and side-effect free: heavy submodules (torch, fastai, timm) load on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it (resolved lazily, PEP 562)
+_LAZY = {
+    "RunConfig": "lesionkit.config",
+    "ConfigError": "lesionkit.config",
+    "start_run": "lesionkit.runs",
+    "env_report": "lesionkit.runs",
+    "create_model": "lesionkit.registry",
+    "list_models": "lesionkit.registry",
+    "make_synthetic": "lesionkit.data.synthetic",
+    "viewer": "lesionkit.viz.widgets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lesionkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

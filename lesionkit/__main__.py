@@ -1,0 +1,27 @@
+"""`python -m lesionkit <command>`: one entry point, each command implemented in the module that owns it."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> module whose `main(argv) -> int` runs it (imported only when used, so `--help` is instant)
+COMMANDS = {
+    "score": ("lesionkit.metrics.score_cli", "score official-format prediction CSVs against ground truth"),
+    "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset"),
+    "synth": ("lesionkit.data.synthetic", "write the synthetic dermoscopy dataset"),
+    "demo": ("lesionkit.demo", "run every notebook headless on the synthetic default and print a summary"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"} or argv[0] not in COMMANDS:
+        lines = [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: python -m lesionkit <command> [args]\n\ncommands:\n" + "\n".join(lines))
+        return 0 if not argv or argv[0] in {"-h", "--help"} else 2
+    module = importlib.import_module(COMMANDS[argv[0]][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Typed run configs built from a notebook's flat parameters.
+
+papermill hands parameters over as Python literals or strings (`-p pretrained false` arrives as the string "false",
+which is truthy), and only *warns* about unknown names. `Config.from_params` therefore coerces strings to the declared
+types, rejects unknown or misspelled keys with the list of valid ones, and checks ranges and choices, so a bad
+parameter stops a run at its config cell instead of an hour into training.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A notebook parameter is unknown, has the wrong type, or is out of range."""
+
+
+def param(default: Any, help: str, *, ge: float | None = None, le: float | None = None,
+          choices: tuple[Any, ...] | None = None) -> Any:
+    """A config field with its help text and the values it accepts."""
+    return field(default=default, metadata={"help": help, "ge": ge, "le": le, "choices": choices})
+
+
+_TRUE, _FALSE = {"true", "yes", "y", "1", "on"}, {"false", "no", "n", "0", "off"}
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise TypeError(f"expected true/false, got {value!r}")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return _to_int(float(value)) if any(c in value for c in ".eE") else int(value.strip())
+        except ValueError:
+            pass
+    raise TypeError(f"expected an integer, got {value!r}")
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError(f"expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"expected a number, got {value!r}") from None
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (str, int, float, bool)) or isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"expected a string, got {value!r}")
+
+
+def _bool_or_path(value: Any) -> bool | str:
+    """`pretrained`-style values: true/false, or a path to a local file (checked when used)."""
+    try:
+        return _to_bool(value)
+    except TypeError:
+        if isinstance(value, (str, Path)) and str(value).strip():
+            return str(value)
+        raise TypeError(f"expected true, false or a file path, got {value!r}") from None
+
+
+_COERCE = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    if tp in _COERCE:
+        return _COERCE[tp](value)
+    args = set(typing.get_args(tp))
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and args == {bool, str}:
+        return _bool_or_path(value)
+    raise TypeError(f"unsupported config type {tp!r}")
+
+
+# Names a notebook namespace holds besides its parameters (IPython's own, papermill's optional injection).
+_NOTEBOOK_NAMES = {"In", "Out", "exit", "quit", "get_ipython", "open", "PAPERMILL_INPUT_PATH",
+                   "PAPERMILL_OUTPUT_PATH"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Base class: subclasses declare flat, typed fields with `param(...)`; `from_params` builds a validated one."""
+
+    notebook: ClassVar[str] = "config"
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "Config":
+        """Coerce, check and freeze `params`; every problem is reported at once."""
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        problems: list[str] = []
+        for key in params:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                problems.append(f"unknown parameter {key!r}{hint}")
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            if name not in params:
+                continue
+            try:
+                value = _coerce(hints[name], params[name])
+            except TypeError as err:
+                problems.append(f"parameter {name!r}: {err}")
+                continue
+            problem = _check_range(name, value, f.metadata)
+            if problem:
+                problems.append(problem)
+            values[name] = value
+        if not problems:
+            try:
+                cfg = cls(**values)
+                cfg.validate()
+                return cfg
+            except ConfigError as err:
+                problems.append(str(err))
+        valid = ", ".join(f"{n} ({_type_name(hints[n])})" for n in known)
+        raise ConfigError(f"{cls.__name__}: " + "; ".join(problems) + f".\nValid parameters: {valid}.")
+
+    @classmethod
+    def from_notebook(cls, namespace: dict[str, Any]) -> "Config":
+        """Build from a notebook's globals: every plain user variable defined so far counts as a parameter,
+        so a misspelled papermill `-p` name (papermill only warns) is caught here."""
+        return cls.from_params(notebook_params(namespace))
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses extend and raise ConfigError."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        return cls.from_params(yaml.safe_load(Path(path).read_text()))
+
+    @classmethod
+    def describe(cls) -> str:
+        """One line per parameter: name, type, default, help (what `papermill --help-notebook` shows too)."""
+        hints = typing.get_type_hints(cls)
+        return "\n".join(f"{f.name}: {_type_name(hints[f.name])} = {f.default!r}  # {f.metadata.get('help', '')}"
+                         for f in dataclasses.fields(cls))
+
+    def __str__(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, default=str)
+
+
+def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The parameter-like globals of a notebook: plain values, not modules, functions, classes or IPython names."""
+    return {k: v for k, v in namespace.items()
+            if not k.startswith("_") and k not in _NOTEBOOK_NAMES
+            and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}
+
+
+def _check_range(name: str, value: Any, meta: Any) -> str | None:
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        return f"parameter {name!r} = {value!r} is not one of {list(meta['choices'])}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if meta.get("ge") is not None and value < meta["ge"]:
+        return f"parameter {name!r} = {value!r} must be >= {meta['ge']}"
+    if meta.get("le") is not None and value > meta["le"]:
+        return f"parameter {name!r} = {value!r} must be <= {meta['le']}"
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")

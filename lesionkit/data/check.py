@@ -1,0 +1,205 @@
+"""`python -m lesionkit data check DIR [--format F]`: read a dataset and list every problem at once.
+
+Errors (exit status 1): unreadable tables, missing columns, duplicate ids, unknown labels, paths escaping the folder,
+missing / empty / truncated / corrupt images and masks, masks whose size differs from their image, identical image
+files under two ids, lesions or patients on two sides of an official split or fold. Warnings: missing metadata
+(NaN age/sex/site), lesions with conflicting labels, empty classes. Notes: inputs that load fine after conversion
+(CMYK, grayscale, palette, RGBA, 16-bit, EXIF-rotated, very large). Class counts are always printed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import ImageOps
+
+from .errors import DataError
+from .images import DEFAULT_MAX_PIXELS, full_check, load_mask, open_image, quick_check
+from .table import LesionDataset, collect_problems
+
+LARGE_PIXELS = 50_000_000
+_CONVERTED_MODES = {"CMYK": "CMYK", "L": "grayscale", "LA": "grayscale+alpha", "1": "1-bit", "P": "palette",
+                    "RGBA": "RGBA", "I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit int",
+                    "F": "float"}
+
+
+@dataclass
+class CheckReport:
+    source: str
+    fmt: str | None = None
+    n_rows: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def render(self) -> str:
+        lines = [f"lesionkit data check: {self.source} (format {self.fmt}, {self.n_rows} rows)"]
+        for title, items in (("ERRORS", self.errors), ("WARNINGS", self.warnings), ("NOTES", self.notes)):
+            if items:
+                lines.append(f"{title} ({len(items)}):")
+                lines += [f"  - {m}" for m in items]
+        if self.class_counts:
+            lines.append("class counts: " + ", ".join(f"{k} {v}" for k, v in self.class_counts.items()))
+        lines.append("OK: no errors" if self.ok else f"FAILED: {len(self.errors)} error(s)")
+        return "\n".join(lines)
+
+
+def _listing(items: Sequence[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" ... and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _png_bit_depth(path: str) -> int:
+    """Bit depth from the PNG IHDR chunk (Pillow reports 16-bit colour PNGs as plain 'RGB')."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[24] if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) >= 25 else 8
+
+
+def _header_notes(path: str) -> list[str]:
+    """What will be converted on load (from the header only)."""
+    try:
+        with open_image(path) as img:
+            out = []
+            if img.mode in _CONVERTED_MODES:
+                out.append(f"{_CONVERTED_MODES[img.mode]} image, converted to 8-bit RGB")
+            if img.format == "PNG" and img.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+                out.append("16-bit colour PNG, converted to 8-bit RGB")
+            orient = img.getexif().get(0x0112, 1)
+            if orient not in (0, 1):
+                out.append(f"EXIF orientation {orient}, loaded upright")
+            w, h = img.size
+            if w * h > LARGE_PIXELS:
+                out.append(f"very large ({w}x{h}), decoded at a reduced size for training")
+            return out
+    except Exception:  # unreadable files are reported as errors elsewhere
+        return []
+
+
+def _check_images(ds: LesionDataset, report: CheckReport, full: bool, max_pixels: int) -> None:
+    check = full_check if full else quick_check
+    notes: dict[str, list[str]] = {}
+    hashes: dict[str, list[str]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    for row in ds.df.itertuples():
+        p = row.path
+        if not isinstance(p, str):
+            continue
+        try:
+            open(p, "rb").close()
+        except FileNotFoundError:
+            continue  # already reported by the table check
+        msg = check(p, max_pixels)
+        if msg:
+            report.errors.append(msg)
+            continue
+        for n in _header_notes(p):
+            notes.setdefault(n, []).append(Path(p).name)
+        with open(p, "rb") as f:
+            hashes.setdefault(hashlib.blake2b(f.read(), digest_size=16).hexdigest(), []).append(row.image_id)
+        with open_image(p, max_pixels) as img:
+            sizes[row.image_id] = img.size
+        m = row.mask_path
+        if isinstance(m, str):
+            mmsg = quick_check(m, max_pixels)
+            if mmsg is None and full:
+                try:
+                    load_mask(m, max_pixels)
+                except DataError as e:
+                    mmsg = str(e)
+            if mmsg:
+                report.errors.append(f"mask {mmsg}")
+                continue
+            with open_image(m, max_pixels) as mimg:
+                if mimg.size != sizes[row.image_id]:
+                    with open_image(p, max_pixels) as img:
+                        upright = (ImageOps.exif_transpose(img) or img).size
+                    if mimg.size != upright:
+                        report.errors.append(f"{m}: mask is {mimg.size[0]}x{mimg.size[1]} but its image {p} is "
+                                             f"{upright[0]}x{upright[1]}; re-export the mask at the image size")
+    for ids in hashes.values():
+        if len(ids) > 1:
+            report.errors.append(f"identical image files under different ids: {_listing(ids)}; keep one "
+                                 "(duplicates inflate the score when they land on both sides of a split)")
+    for note, files in notes.items():
+        report.notes.append(f"{note}: {len(files)} file(s) ({_listing(files)})")
+
+
+def _check_table(ds: LesionDataset, report: CheckReport) -> None:
+    from .splits import assert_no_group_leak
+
+    df = ds.df
+    for col in ("age", "sex", "site"):
+        if df[col].notna().any() and df[col].isna().any():
+            ids = df.loc[df[col].isna(), "image_id"].tolist()
+            report.warnings.append(f"{col} missing (NaN) for {len(ids)} row(s): {_listing(ids)}; "
+                                   "the metadata encoder handles it explicitly (see lesionkit.data.metadata)")
+    for col in ("split", "fold"):
+        if col in df.columns and df[col].notna().any():
+            parts = {str(k): np.flatnonzero((df[col] == k).to_numpy()) for k in df[col].dropna().unique()}
+            try:
+                assert_no_group_leak(df, parts, ("lesion_id", "patient_id"))
+            except DataError as e:
+                report.errors.append(f"official '{col}' column: {e}")
+    if df["lesion_id"].notna().any():
+        n_labels = df.dropna(subset=["lesion_id"]).groupby("lesion_id")["label"].nunique()
+        conflicting = n_labels[n_labels > 1].index.tolist()
+        if conflicting:
+            report.warnings.append(f"{len(conflicting)} lesion(s) carry different labels on different images: "
+                                   f"{_listing(conflicting)}")
+    counts = ds.class_counts()
+    report.class_counts = {str(k): int(v) for k, v in counts.items()}
+    empty = counts[counts == 0].index.tolist()
+    if empty:
+        report.warnings.append(f"class(es) with no images: {empty}")
+
+
+def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
+                  **reader_kw: Any) -> CheckReport:
+    """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
+    from .readers import get_reader, resolve_source
+
+    report = CheckReport(str(source))
+    try:
+        path, implied = resolve_source(source)
+        if fmt == "auto":
+            from .detect import detect_format
+
+            fmt = implied or ("csv" if path.is_file() else detect_format(path))
+        report.fmt = fmt
+        with collect_problems() as problems:
+            ds = get_reader(fmt)(path, **reader_kw)
+        report.errors += problems
+    except (DataError, FileNotFoundError, KeyError, ValueError) as e:
+        report.errors.append(str(e).strip("'\""))
+        return report
+    report.n_rows = len(ds)
+    _check_table(ds, report)
+    _check_images(ds, report, full, max_pixels)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lesionkit data", description="dataset tools")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check", help="list every problem in a dataset")
+    c.add_argument("source", help="dataset folder, CSV, or a shared-data name")
+    c.add_argument("--format", default="auto", help="reader (default: detected from the files)")
+    c.add_argument("--quick", action="store_true", help="header + end-of-file checks only (no full decode)")
+    c.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
+    c.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    a = ap.parse_args(argv)
+    report = check_dataset(a.source, a.format, full=not a.quick, max_pixels=a.max_pixels)
+    print(report.render())
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
+    return 0 if report.ok else 1

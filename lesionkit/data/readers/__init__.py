@@ -1,0 +1,77 @@
+"""Readers for the official layouts, one module per dataset family; `load_dataset` picks one by name or detection."""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import FormatDetectionError
+from ..table import LesionDataset
+
+# format -> "module:function" (imported on first use)
+READERS: dict[str, str] = {
+    "synthetic": "synthetic_set:read_synthetic",
+    "ham10000": "ham10000:read_ham10000",
+    "isic2018": "ham10000:read_isic2018",
+    "isic2017": "isic2017:read_isic2017",
+    "isic2019": "isic2019:read_isic2019",
+    "isic2020": "isic2020:read_isic2020",
+    "derm7pt": "derm7pt:read_derm7pt",
+    "ph2": "ph2:read_ph2",
+    "folders": "folders:read_class_folders",
+    "csv": "generic_csv:read_csv_dataset",
+}
+# shared-data folder names (under $LESIONKIT_DATA) that load_dataset accepts as a bare name
+SHARED_NAMES = ("ham10000_224", "isic2020_512", "ph2", "testsuite_sample")
+
+
+def get_reader(fmt: str) -> Callable[..., LesionDataset]:
+    if fmt not in READERS:
+        raise ValueError(f"fmt={fmt!r}: unknown format; choose from {['auto', *READERS]}")
+    module, func = READERS[fmt].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), func)
+
+
+def resolve_source(source: str | os.PathLike | None) -> tuple[Path, str | None]:
+    """(folder or file, format implied by the name or None). None / 'synthetic' -> the cached synthetic default."""
+    if source is None or str(source) == "synthetic":
+        from ..synthetic import default_synthetic_dir
+
+        return default_synthetic_dir(), "synthetic"
+    path = Path(source).expanduser()
+    if path.exists():
+        return path, None
+    if str(source) in SHARED_NAMES:
+        base = os.environ.get("LESIONKIT_DATA")
+        if not base:
+            raise FileNotFoundError(f"'{source}' is a shared dataset name, but LESIONKIT_DATA is not set; "
+                                    "set it to the shared data folder or pass the dataset's path")
+        path = Path(base).expanduser() / str(source)
+        if path.exists():
+            return path, None
+    raise FileNotFoundError(f"{source}: no such folder or file (pass a dataset folder, a CSV, 'synthetic', "
+                            f"or one of {list(SHARED_NAMES)} with LESIONKIT_DATA set)")
+
+
+def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", **kw: Any) -> LesionDataset:
+    """Read a dataset into the canonical table.
+
+    `source`: a folder, a CSV file, 'synthetic' / None (the cached synthetic set), or a shared-data name such as
+    'ham10000_224' (resolved under $LESIONKIT_DATA). `fmt`: 'auto' (detected from the files; see detect.py) or one
+    of READERS. Remaining keywords go to the reader (e.g. target=, parts=, missing='drop', columns=).
+    """
+    path, implied = resolve_source(source)
+    if fmt == "auto":
+        if implied is not None:
+            fmt = implied
+        elif path.is_file():
+            fmt = "csv"
+        else:
+            from ..detect import detect_format
+
+            fmt = detect_format(path)
+    return get_reader(fmt)(path, **kw)
+
+
+__all__ = ["READERS", "SHARED_NAMES", "FormatDetectionError", "get_reader", "load_dataset", "resolve_source"]

@@ -1,0 +1,135 @@
+"""Helpers shared by the readers: finding CSVs and images by id the way the official downloads lay them out."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, MissingColumnError
+from ..images import IMAGE_EXTENSIONS
+
+# Canonical column -> names the layouts use for it (first match wins).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "image_id": ("image_id", "image_name", "image", "isic_id", "id", "sample_id", "File"),
+    "path": ("filename", "path", "file", "filepath", "image_path"),
+    "label": ("dx", "label", "diagnosis", "class", "target"),
+    "mask_path": ("mask_filename", "mask_path", "mask"),
+    "lesion_id": ("lesion_id",),
+    "patient_id": ("patient_id",),
+    "age": ("age", "age_approx", "age_approximate"),
+    "sex": ("sex",),
+    "site": ("localization", "anatom_site_general_challenge", "anatom_site_general", "site", "location"),
+    "dx_type": ("dx_type", "diagnosis_confirm_type"),
+    "split": ("split",),
+}
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """read_csv with a clear error for an empty or unparsable file; keeps the RangeIndex (line = index + 2)."""
+    try:
+        return pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the CSV is empty") from None
+    except pd.errors.ParserError as e:
+        raise DataError(f"{path}: not a valid CSV ({e}). Fix the file's quoting/delimiters.") from None
+
+
+def find_file(root: Path, names: Iterable[str], required: bool = True, what: str = "CSV") -> Path | None:
+    """The first of `names` (glob patterns allowed) found directly in root or one folder down."""
+    for name in names:
+        for pattern in (name, f"*/{name}"):
+            hits = sorted(root.glob(pattern))
+            if hits:
+                return hits[0]
+    if required:
+        raise FileNotFoundError(f"{root}: no {what} named {list(names)} here or one folder down. "
+                                "Point the reader at the folder of the official download.")
+    return None
+
+
+def index_images(root: Path, dirs: Sequence[str | Path] | None = None, exts: Sequence[str] = IMAGE_EXTENSIONS,
+                 exclude_suffixes: Sequence[str] = ("_segmentation", "_superpixels", "_lesion", "_mask")) -> dict[str, str]:
+    """Map file stem -> absolute path for images under root (or under `dirs`, searched in order).
+
+    Stems ending in a mask/superpixel suffix are left out, so `ISIC_x_segmentation.png` never shadows `ISIC_x.jpg`.
+    When a stem occurs twice the earlier `dirs` entry wins (e.g. ISIC 2019 input folder over a stray 2018 copy).
+    """
+    bases = [root / d for d in dirs] if dirs else [root]
+    out: dict[str, str] = {}
+    extset = {e.lower() for e in exts}
+    for base in bases:
+        if not base.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for fn in sorted(filenames):
+                stem, ext = os.path.splitext(fn)
+                if ext.lower() in extset and not stem.endswith(tuple(exclude_suffixes)) and stem not in out:
+                    out[stem] = os.path.join(dirpath, fn)
+    return out
+
+
+def index_masks(root: Path, dirs: Sequence[str | Path] | None = None, suffix: str = "_segmentation") -> dict[str, str]:
+    """Map image id -> mask path for files named `<id><suffix>.png` (ISIC) under root or `dirs`."""
+    bases = [root / d for d in dirs] if dirs else [root]
+    out: dict[str, str] = {}
+    for base in bases:
+        if not base.is_dir():
+            continue
+        for dirpath, _, filenames in os.walk(base):
+            for fn in filenames:
+                stem, ext = os.path.splitext(fn)
+                if ext.lower() in (".png", ".bmp", ".gif", ".jpg") and stem.endswith(suffix):
+                    out.setdefault(stem[: -len(suffix)], os.path.join(dirpath, fn))
+    return out
+
+
+def canonical_columns(raw: pd.DataFrame, columns: dict[str, str] | None = None,
+                      wanted: Sequence[str] = tuple(ALIASES)) -> dict[str, str]:
+    """canonical name -> raw column: explicit `columns` first, then ALIASES. Raises if an explicit one is absent."""
+    from ..table import pick_column
+
+    mapping: dict[str, str] = {}
+    for canon in wanted:
+        if columns and canon in columns:
+            if columns[canon] not in raw.columns:
+                raise MissingColumnError(f"column '{columns[canon]}' (given for {canon}) not in {list(raw.columns)}")
+            mapping[canon] = columns[canon]
+        else:
+            found = pick_column(raw, ALIASES.get(canon, (canon,)))
+            if found is not None and found not in mapping.values():
+                mapping[canon] = found
+    return mapping
+
+
+def to_canonical(raw: pd.DataFrame, mapping: dict[str, str], keep_extra: bool = True) -> pd.DataFrame:
+    """Rename raw columns to canonical names; other raw columns are kept as extras (never silently lost)."""
+    df = pd.DataFrame(index=raw.index)
+    for canon, col in mapping.items():
+        df[canon] = raw[col]
+    if keep_extra:
+        for col in raw.columns:
+            if col not in mapping.values() and col not in df.columns:
+                df[col] = raw[col]
+    return df
+
+
+def paths_from_index(ids: pd.Series, index: dict[str, str]) -> pd.Series:
+    return ids.astype(str).map(lambda i: index.get(i, np.nan))
+
+
+def onehot_to_label(raw: pd.DataFrame, cols: Sequence[str], source: Path) -> pd.Series:
+    """Label = the column holding the row's 1 in an ISIC one-hot table; rows with no or several 1s raise."""
+    from ..table import line_of
+
+    vals = raw[list(cols)].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
+    hot = vals > 0.5
+    bad = hot.sum(1) != 1
+    if bad.any():
+        rows = [f"{line_of(i)} ({raw.iloc[k, 0]})" for k, i in enumerate(raw.index) if bad[k]][:10]
+        raise DataError(f"{source}: {int(bad.sum())} row(s) are not one-hot over {list(cols)}: {', '.join(rows)}. "
+                        "Each row needs exactly one 1.")
+    return pd.Series(np.asarray(cols, dtype=object)[hot.argmax(1)], index=raw.index)

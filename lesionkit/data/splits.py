@@ -1,0 +1,140 @@
+"""Leakage-free splits: stratified folds grouped by lesion and/or patient, official splits, and a leak guard.
+
+The originals split HAM10000 by image (SE-LCN: 724 lesions on both sides) or ISIC 2020 without patient grouping
+(multimodal repo). Here every split groups first; rows whose group id is missing form their own singleton group.
+With several group columns (lesion_id and patient_id) rows linked through any of them stay together.
+By default rows are grouped by lesion_id and patient_id together (columns absent from df are ignored), which is
+what the loaders' leak guard checks. All functions return positional indices into `df` (numpy int arrays).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from .errors import GroupLeakError
+
+GroupCols = str | Sequence[str]
+
+
+def _as_list(cols: GroupCols | None) -> list[str]:
+    if cols is None:
+        return []
+    return [cols] if isinstance(cols, str) else list(cols)
+
+
+def group_codes(df: pd.DataFrame, group_col: GroupCols = ("lesion_id", "patient_id")) -> np.ndarray:
+    """One integer group per row: rows sharing a value in any of the group columns are merged (union-find)."""
+    cols = [c for c in _as_list(group_col) if c in df.columns]
+    n = len(df)
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for col in cols:
+        vals = df[col].to_numpy()
+        first: dict[object, int] = {}
+        for i, v in enumerate(vals):
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            if v in first:
+                a, b = find(i), find(first[v])
+                if a != b:
+                    parent[a] = b
+            else:
+                first[v] = i
+    roots = np.array([find(i) for i in range(n)])
+    return pd.factorize(roots)[0]
+
+
+def _strata(df: pd.DataFrame, stratify_col: str | None) -> np.ndarray:
+    if stratify_col is None:
+        return np.zeros(len(df), dtype=int)
+    if stratify_col not in df.columns:
+        raise KeyError(f"stratify_col={stratify_col!r} is not a column; columns are {list(df.columns)}")
+    return pd.factorize(df[stratify_col].astype(str))[0]
+
+
+DEFAULT_GROUPS = ("lesion_id", "patient_id")
+
+
+def grouped_kfold(df: pd.DataFrame, n_splits: int = 5, group_col: GroupCols = DEFAULT_GROUPS,
+                  stratify_col: str | None = "label", seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`n_splits` (train_idx, valid_idx) pairs from sklearn's StratifiedGroupKFold (shuffled, seeded): no group on
+    two sides, class proportions kept as far as grouping allows. Same df + seed -> same folds."""
+    if n_splits < 2:
+        raise ValueError(f"n_splits={n_splits}: need at least 2")
+    groups = group_codes(df, group_col)
+    if len(np.unique(groups)) < n_splits:
+        raise ValueError(f"only {len(np.unique(groups))} groups for {n_splits} folds")
+    skf = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    folds = [(np.sort(tr), np.sort(va)) for tr, va in skf.split(np.zeros(len(df)), _strata(df, stratify_col), groups)]
+    assert_no_group_leak(df, [folds[0][0], folds[0][1]], _as_list(group_col))
+    return folds
+
+
+def fold_column(df: pd.DataFrame, folds: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Fold number of each row (the fold in which it is validation), -1 for rows in no validation fold."""
+    out = np.full(len(df), -1, dtype=int)
+    for k, (_, va) in enumerate(folds):
+        out[va] = k
+    return out
+
+
+def grouped_holdout(df: pd.DataFrame, test_frac: float = 0.2, group_col: GroupCols = DEFAULT_GROUPS,
+                    stratify_col: str | None = "label", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train_idx, test_idx) with about `test_frac` of the rows held out by whole groups, stratified.
+
+    Implemented as one fold of a StratifiedGroupKFold with round(1/test_frac) folds, so the held-out share is
+    1/k (0.2 -> 5 folds; 0.15 -> 1/7 = 0.143).
+    """
+    if not 0 < test_frac < 1:
+        raise ValueError(f"test_frac={test_frac}: must be in (0, 1)")
+    k = max(2, int(round(1 / test_frac)))
+    tr, te = grouped_kfold(df, n_splits=k, group_col=group_col, stratify_col=stratify_col, seed=seed)[0]
+    return tr, te
+
+
+def official_splits(df: pd.DataFrame, col: str = "split") -> dict[str, np.ndarray]:
+    """Positions per value of the official split column (e.g. ISIC 2017 train/valid/test, derm7pt index files)."""
+    if col not in df.columns or df[col].isna().all():
+        raise ValueError(f"this dataset has no official split (column '{col}' is empty); use grouped_kfold")
+    return {str(k): np.flatnonzero((df[col] == k).to_numpy()) for k in df[col].dropna().unique()}
+
+
+def assert_no_group_leak(df: pd.DataFrame, parts: Sequence[np.ndarray] | Mapping[str, np.ndarray],
+                         group_cols: GroupCols = ("lesion_id", "patient_id")) -> None:
+    """Raise GroupLeakError, naming the ids and the parts, if any lesion/patient id sits in two of `parts`.
+
+    Works on any split (ours, a paper's index pickle, a hand-made CSV). Missing ids (NaN) never count as shared;
+    group columns absent from df are skipped.
+    """
+    named = dict(parts) if isinstance(parts, Mapping) else {f"part {i}": p for i, p in enumerate(parts)}
+    problems = []
+    for col in _as_list(group_cols):
+        if col not in df.columns:
+            continue
+        owner: dict[object, str] = {}
+        shared: dict[object, set[str]] = {}
+        for name, idx in named.items():
+            vals = df[col].iloc[np.asarray(idx, dtype=int)].dropna().unique()
+            for v in vals:
+                if v in owner and owner[v] != name:
+                    shared.setdefault(v, {owner[v]}).add(name)
+                else:
+                    owner.setdefault(v, name)
+        if shared:
+            ids = sorted(shared, key=str)
+            shown = ", ".join(f"{v} ({' & '.join(sorted(shared[v]))})" for v in ids[:10])
+            more = f" ... and {len(ids) - 10} more" if len(ids) > 10 else ""
+            problems.append(f"{len(ids)} {col}(s) in more than one part: {shown}{more}")
+    if problems:
+        raise GroupLeakError("group leak: " + "; ".join(problems) +
+                             ". Split with lesionkit.data.splits.grouped_kfold / grouped_holdout, which keep each "
+                             "group on one side.")

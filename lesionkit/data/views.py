@@ -1,0 +1,179 @@
+"""Several views of one image as one input: the patch grid of the patch-attention model, and test-time views.
+
+- Patch grid (methods-a §1.1/§1.3): the full image resized to 450x600 (HxW) and cut into P ordered 224 px crops:
+  '2x2+c' (P=5: four corners + centre, the HAM10000 config) or '3x3' (P=9, the derm7pt config). Batches are
+  (B, P, 3, 224, 224). Training augments the whole image first (flips, brightness 32/255, saturation 0.5) and
+  may zero whole patches (patch dropout); inputs stay in [0, 1] by default, as in the released code.
+- TTA views, batches (B, V, 3, S, S): 'flips8' (the 1st-place 8 flip/transpose views), 'multicrop' (an ordered
+  n x n grid of S crops from the image resized to scale*S), 'multiscale' (ARL's 9 views: 2 crops at each scale
+  0.2/0.4/0.6/0.8 plus the whole image; seeded per image, so repeated predictions agree).
+`tta_predict` averages a model's probabilities over the views.
+"""
+from __future__ import annotations
+
+import random
+import zlib
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from fastai.data.core import DataLoaders, Datasets, TfmdDL
+from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
+from fastai.vision.augment import RandTransform
+from fastai.vision.core import PILImage, TensorImage
+from PIL import Image, ImageEnhance
+
+from .augment import ARL_SCALES, arl_crop
+from .loaders import GetLabel, ReadImage, Stats, _batch_tfms, _dataloaders, _positions, _prepare, check_rows
+from .table import LesionDataset
+
+GRIDS = ("2x2+c", "3x3")
+VIEWS = ("flips8", "multicrop", "multiscale")
+
+
+def grid_boxes(grid: str, full: tuple[int, int] = (450, 600), patch: int = 224) -> list[tuple[int, int]]:
+    """Top-left (y, x) of each patch, row-major; '2x2+c' appends the centre patch."""
+    h, w = full
+    if grid == "2x2+c":
+        ys, xs = [0, h - patch], [0, w - patch]
+        boxes = [(y, x) for y in ys for x in xs]
+        return boxes + [((h - patch) // 2, (w - patch) // 2)]
+    if grid == "3x3":
+        ys = np.linspace(0, h - patch, 3).round().astype(int)
+        xs = np.linspace(0, w - patch, 3).round().astype(int)
+        return [(int(y), int(x)) for y in ys for x in xs]
+    raise ValueError(f"grid={grid!r}: choose from {GRIDS}")
+
+
+def _to_tensor(arrs: Sequence[np.ndarray]) -> TensorImage:
+    return TensorImage(torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous())
+
+
+class PatchGrid(RandTransform):
+    """PILImage -> uint8 TensorImage (P, 3, patch, patch); train split: whole-image augmentation + patch dropout."""
+
+    split_idx, order = None, 1
+
+    def __init__(self, grid: str = "2x2+c", full: tuple[int, int] = (450, 600), patch: int = 224,
+                 patch_dropout: float = 0.0, seed: int | None = None):
+        super().__init__(p=1.0)
+        self.boxes, self.full, self.patch, self.patch_dropout = grid_boxes(grid, full, patch), full, patch, patch_dropout
+        self.rng, self.idx = random.Random(seed), 1
+
+    def before_call(self, b: Any, split_idx: int | None) -> None:
+        self.idx, self.do = split_idx, True
+
+    def _augment(self, img: Image.Image) -> Image.Image:
+        r = self.rng
+        if r.random() < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        if r.random() < 0.5:
+            img = img.transpose(Image.FLIP_TOP_BOTTOM)
+        img = ImageEnhance.Brightness(img).enhance(1 + r.uniform(-32 / 255, 32 / 255))
+        return ImageEnhance.Color(img).enhance(1 + r.uniform(-0.5, 0.5))
+
+    def encodes(self, img: PILImage) -> TensorImage:
+        h, w = self.full
+        img = img.resize((w, h), Image.BILINEAR)
+        if self.idx == 0:
+            img = self._augment(img)
+        a = np.asarray(img)
+        crops = [a[y:y + self.patch, x:x + self.patch] for y, x in self.boxes]
+        if self.idx == 0 and self.patch_dropout > 0:
+            crops = [np.zeros_like(c) if self.rng.random() < self.patch_dropout else c for c in crops]
+        return _to_tensor(crops)
+
+
+def flip_views(a: np.ndarray) -> list[np.ndarray]:
+    """The 1st-place 8 views in its order: k >= 4 transposes, then k % 4: none, vflip, hflip, both."""
+    out = []
+    for k in range(8):
+        v = a.transpose(1, 0, 2) if k >= 4 else a
+        v = [v, v[::-1], v[:, ::-1], v[::-1, ::-1]][k % 4]
+        out.append(np.ascontiguousarray(v))
+    return out
+
+
+class Views(RandTransform):
+    """PILImage -> uint8 TensorImage (V, 3, size, size) of test-time views (any split)."""
+
+    split_idx, order = None, 1
+
+    def __init__(self, kind: str = "flips8", size: int = 224, grid: int = 3, scale: float = 1.5, seed: int = 6666):
+        super().__init__(p=1.0)
+        if kind not in VIEWS:
+            raise ValueError(f"views={kind!r}: choose from {VIEWS}")
+        self.kind, self.size, self.grid, self.scale, self.seed = kind, size, grid, scale, seed
+
+    def before_call(self, b: Any, split_idx: int | None) -> None:
+        self.do = True
+
+    def encodes(self, img: PILImage) -> TensorImage:
+        s = self.size
+        if self.kind == "flips8":
+            return _to_tensor(flip_views(np.asarray(img.resize((s, s), Image.BILINEAR))))
+        if self.kind == "multicrop":
+            big = int(round(self.scale * s))
+            a = np.asarray(img.resize((big, big), Image.BILINEAR))
+            pos = np.linspace(0, big - s, self.grid).round().astype(int)
+            return _to_tensor([a[y:y + s, x:x + s] for y in pos for x in pos])
+        rng = random.Random(self.seed ^ zlib.crc32(np.asarray(img)[::16, ::16].tobytes()))
+        views = [arl_crop(img, sc, rng) for sc in ARL_SCALES for _ in range(2)] + [img]
+        return _to_tensor([np.asarray(v.resize((s, s), Image.BILINEAR)) for v in views])
+
+
+def patch_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, grid: str = "2x2+c", patch: int = 224,
+              full: tuple[int, int] = (450, 600), bs: int = 5, patch_dropout: float = 0.0, seed: int = 0,
+              num_workers: int = 0, norm: Stats | None = None, balanced: bool = False, verify: bool = True,
+              leak_check: bool = True, device: Any = None, **kw: Any) -> DataLoaders:
+    """DataLoaders of patch grids: x (bs, P, 3, patch, patch), y label_idx. Set patch dropout here or in the model,
+    not in both."""
+    tr, va = _prepare(ds, train_idx, valid_idx, verify, leak_check)
+    dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
+                     splits=[list(tr), list(va)])
+    item = [PatchGrid(grid, full, patch, patch_dropout, seed)]
+    dls = _dataloaders(dsets, bs, item, _batch_tfms([], norm), seed, num_workers, balanced,
+                       ds.df["label"].to_numpy()[tr], device, **kw)
+    dls.n_patches = len(item[0].boxes)
+    return dls
+
+
+def tta_dl(ds: LesionDataset, idx: Any = None, size: int = 224, views: str = "flips8", bs: int = 16,
+           norm: Stats | None = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), with_labels: bool = True,
+           grid: int = 3, scale: float = 1.5, seed: int = 6666, num_workers: int = 0, verify: bool = True,
+           device: Any = None) -> TfmdDL:
+    """A loader of (B, V, 3, size, size) test-time views over rows `idx` of ds (all rows by default)."""
+    pos = np.arange(len(ds.df)) if idx is None else _positions(idx, len(ds.df), "idx")
+    if verify:
+        check_rows(ds, pos)
+    rows = ds.df.iloc[pos]
+    tfms: list = [[ReadImage(size)]]
+    if with_labels:
+        tfms.append([GetLabel(), Categorize(vocab=ds.classes, sort=False)])
+    dsets = Datasets(rows, tfms=tfms)
+    opts: dict[str, Any] = dict(bs=bs, shuffle=False, drop_last=False, num_workers=num_workers,
+                                after_item=[Views(views, size, grid, scale, seed), ToTensor()],
+                                after_batch=[IntToFloatTensor(), *([Normalize.from_stats(*norm)] if norm else [])])
+    if device is not None:
+        opts["device"] = device
+    return TfmdDL(dsets, **opts)
+
+
+@torch.no_grad()
+def tta_predict(model: torch.nn.Module, dl: TfmdDL, activation: str = "softmax") -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(probabilities averaged over the views (N, C), targets or None) for a view loader from `tta_dl`."""
+    model.eval()
+    probs, targets = [], []
+    for b in dl:
+        x = b[0]
+        bsz, v = x.shape[:2]
+        out = model(x.reshape(bsz * v, *x.shape[2:]).as_subclass(torch.Tensor))
+        p = out.softmax(-1) if activation == "softmax" else out.sigmoid()
+        probs.append(p.reshape(bsz, v, -1).mean(1).cpu())
+        if len(b) > 1:
+            targets.append(b[1].as_subclass(torch.Tensor).cpu())
+    return torch.cat(probs), (torch.cat(targets) if targets else None)
+
+
+__all__ = ["GRIDS", "VIEWS", "PatchGrid", "Views", "flip_views", "grid_boxes", "patch_dls", "tta_dl", "tta_predict"]

@@ -1,0 +1,140 @@
+"""What every paper notebook shares: the common parameters and the steps data → split → model → train → evaluate.
+
+Notebooks call these one by one (so each step can be shown and explained); nothing here is specific to a paper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import Config, ConfigError, param
+
+SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """Parameters every training notebook has (MONAI's rule: each has `epochs` and `smoke`)."""
+
+    data_dir: str = param("synthetic", "dataset folder, or 'synthetic' (the embedded default) / 'synthetic-null' "
+                                       "(same images without class signal: the sanity control)")
+    data_format: str = param("auto", "dataset layout (auto = detect from the folder's files)")
+    test_dir: str = param("", "optional external test set folder (empty: hold out lesions of data_dir)")
+    image_size: int = param(128, "training resolution in pixels", ge=32, le=1024)
+    epochs: int = param(5, "training epochs", ge=1, le=10_000)
+    batch_size: int = param(32, "images per batch", ge=1, le=4096)
+    lr: float = param(2e-3, "peak learning rate", ge=1e-7, le=10.0)
+    pretrained: bool | str = param(True, "true, false, or a path to a local weight file")
+    valid_frac: float = param(0.15, "share of lesions used for model selection", ge=0.05, le=0.5)
+    test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)
+    seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
+    num_workers: int = param(0, "DataLoader worker processes (0: load in the main process)", ge=0, le=64)
+    smoke: bool = param(False, "tiny run (few images, 1 epoch, small size) to check the pipeline")
+    interactive: bool = param(False, "show ipywidgets viewers (off for headless papermill runs)")
+    run_name: str = param("", "optional label appended to the run folder's name")
+
+    def validate(self) -> None:
+        if self.data_dir not in SYNTHETIC_SOURCES and not Path(self.data_dir).expanduser().exists():
+            raise ConfigError(f"data_dir {self.data_dir!r} does not exist (working directory {Path.cwd()}); give an "
+                              f"existing dataset folder or one of {list(SYNTHETIC_SOURCES)}")
+        if self.test_dir and not Path(self.test_dir).expanduser().exists():
+            raise ConfigError(f"test_dir {self.test_dir!r} does not exist; give a folder or leave it empty")
+        if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
+            raise ConfigError(f"pretrained={self.pretrained!r} is neither true/false nor an existing weight file")
+
+    def effective(self, **smoke_overrides: Any) -> "TrainConfig":
+        """The config actually run: with `smoke`, sizes and epochs shrink to the given overrides."""
+        if not self.smoke:
+            return self
+        import dataclasses
+
+        defaults = {"epochs": 1, "image_size": min(self.image_size, 64), "batch_size": min(self.batch_size, 16)}
+        return dataclasses.replace(self, **{**defaults, **smoke_overrides})
+
+
+def resolve_data_dir(source: str, size: int = 224) -> Path:
+    """'synthetic' / 'synthetic-null' → the cached generated set; anything else is a folder path."""
+    from ..data.synthetic import default_synthetic_dir
+
+    if source in SYNTHETIC_SOURCES:
+        return default_synthetic_dir(signal=source == "synthetic", size=size)
+    return Path(source).expanduser().resolve()
+
+
+def load_data(cfg: TrainConfig, max_images: int | None = None):
+    """The dataset of `cfg.data_dir`; with `smoke`, a class-stratified subset of whole lesions."""
+    from ..data import load_dataset
+
+    ds = load_dataset(resolve_data_dir(cfg.data_dir), fmt=cfg.data_format)
+    if cfg.smoke and max_images is None:
+        max_images = 140
+    if max_images and len(ds) > max_images:
+        ds = ds.subset(_lesion_subsample(ds.df, max_images, cfg.seed))
+    return ds
+
+
+def _lesion_subsample(df, n: int, seed: int) -> np.ndarray:
+    """Positions of whole lesions, sampled per class in proportion, until about `n` images."""
+    rng = np.random.default_rng(seed)
+    groups = df["lesion_id"].fillna(df["image_id"])
+    lesions = df.assign(_g=groups).groupby("_g")["label"].first()
+    share = n / len(df)
+    keep = []
+    for _, ids in lesions.groupby(lesions):
+        k = max(2, int(round(len(ids) * share)))
+        keep.extend(rng.choice(ids.index.to_numpy(), min(k, len(ids)), replace=False))
+    return np.flatnonzero(groups.isin(set(keep)).to_numpy())
+
+
+def holdout_splits(ds, cfg: TrainConfig) -> dict[str, np.ndarray]:
+    """train / valid / test positions with no lesion or patient on two sides (checked by the guard)."""
+    from ..data.splits import assert_no_group_leak, grouped_holdout
+
+    group = "patient_id" if ds.df["patient_id"].notna().all() else "lesion_id"
+    rest, test = grouped_holdout(ds.df, test_frac=cfg.test_frac, group_col=group, stratify_col="label_idx",
+                                 seed=cfg.seed)
+    sub = ds.df.iloc[rest]
+    tr, va = grouped_holdout(sub, test_frac=cfg.valid_frac / (1 - cfg.test_frac), group_col=group,
+                             stratify_col="label_idx", seed=cfg.seed + 1)
+    parts = {"train": rest[tr], "valid": rest[va], "test": test}
+    assert_no_group_leak(ds.df, list(parts.values()), group_cols=[c for c in ("lesion_id", "patient_id")
+                                                                   if ds.df[c].notna().any()])
+    return parts
+
+
+def model_norm(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean/std a model expects (timm's default_cfg), ImageNet's when it declares none."""
+    cfg = getattr(model, "default_cfg", None) or getattr(model, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+
+
+def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test", tta: bool = False,
+             figures: bool = True) -> dict[str, Any]:
+    """Score rows `idx` like the official scorer, save predictions in the official format and the figures.
+
+    Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
+    """
+    from ..data.loaders import test_dl
+    from ..metrics import binary_report, multiclass_report, predict_labels, write_predictions
+    from ..train import predict
+
+    dl = test_dl(learn.dls, ds, idx, with_labels=True)
+    probs, y = predict(learn, dl, tta=tta)
+    y = y.astype(int)
+    binary = ds.n_classes == 2
+    report = binary_report(y, probs[:, 1]) if binary else multiclass_report(y, probs, ds.classes)
+    write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[idx].tolist(), probs, ds.classes,
+                      y_true=y, stem=name)
+    run.log_metrics({name: report})
+    figs = {}
+    if figures:
+        from ..viz.plots import plot_confusion_matrix, plot_roc_curves
+
+        figs = {f"{name}_confusion": plot_confusion_matrix(y, predict_labels(probs, ties="first"), ds.classes),
+                f"{name}_roc": plot_roc_curves(y, probs, ds.classes)}
+        for fig_name, fig in figs.items():
+            run.save_figure(fig, fig_name)
+    return {"report": report, "probs": probs, "y": y, "figures": figs}

@@ -1,0 +1,282 @@
+"""SE-LCN (symmetry-enhanced lesion classification network; Ramakrishnan, UTwente thesis), a three-network cascade.
+
+1. ``selcn_segmenter``: lesion segmentation, DeepLabV3+ (output stride 16) with a timm encoder through
+   segmentation-models-pytorch; Xception (``tu-xception41``, timm's aligned Xception) by default, as in the code's
+   Xception DeepLabV3+. Output (B, 2, H, W) logits; train with ``lesionkit.losses.DiceRankLoss``. The masks feed
+   ``lae_box`` / ``lae_mask`` (largest contour's box enlarged by 20 % per side; pixels outside set to 0).
+2. ``selcn_symmetry``: SqueezeNet 1.0 (torchvision) with a 2-way final conv (736,450 parameters). Its Grad-CAM++ at
+   the last Fire module's expand3x3 activation (argmax class, min-max normalised) is the symmetry CAM.
+3. ``selcn_classifier``: EfficientNet-B4 features (1792 channels) + E-layer (CAM as an extra channel → Conv1×1 + BN
+   + ReLU) → GAP → Linear. Trainable parameters with 7 classes: 17,548,616 + 3,218,432 + 12,551 = 20,779,599. The
+   CAM is an input feature, not a loss term. ``forward(x, cam=None)``: without ``cam`` the attached (frozen, eval-mode)
+   symmetry network computes it on the fly, so the classifier is a one-input model for fastai and Captum; load the
+   trained symmetry weights into ``model.symmetry_net``. The original computes CAMs offline at a fixed 224×224; here
+   they are computed at the input size (``cam`` may also be passed precomputed).
+
+Native maps: symmetry net and classifier ``symmetry_cam`` (B, 1, H, W) in [0, 1]; the segmenter has none.
+The segmenter's output is a map, so Captum needs a scalar per class: use ``model.class_scores`` as the forward function.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lesionkit.layers.e_layer import ELayer
+from lesionkit.layers.gradcam_pp import grad_cam_plus_plus, minmax_normalise
+from lesionkit.models._helpers import build_model, make_cfg, set_cfg
+from lesionkit.registry import register_model
+
+__all__: list[str] = ["LesionSegmenter", "SymmetryNet", "SELCNClassifier", "lae_box", "lae_mask"]
+
+
+def lae_box(mask: np.ndarray | torch.Tensor, enlarge: float = 0.2) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), end-exclusive, of the largest external contour's bounding box enlarged by ``enlarge`` of its
+    width/height on each side and clipped to the image; None for an empty mask."""
+    import cv2
+
+    arr = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if arr.ndim != 2:
+        raise ValueError(f"lae_box expects a 2-D mask, got shape {arr.shape}")
+    contours, _ = cv2.findContours((arr > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
+    height, width = arr.shape
+    x0, y0 = max(0, int(x - enlarge * w)), max(0, int(y - enlarge * h))
+    x1, y1 = min(width, int(x + (1 + enlarge) * w)), min(height, int(y + (1 + enlarge) * h))
+    return x0, y0, x1, y1
+
+
+def lae_mask(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, enlarge: float = 0.2):
+    """Zero every pixel of ``image`` (H, W[, C] array or (C, H, W) tensor) outside ``lae_box(mask)``."""
+    box = lae_box(mask, enlarge)
+    out = image.clone() if isinstance(image, torch.Tensor) else np.array(image, copy=True)
+    if box is None:
+        return out
+    x0, y0, x1, y1 = box
+    keep = np.zeros(tuple(mask.shape[-2:]), dtype=bool)
+    keep[y0:y1, x0:x1] = True
+    if isinstance(out, torch.Tensor):
+        out[..., ~torch.from_numpy(keep)] = 0
+    else:
+        out[~keep] = 0
+    return out
+
+
+class LesionSegmenter(nn.Module):
+    """DeepLabV3+ (smp) with a timm encoder; ``forward(x)`` → (B, num_classes, H, W) logits.
+
+    H and W must be divisible by 16 (smp's check). ``encoder_weights`` stays None: no download.
+    """
+
+    def __init__(self, encoder: str = "tu-xception41", num_classes: int = 2, in_chans: int = 3,
+                 output_stride: int = 16) -> None:
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        self.encoder_name = encoder
+        self.net = smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, in_channels=in_chans,
+                                     classes=num_classes, encoder_output_stride=output_stride)
+        self.num_classes = num_classes
+        self.num_features = self.head_hidden_size = self.net.segmentation_head[0].in_channels
+        set_cfg(self, make_cfg((3, 256, 256), None, "net.decoder", num_classes=num_classes, task="segmentation",
+                               classifier="net.segmentation_head", architecture=f"deeplabv3plus_{encoder}"))
+
+    @staticmethod
+    def backbone_arch_of(encoder: str = "tu-xception41", **_: Any) -> str:
+        return encoder.removeprefix("tu-")
+
+    def pretrained_target(self) -> tuple[str, nn.Module]:
+        return self.backbone_arch_of(self.encoder_name), getattr(self.net.encoder, "model", self.net.encoder)
+
+    def get_classifier(self) -> nn.Module:
+        return self.net.segmentation_head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        from segmentation_models_pytorch.base import SegmentationHead
+
+        self.num_classes = num_classes
+        self.net.segmentation_head = SegmentationHead(self.num_features, num_classes, kernel_size=1, upsampling=4)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.decoder(self.net.encoder(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x if pre_logits else self.net.segmentation_head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def class_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, num_classes) spatial means of the logits: a scalar per class for Captum's Grad-CAM."""
+        return self(x).mean((2, 3))
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {}
+
+
+class SymmetryNet(nn.Module):
+    """torchvision SqueezeNet 1.0 with a ``num_classes``-way final conv; ReLUs are not in place (hook-safe)."""
+
+    cam_module = "features.12.expand3x3_activation"
+
+    def __init__(self, num_classes: int = 2, dropout: float = 0.5) -> None:
+        super().__init__()
+        from torchvision.models import squeezenet1_0
+
+        net = squeezenet1_0(weights=None, num_classes=num_classes, dropout=dropout)
+        self.features, self.classifier = net.features, net.classifier
+        for module in self.modules():
+            if isinstance(module, nn.ReLU):
+                module.inplace = False
+        self.num_classes = num_classes
+        self.num_features = self.head_hidden_size = 512
+        set_cfg(self, make_cfg((3, 256, 256), (15, 15), self.cam_module, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                               num_classes=num_classes, first_conv="features.0", classifier="classifier.1",
+                               architecture="squeezenet1_0"))
+
+    @staticmethod
+    def backbone_arch_of(**_: Any) -> str:
+        return "squeezenet1_0"
+
+    def pretrained_target(self) -> tuple[str, nn.Module]:
+        return "squeezenet1_0", self
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier[1]
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        self.classifier[1] = nn.Conv2d(512, num_classes, kernel_size=1)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return x.mean((2, 3)) if pre_logits else torch.flatten(self.classifier(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def symmetry_cam(self, x: torch.Tensor, target: torch.Tensor | None = None,
+                     size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Grad-CAM++ of the last Fire expand3x3 activation for ``target`` (default: argmax class).
+
+        Runs in eval mode with gradients enabled and detached from the caller's graph. Returns (B, 1, H, W) in [0, 1],
+        resized to ``size`` (default: the input size).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.enable_grad():
+                x = x.detach()
+                fire = self.features[12]
+                squeezed = fire.squeeze_activation(fire.squeeze(self.features[:12](x)))
+                e1 = fire.expand1x1_activation(fire.expand1x1(squeezed))
+                e3 = fire.expand3x3_activation(fire.expand3x3(squeezed)).detach().requires_grad_(True)
+                logits = self.forward_head(torch.cat([e1, e3], dim=1))
+                cls = logits.argmax(1) if target is None else torch.as_tensor(target, device=x.device).reshape(-1)
+                score = logits.gather(1, cls.expand(x.shape[0]).reshape(-1, 1)).sum()
+                grads = torch.autograd.grad(score, e3)[0]
+            cam = grad_cam_plus_plus(e3.detach(), grads)
+            cam = F.interpolate(cam, size=size or tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
+            return minmax_normalise(cam)
+        finally:
+            self.train(was_training)
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"symmetry_cam": self.symmetry_cam(x)}
+
+
+class SELCNClassifier(nn.Module):
+    """EfficientNet features + E-layer(CAM) → GAP → Linear; ``forward(x, cam=None)``.
+
+    Args:
+        backbone: timm name (``efficientnet_b4``: the code's torchvision B4 has the same 1792-channel features).
+        num_classes: 7 (HAM10000).
+        with_symmetry_net: attach a frozen ``SymmetryNet`` that makes the CAM when none is passed.
+        drop_rate: dropout before the Linear (the code uses none).
+        **kwargs: timm backbone options.
+    """
+
+    def __init__(self, backbone: str = "efficientnet_b4", num_classes: int = 7, with_symmetry_net: bool = True,
+                 drop_rate: float = 0.0, **kwargs: Any) -> None:
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="", **kwargs)
+        self.num_features = self.head_hidden_size = self.backbone.num_features
+        self.e_layer = ELayer(self.num_features)
+        self.drop_rate = drop_rate
+        self.reset_classifier(num_classes)
+        self.symmetry_net = SymmetryNet() if with_symmetry_net else None
+        if self.symmetry_net is not None:
+            self.symmetry_net.requires_grad_(False).eval()
+        set_cfg(self, make_cfg((3, 256, 256), (8, 8), "e_layer.act", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                               num_classes=num_classes, first_conv="backbone.conv_stem", classifier="classifier",
+                               architecture=f"selcn_{backbone}"))
+
+    @staticmethod
+    def backbone_arch_of(backbone: str = "efficientnet_b4", **_: Any) -> str:
+        return backbone
+
+    def pretrained_target(self) -> tuple[str, nn.Module]:
+        return self.backbone_name, self.backbone
+
+    def train(self, mode: bool = True) -> "SELCNClassifier":
+        super().train(mode)
+        if self.symmetry_net is not None:
+            self.symmetry_net.eval()  # frozen CAM generator: keep its dropout off
+        return self
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.num_features, num_classes)
+
+    def symmetry_cam(self, x: torch.Tensor) -> torch.Tensor:
+        if self.symmetry_net is None:
+            raise ValueError("no CAM: pass cam=(B, 1, H, W) maps, or build the model with with_symmetry_net=True")
+        return self.symmetry_net.symmetry_cam(x)
+
+    def forward_features(self, x: torch.Tensor, cam: torch.Tensor | None = None) -> torch.Tensor:
+        cam = self.symmetry_cam(x) if cam is None else cam
+        if cam.dim() == 3:
+            cam = cam.unsqueeze(1)
+        return self.e_layer(self.backbone.forward_features(x), cam)
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        h = x.mean((2, 3))
+        if self.drop_rate > 0:
+            h = F.dropout(h, self.drop_rate, self.training)
+        return h if pre_logits else self.classifier(h)
+
+    def forward(self, x: torch.Tensor, cam: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, cam))
+
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"symmetry_cam": self.symmetry_cam(x)} if self.symmetry_net is not None else {}
+
+
+@register_model
+def selcn_segmenter(pretrained: bool | str = False, **kwargs: Any) -> LesionSegmenter:
+    """DeepLabV3+ (Xception-41 encoder, output stride 16), 2 classes."""
+    return build_model(LesionSegmenter, pretrained, **kwargs)
+
+
+@register_model
+def selcn_symmetry(pretrained: bool | str = False, **kwargs: Any) -> SymmetryNet:
+    """SqueezeNet 1.0 symmetry classifier (symmetric / asymmetric)."""
+    return build_model(SymmetryNet, pretrained, **kwargs)
+
+
+@register_model
+def selcn_classifier(pretrained: bool | str = False, **kwargs: Any) -> SELCNClassifier:
+    """EfficientNet-B4 + E-layer diagnosis classifier, with an attached symmetry network for the CAM."""
+    return build_model(SELCNClassifier, pretrained, **kwargs)

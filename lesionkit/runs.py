@@ -1,0 +1,323 @@
+"""Run records: every notebook run leaves `runs/<notebook>/<run-id>/` with what it was, what it did and what it made.
+
+Layout: run.json (status, times, error + traceback), config.yaml, env.json, history.csv, metrics.json, figures/,
+predictions/, model.pth + model.json (state_dict + how to rebuild it, never a pickle) and notebook.ipynb (the executed
+notebook when run by papermill). Every file is written atomically (temp file + rename), so a run killed at any
+moment keeps a readable record; a run that raises is marked failed with its traceback and keeps what it had written.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from .config import Config, ConfigError, notebook_params
+
+PACKAGES = ("lesionkit", "torch", "torchvision", "fastai", "timm", "captum", "numpy", "pandas", "scikit-learn",
+            "seaborn", "matplotlib", "papermill", "ipywidgets", "segmentation-models-pytorch", "albumentations")
+
+
+def repo_root() -> Path | None:
+    """The source checkout lesionkit runs from (editable install), if any."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").exists() and (root / "notebooks").is_dir() else None
+
+
+def runs_root() -> Path:
+    """$LESIONKIT_RUNS, else the checkout's runs/ (whatever the working directory), else ./runs."""
+    if os.environ.get("LESIONKIT_RUNS"):
+        return Path(os.environ["LESIONKIT_RUNS"]).expanduser().resolve()
+    root = repo_root()
+    return (root / "runs") if root else Path.cwd() / "runs"
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    """Write via a temporary file in the same folder and rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git(*args: str) -> str | None:
+    root = repo_root()
+    if root is None:
+        return None
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def env_report() -> dict[str, Any]:
+    """Package versions, device and git state: enough to tell why two runs differ."""
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    device: dict[str, Any] = {"cpu_count": os.cpu_count()}
+    if "torch" in sys.modules or versions["torch"]:
+        import torch
+
+        device.update(torch_threads=torch.get_num_threads(), cuda=torch.cuda.is_available(),
+                      gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+    status = _git("status", "--porcelain")
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
+            "device": device, "git_commit": _git("rev-parse", "HEAD"),
+            "git_dirty": bool(status) if status is not None else None, "time": _now()}
+
+
+@dataclass
+class Run:
+    """One run's record folder; methods write into it atomically."""
+
+    dir: Path
+    notebook: str
+    cfg: Config | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.dir.name
+
+    @property
+    def figures(self) -> Path:
+        return self.dir / "figures"
+
+    def _update(self, **fields: Any) -> None:
+        self.info.update(fields)
+        atomic_write(self.dir / "run.json", json.dumps(self.info, indent=2, default=str))
+
+    def log_metrics(self, metrics: dict[str, Any], name: str = "metrics.json") -> Path:
+        """Merge `metrics` into metrics.json (numbers, strings, nested dicts)."""
+        path = self.dir / name
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current.update(_jsonable(metrics))
+        return atomic_write(path, json.dumps(current, indent=2))
+
+    def metrics(self) -> dict[str, Any]:
+        path = self.dir / "metrics.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def history(self) -> Any:
+        """history.csv as a DataFrame (empty before the first epoch ends)."""
+        import pandas as pd
+
+        path = self.dir / "history.csv"
+        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+
+    def save_figure(self, fig: Any, name: str, dpi: int = 110) -> Path:
+        """Save a matplotlib Figure as figures/<name>.png and return the path."""
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        return atomic_write(self.figures / f"{Path(name).stem}.png", buf.getvalue())
+
+    def save_table(self, df: Any, name: str) -> Path:
+        """Save a DataFrame as CSV (predictions, per-fold tables)."""
+        return atomic_write(self.dir / name, df.to_csv(index=False))
+
+    def save_model(self, model: Any, name: str = "model", spec: dict[str, Any] | None = None) -> Path:
+        """state_dict + a JSON spec of how to rebuild it (registry name, kwargs, classes): never a pickle."""
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+        atomic_write(self.dir / f"{name}.json", json.dumps(_jsonable(spec or {}), indent=2))
+        return atomic_write(self.dir / f"{name}.pth", buf.getvalue())
+
+    def complete(self, **fields: Any) -> None:
+        self._adopt_notebook()
+        self._update(status="completed", finished=_now(), **fields)
+
+    def fail(self, exc: BaseException) -> None:
+        """Mark failed with the traceback; everything already written stays."""
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self._adopt_notebook()
+        self._update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}", traceback=tb)
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, etype: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.fail(exc)
+
+    def _adopt_notebook(self) -> None:
+        """Link papermill's output notebook into the record. A hard link follows papermill's later in-place
+        rewrites (it saves after every cell, and once more at the end) and survives deletion of the original."""
+        out = _papermill_output_path()
+        target = self.dir / "notebook.ipynb"
+        if out is None or not out.exists() or target.exists():
+            return
+        try:
+            os.link(out, target)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(out, target)
+        self.info["notebook_path"] = str(out)
+
+
+def _new_run_dir(notebook: str, run_name: str = "") -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_name).strip("-")
+    run_dir = runs_root() / notebook / f"{stamp}-{slug or secrets.token_hex(3)}"
+    while run_dir.exists():
+        run_dir = run_dir.with_name(run_dir.name + "-" + secrets.token_hex(2))
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], run_name: str = "",
+              watch_notebook: bool = True) -> Run:
+    """Validate `params` into `config_cls` and open the run record.
+
+    A config error still creates a record (status failed, the raw parameters and the message) before re-raising,
+    so a bad papermill call is never silent. In a notebook, exceptions in later cells mark the run failed too.
+    """
+    run = Run(_new_run_dir(notebook, run_name), notebook)
+    run._update(notebook=notebook, run_id=run.id, status="running", started=_now(), pid=os.getpid(),
+                cwd=str(Path.cwd()))
+    atomic_write(run.dir / "env.json", json.dumps(env_report(), indent=2))
+    try:
+        run.cfg = config_cls.from_params(params)
+    except ConfigError as err:
+        atomic_write(run.dir / "params.json", json.dumps(_jsonable(params), indent=2, default=repr))
+        run.fail(err)
+        raise
+    run.cfg.save(run.dir / "config.yaml")
+    if watch_notebook:
+        _watch_ipython_errors(run)
+    return run
+
+
+def start_notebook_run(notebook: str, config_cls: type[Config], namespace: dict[str, Any]) -> Run:
+    """The config cell of a notebook: its globals are the parameters (see `Config.from_notebook`)."""
+    params = notebook_params(namespace)
+    return start_run(notebook, config_cls, params, run_name=str(params.get("run_name", "")))
+
+
+def _watch_ipython_errors(run: Run) -> None:
+    """In IPython, mark the run failed when any later cell raises (KeyboardInterrupt included), then show the
+    usual traceback. Outside IPython, use `with run:` instead."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def handler(self: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> Any:
+        if run.info.get("status") == "running":
+            run.fail(value)
+        self.showtraceback((etype, value, tb), tb_offset=tb_offset)
+        return None
+
+    shell.set_custom_exc((BaseException,), handler)
+
+
+def _papermill_output_path() -> Path | None:
+    """The notebook papermill is writing, read from the parent process's command line (papermill starts the
+    kernel) or from an injected PAPERMILL_OUTPUT_PATH; None when not run by the papermill CLI."""
+    main = sys.modules.get("__main__")
+    injected = getattr(main, "PAPERMILL_OUTPUT_PATH", None) or os.environ.get("LESIONKIT_NOTEBOOK_OUTPUT")
+    if injected:
+        return Path(injected).resolve()
+    try:
+        cmd = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{os.getppid()}/cwd"))
+    except OSError:
+        return None
+    args = [a.decode(errors="replace") for a in cmd if a]
+    starts = [i for i, a in enumerate(args) if Path(a).name == "papermill" or a.endswith("papermill/__main__.py")]
+    if not starts:
+        return None
+    positional = _papermill_positionals(args[starts[0] + 1:])
+    if len(positional) < 2 or positional[1] == "-":
+        return None
+    out = Path(positional[1])
+    return out if out.is_absolute() else (cwd / out).resolve()
+
+
+_PM_TWO = {"-p", "--parameters", "-r", "--parameters_raw"}
+_PM_ONE = {"-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64", "-k", "--kernel",
+           "-l", "--language", "--cwd", "--engine", "--log-level", "--start-timeout", "--start_timeout",
+           "--execution-timeout", "--stdout-file", "--stderr-file", "--autosave-cell-every"}
+
+
+def _papermill_positionals(args: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a in _PM_TWO:
+            i += 3
+        elif a in _PM_ONE:
+            i += 2
+        elif a.startswith("-") and a != "-":
+            i += 1
+        else:
+            out.append(a)
+            i += 1
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    """Numbers from numpy/torch as plain floats; NaN as null so the JSON stays valid."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 0) == 0:
+        obj = obj.item()
+    if hasattr(obj, "tolist"):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def list_runs(notebook: str | None = None) -> Iterator[dict[str, Any]]:
+    """run.json of every run (newest last), optionally of one notebook."""
+    pattern = f"{notebook or '*'}/*/run.json"
+    for path in sorted(runs_root().glob(pattern), key=lambda p: p.parent.name):
+        yield {**json.loads(path.read_text()), "dir": str(path.parent)}
+
+
+def load_config(run_dir: str | Path) -> dict[str, Any]:
+    return yaml.safe_load((Path(run_dir) / "config.yaml").read_text())

@@ -1,0 +1,138 @@
+"""fastai training glue: a Learner for any lesionkit/timm model, run-record callbacks, prediction with TTA.
+
+fastai does the loop; this module only adds what a research run needs on top: history written to the run record
+after every epoch (so a killed run keeps it), best-model selection on a named metric, headless-friendly logging,
+and mixed precision only where there is a GPU.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import fastai.callback.schedule  # noqa: F401  (patches Learner.fit_one_cycle / fit_flat_cos)
+from fastai.callback.core import Callback
+from fastai.callback.tracker import SaveModelCallback
+from fastai.learner import Learner
+from torch import nn
+
+from .runs import Run, atomic_write
+
+
+class RunHistory(Callback):
+    """Writes history.csv into the run record after every epoch (atomically), and the epoch's time."""
+
+    order = 70  # after Recorder has the epoch's values
+
+    def __init__(self, run: Run, fname: str = "history.csv", stage: str = "") -> None:
+        self.record, self.fname, self.stage = run, fname, stage  # fastai owns `self.run`
+        self.rows: list[dict[str, Any]] = []
+
+    def before_fit(self) -> None:
+        # get_preds/validate also fire fit/epoch events (as fastai's TrackerCallback notes): record real fits only
+        self.active = not hasattr(self.learn, "gather_preds") and not hasattr(self.learn, "lr_finder")
+
+    def before_epoch(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_epoch(self) -> None:
+        if not self.active:
+            return
+        names = [str(n) for n in self.recorder.metric_names[1:-1]]  # drop 'epoch' and 'time'
+        values = [v.item() if hasattr(v, "item") else v for v in self.recorder.log[1:len(names) + 1]]
+        row = {"stage": self.stage, "epoch": self.epoch, **dict(zip(names, values)),
+               "lr": float(self.opt.hypers[-1]["lr"]), "time": round(time.perf_counter() - self._t0, 2)}
+        self.rows.append(row)
+        path = self.record.dir / self.fname
+        previous = pd.read_csv(path) if path.exists() and self.stage else None
+        df = pd.DataFrame(self.rows)
+        if previous is not None:
+            df = pd.concat([previous[previous["stage"] != self.stage], df], ignore_index=True)
+        atomic_write(path, df.to_csv(index=False))
+
+
+def param_groups_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Backbone / head parameter groups for discriminative learning rates (head = the classifier)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    head_params = [p for p in model.parameters() if id(p) in head_ids]
+    return [body, head_params] if head_params and body else [list(model.parameters())]
+
+
+def make_learner(dls: Any, model: nn.Module, run: Run, loss_func: Callable | None = None,
+                 metrics: Sequence[Any] = (), monitor: str = "valid_loss", opt_func: Callable | None = None,
+                 stage: str = "") -> Learner:
+    """A plain fastai Learner (works for custom and multi-input models) writing into the run record."""
+    from fastai.optimizer import Adam
+
+    learn = Learner(dls, model, loss_func=loss_func or nn.CrossEntropyLoss(), metrics=list(metrics),
+                    opt_func=opt_func or Adam, splitter=param_groups_splitter, path=run.dir, model_dir="checkpoints",
+                    cbs=[RunHistory(run, stage=stage)])
+    learn.lesionkit_monitor = monitor
+    if torch.cuda.is_available():
+        learn.to_fp16()
+    return learn
+
+
+def fit(learn: Learner, epochs: int, lr: float, schedule: str = "one_cycle", monitor: str | None = None,
+        headless: bool = True, fname: str = "best") -> Learner:
+    """Train with the chosen schedule and keep the best epoch by `monitor` (reloaded at the end).
+
+    schedule: "one_cycle" (fastai's default), "flat_cos" (flat then cosine annealing) or "constant".
+    """
+    monitor = monitor or getattr(learn, "lesionkit_monitor", "valid_loss")
+    cbs = [SaveModelCallback(monitor=monitor, fname=fname, with_opt=False)]
+    schedules = {"one_cycle": learn.fit_one_cycle, "flat_cos": learn.fit_flat_cos,
+                 "constant": lambda n, lr, cbs: learn.fit(n, lr, cbs=cbs)}
+    if schedule not in schedules:
+        raise ValueError(f"schedule={schedule!r}: choose one of {list(schedules)}")
+    ctx = learn.no_bar() if headless else _nullcontext()
+    with ctx:
+        schedules[schedule](epochs, lr, cbs=cbs)
+    return learn
+
+
+def drop_checkpoints(learn: Learner) -> None:
+    """Remove the per-epoch checkpoint folder once the final weights are saved (a killed run keeps it)."""
+    import shutil
+
+    shutil.rmtree(learn.path / learn.model_dir, ignore_errors=True)
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def predict(learn: Learner, dl: Any, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (softmax) and targets for `dl`; with `tta`, averaged over flips and transposes."""
+    learn.model.eval()
+    with learn.no_bar(), learn.no_logging():
+        probs, targets = learn.get_preds(dl=dl)
+        if tta:
+            views = [probs]
+            for flip in ((3,), (2,), (2, 3)):
+                views.append(_preds_with(learn, dl, lambda x, f=flip: torch.flip(x, f)))
+            probs = torch.stack(views).mean(0)
+    probs = probs.float()
+    if probs.ndim == 2 and not torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-3):
+        probs = probs.softmax(1)
+    return probs.numpy(), targets.numpy()
+
+
+def _preds_with(learn: Learner, dl: Any, view: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    outs = []
+    with torch.no_grad():
+        for batch in dl:
+            xb = list(batch[:dl.n_inp])
+            xb[0] = view(xb[0])
+            out = learn.model(*xb)
+            outs.append(learn.loss_func.activation(out) if hasattr(learn.loss_func, "activation")
+                        else out.softmax(1))
+    return torch.cat(outs).cpu()

@@ -1,0 +1,1 @@
+"""Plots for reports and notebooks; see `lesionkit.viz.plots`."""

@@ -1,0 +1,77 @@
+"""Notebook parameters become a validated config: papermill's strings coerced, mistakes refused with help."""
+from __future__ import annotations
+
+import pytest
+
+from lesionkit.config import ConfigError
+from lesionkit.experiments.common import TrainConfig
+from lesionkit.experiments.quickstart import QuickstartConfig
+
+
+def test_papermill_strings_are_coerced() -> None:
+    cfg = QuickstartConfig.from_params({"pretrained": "false", "epochs": "3", "lr": "1e-4", "smoke": "True",
+                                        "batch_size": 8.0, "tta": 0})
+    assert cfg.pretrained is False and cfg.epochs == 3 and cfg.lr == pytest.approx(1e-4)
+    assert cfg.smoke is True and cfg.batch_size == 8 and cfg.tta is False
+
+
+def test_unknown_key_is_refused_with_suggestion_and_valid_list() -> None:
+    with pytest.raises(ConfigError) as err:
+        QuickstartConfig.from_params({"epoch": 3})
+    msg = str(err.value)
+    assert "unknown parameter 'epoch'" in msg and "did you mean 'epochs'" in msg
+    assert "Valid parameters:" in msg and "image_size (int)" in msg
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        QuickstartConfig.from_params({"epochs": "many", "image_size": 8, "schedule": "cosine"})
+    msg = str(err.value)
+    assert "'epochs': expected an integer" in msg
+    assert "'image_size' = 8 must be >= 32" in msg
+    assert "'schedule' = 'cosine' is not one of" in msg
+
+
+def test_bool_refuses_garbage_and_int_refuses_fractions() -> None:
+    with pytest.raises(ConfigError, match="smoke"):
+        QuickstartConfig.from_params({"smoke": "maybe"})
+    with pytest.raises(ConfigError, match="expected an integer"):
+        QuickstartConfig.from_params({"epochs": 2.5})
+
+
+def test_missing_data_dir_and_weight_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="data_dir .*does not exist"):
+        TrainConfig.from_params({"data_dir": str(tmp_path / "nope")})
+    with pytest.raises(ConfigError, match="neither true/false nor an existing weight file"):
+        TrainConfig.from_params({"pretrained": str(tmp_path / "w.pth")})
+    weights = tmp_path / "w.pth"
+    weights.write_bytes(b"x")
+    assert TrainConfig.from_params({"pretrained": str(weights)}).pretrained == str(weights)
+
+
+def test_round_trip_through_yaml(tmp_path) -> None:
+    cfg = QuickstartConfig.from_params({"epochs": 7, "pretrained": False, "run_name": "a b"})
+    cfg.save(tmp_path / "config.yaml")
+    assert QuickstartConfig.load(tmp_path / "config.yaml") == cfg
+
+
+def test_from_notebook_ignores_modules_functions_and_ipython_names() -> None:
+    import math
+
+    namespace = {"epochs": 2, "math": math, "In": [], "_": None, "f": lambda: 1, "QuickstartConfig": QuickstartConfig}
+    assert QuickstartConfig.from_notebook(namespace).epochs == 2
+    with pytest.raises(ConfigError, match="unknown parameter 'epoch'"):
+        QuickstartConfig.from_notebook({**namespace, "epoch": 3})
+
+
+def test_smoke_shrinks_the_effective_config() -> None:
+    cfg = QuickstartConfig.from_params({"smoke": True, "epochs": 50, "image_size": 224})
+    eff = cfg.effective()
+    assert (eff.epochs, eff.image_size) == (1, 64) and cfg.epochs == 50
+    assert QuickstartConfig().effective() == QuickstartConfig()
+
+
+def test_describe_lists_every_parameter_with_help() -> None:
+    text = QuickstartConfig.describe()
+    assert len(text.splitlines()) == len(QuickstartConfig.fields())
+    assert "epochs: int = 5  # training epochs" in text

@@ -1,0 +1,70 @@
+"""Patch grids and test-time views: shapes, order, determinism, and that TTA averages per image."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lesionkit.data import load_dataset
+from lesionkit.data.splits import grouped_holdout
+from lesionkit.data.views import flip_views, grid_boxes, patch_dls, tta_dl, tta_predict
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ds(synthetic_dir):
+    return load_dataset(synthetic_dir)
+
+
+def test_grid_boxes_match_the_papers_layout():
+    assert grid_boxes("2x2+c") == [(0, 0), (0, 376), (226, 0), (226, 376), (113, 188)]
+    assert grid_boxes("3x3") == [(y, x) for y in (0, 113, 226) for x in (0, 188, 376)]
+
+
+def test_patch_dls_ordered_patches(ds):
+    tr, va = grouped_holdout(ds.df, 0.25, seed=0)
+    dls = patch_dls(ds, tr, va, grid="3x3", patch=32, full=(48, 64), bs=3)
+    x, y = dls.valid.one_batch()
+    assert x.shape == (3, 9, 3, 32, 32) and dls.n_patches == 9 and 0 <= x.min() and x.max() <= 1
+    # the patches are crops of the resized image at the grid positions, in order
+    from PIL import Image
+    img = np.asarray(Image.open(ds.df.path.iloc[va[0]]).convert("RGB").resize((64, 48), Image.BILINEAR))
+    y0, x0 = grid_boxes("3x3", (48, 64), 32)[5]
+    expect = torch.from_numpy(img[y0:y0 + 32, x0:x0 + 32]).permute(2, 0, 1).float() / 255
+    assert torch.allclose(x[0, 5].cpu(), expect, atol=2 / 255)
+    drop = patch_dls(ds, tr, va, grid="2x2+c", patch=32, full=(48, 64), bs=8, patch_dropout=0.5, seed=0)
+    xt = drop.train.one_batch()[0]
+    zeroed = (xt.flatten(2).amax(-1) == 0)
+    assert xt.shape[1] == 5 and 0 < zeroed.float().mean() < 1
+    assert not (drop.valid.one_batch()[0].flatten(2).amax(-1) == 0).any()      # no dropout at validation
+
+
+def test_flip_views_are_the_eight_symmetries():
+    a = np.arange(2 * 3 * 1).reshape(2, 3, 1)
+    views = flip_views(np.repeat(np.arange(9).reshape(3, 3, 1), 3, 2))
+    assert len({v.tobytes() for v in views}) == 8
+    assert (flip_views(a)[0] == a).all() and (flip_views(a)[2] == a[:, ::-1]).all()
+
+
+@pytest.mark.parametrize("views,n", [("flips8", 8), ("multicrop", 9), ("multiscale", 9)])
+def test_tta_dl_shapes_and_determinism(ds, views, n):
+    dl = tta_dl(ds, np.arange(4), size=32, views=views, bs=2)
+    x, y = dl.one_batch()
+    assert x.shape == (2, n, 3, 32, 32) and y.tolist() == ds.df.label_idx.iloc[:2].tolist()
+    again = tta_dl(ds, np.arange(4), size=32, views=views, bs=2).one_batch()[0]
+    assert torch.equal(x, again)
+
+
+def test_tta_predict_averages_views(ds):
+    class MeanColour(torch.nn.Module):
+        def forward(self, x):
+            return x.mean((2, 3))                       # 3 "classes" = channel means
+
+    dl = tta_dl(ds, np.arange(5), size=32, views="flips8", bs=2, norm=None)
+    probs, targets = tta_predict(MeanColour(), dl)
+    assert probs.shape == (5, 3) and torch.allclose(probs.sum(1), torch.ones(5))
+    x = dl.one_batch()[0]
+    single = MeanColour()(x[:, 0].as_subclass(torch.Tensor)).softmax(-1)
+    assert torch.allclose(probs[:2], single.cpu(), atol=1e-5)       # flips do not change channel means
+    assert targets.tolist() == ds.df.label_idx.iloc[:5].tolist()
