@@ -97,14 +97,12 @@ def create_timm_model(name: str, pretrained: bool | str = False, **kwargs: Any) 
     """A timm model built without timm's hub download; weights come from ``lesionkit.pretrained`` instead."""
     import timm
 
-    from lesionkit.pretrained import load_pretrained, parse_pretrained
+    from lesionkit.pretrained import load_pretrained, parse_pretrained, require_local_weights
 
     if not timm.is_model(name.split(".")[0]):
         raise UnknownModelError(_unknown_message(name))
     pretrained = parse_pretrained(pretrained)
     if pretrained is True:
-        from lesionkit.pretrained import require_local_weights
-
         require_local_weights(name)  # fail before building anything
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     model = timm.create_model(name, pretrained=False, **kwargs)

@@ -219,6 +219,7 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
     run.cfg.save(run.dir / "config.yaml")
     if watch_notebook:
         _watch_ipython_errors(run)
+        _mark_failed_on_sigterm(run)
     return run
 
 
@@ -246,6 +247,37 @@ def _watch_ipython_errors(run: Run) -> None:
         return None
 
     shell.set_custom_exc((BaseException,), handler)
+
+
+def _mark_failed_on_sigterm(run: Run) -> None:
+    """A terminated kernel (papermill stopped, job scheduler time-out) marks its run failed before it dies."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        if run.info.get("status") == "running":
+            run.fail(SystemExit(f"terminated by signal {signum}"))
+        signal.signal(signal.SIGTERM, previous if callable(previous) else signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run_status(info: dict[str, Any]) -> str:
+    """run.json's status, with "interrupted" for a run still marked running whose process is gone (hard kill)."""
+    status = info.get("status", "unknown")
+    if status == "running" and info.get("pid"):
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return "interrupted"
+        except PermissionError:
+            pass
+    return status
 
 
 def _papermill_output_path() -> Path | None:
@@ -316,7 +348,8 @@ def list_runs(notebook: str | None = None) -> Iterator[dict[str, Any]]:
     """run.json of every run (newest last), optionally of one notebook."""
     pattern = f"{notebook or '*'}/*/run.json"
     for path in sorted(runs_root().glob(pattern), key=lambda p: p.parent.name):
-        yield {**json.loads(path.read_text()), "dir": str(path.parent)}
+        info = json.loads(path.read_text())
+        yield {**info, "status": run_status(info), "dir": str(path.parent)}
 
 
 def load_config(run_dir: str | Path) -> dict[str, Any]:

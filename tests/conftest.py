@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist runs one worker per core: one BLAS/OpenMP thread each, or the workers (and the notebook kernels they
+# start, which inherit this environment) oversubscribe the cores and OpenMP's spin-waits slow everything down badly.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

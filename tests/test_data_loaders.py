@@ -1,4 +1,4 @@
-"""fastai DataLoaders over the synthetic set: shapes, labels, normalisation, presets, test loaders, pre-flight checks."""
+"""fastai DataLoaders on the synthetic set: shapes, labels, normalisation, presets, test loaders, pre-flight checks."""
 from __future__ import annotations
 
 import numpy as np
@@ -90,6 +90,17 @@ def test_meta_dls_two_inputs_encoder_fitted_on_train(ds, split):
     assert dls.meta_encoder.sites == sorted(ds.df.site.iloc[tr].dropna().unique())
     tb = test_dl(dls, ds, va[:4]).one_batch()
     assert tb[1].shape == (4, dls.n_meta)
+    expect = dls.meta_encoder.transform(ds.df.iloc[va[:4]])
+    assert np.allclose(tb[1].cpu().numpy()[:, :2], expect[:, :2])          # sex, age as encoded
+
+
+def test_show_batch_works_for_every_loader(ds, split):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    tr, va = split
+    for make in (image_dls, meta_dls, mask_dls):
+        make(ds, tr, va, size=32, bs=4, preset="none").show_batch(max_n=2)
 
 
 def test_mask_dls_aligned_binary_masks(ds, split):

@@ -255,6 +255,14 @@ def test_generic_csv_with_configured_columns(tmp_path):
     assert mapped.df.label_idx.tolist() == [0, 1, 0]
 
 
+def test_generic_csv_numeric_labels(tmp_path):
+    for k in range(3):
+        _img(tmp_path / f"{k}.jpg")
+    pd.DataFrame({"filename": ["0.jpg", "1.jpg", "2.jpg"], "target": [0, 1, 0]}).to_csv(tmp_path / "t.csv", index=False)
+    ds = load_dataset(tmp_path / "t.csv")
+    assert ds.classes == ["0", "1"] and ds.df.image_id.tolist() == ["0", "1", "2"] and ds.task == "binary"
+
+
 def test_unknown_layout_is_refused(tmp_path):
     (tmp_path / "readme.txt").write_text("hello")
     with pytest.raises(FormatDetectionError, match="cannot tell the dataset layout.*fmt="):

@@ -1,4 +1,4 @@
-"""Each reader on its real sample in the shared data folder (skipped without LESIONKIT_DATA) and on the synthetic set."""
+"""Each reader on its real sample in the shared data (skipped without LESIONKIT_DATA) and on the synthetic set."""
 from __future__ import annotations
 
 import numpy as np

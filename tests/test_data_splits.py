@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from lesionkit.data.errors import GroupLeakError
-from lesionkit.data.splits import (assert_no_group_leak, fold_column, group_codes, grouped_holdout, grouped_kfold,
-                                   official_splits)
+from lesionkit.data.splits import (assert_no_group_leak, fold_column, folds_from_column, group_codes, grouped_holdout,
+                                   grouped_kfold, official_splits)
 
 
 def _toy(n_lesions: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -67,6 +67,16 @@ def test_guard_fires_on_leaky_split_and_names_ids():
         assert_no_group_leak(df, {"train": leaky_tr, "valid": leaky_va}, "lesion_id")
 
 
+def test_folds_from_a_preassigned_column():
+    df = pd.DataFrame({"lesion_id": list("abcdef"), "patient_id": list("ppqqrs"),
+                       "fold": pd.array([0, 0, 1, 1, pd.NA, 2], dtype="Int64")})
+    folds = folds_from_column(df)
+    assert [va.tolist() for _, va in folds] == [[0, 1], [2, 3], [5]] and 4 in folds[0][0]
+    df.loc[1, "fold"] = 1                                        # patient p now in folds 0 and 1
+    with pytest.raises(GroupLeakError, match="patient_id.*p"):
+        folds_from_column(df)
+
+
 def test_official_splits():
     df = pd.DataFrame({"split": ["train", "train", "test", np.nan]})
     s = official_splits(df)
@@ -82,8 +92,7 @@ def test_ham10000_full_metadata_5fold_has_no_lesion_in_two_folds(shared_data):
     valids = [va for _, va in folds]
     assert sorted(np.concatenate(valids)) == list(range(10015))
     assert_no_group_leak(meta, valids, "lesion_id")
-    owners = meta.groupby("lesion_id").apply(lambda g: fold_column(meta, folds)[g.index].tolist(), include_groups=False)
-    assert all(len(set(v)) == 1 for v in owners)
+    assert pd.Series(fold_column(meta, folds)).groupby(meta.lesion_id).nunique().max() == 1
     # an image-level split (what SE-LCN did) leaks, and the guard says so
     rng = np.random.default_rng(42)
     perm = rng.permutation(10015)

@@ -68,3 +68,26 @@ def test_tta_predict_averages_views(ds):
     single = MeanColour()(x[:, 0].as_subclass(torch.Tensor)).softmax(-1)
     assert torch.allclose(probs[:2], single.cpu(), atol=1e-5)       # flips do not change channel means
     assert targets.tolist() == ds.df.label_idx.iloc[:5].tolist()
+
+
+class _Draws(torch.utils.data.Dataset):
+    def __init__(self):
+        from lesionkit.data.augment import WorkerRNG
+
+        self.rng = WorkerRNG(seed=3)
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return self.rng.get().random()
+
+
+def test_worker_rng_differs_between_workers_and_repeats_with_seed():
+    def draws():
+        dl = torch.utils.data.DataLoader(_Draws(), batch_size=1, num_workers=2)
+        return [float(x) for x in dl]
+
+    a, b = draws(), draws()
+    assert a == b                                  # same seed, same workers -> same draws
+    assert a[0] != a[1]                            # worker 0 and worker 1 do not share one sequence

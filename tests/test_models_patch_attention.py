@@ -103,3 +103,17 @@ def test_wrong_patch_count_is_refused() -> None:
     model = create_model("patch_attention", **TINY)
     with pytest.raises(ValueError, match="n_patches=5"):
         model(torch.randn(1, 9, 3, 32, 32))
+
+
+def test_in_block_hooks_follow_a_deep_copy() -> None:
+    import copy
+
+    model = create_model("patch_attention", in_block=True, **TINY).eval()
+    clone = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in clone.block_se.parameters():
+            p.zero_()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert not torch.allclose(model(x), clone(x))  # the copy's hooks use the copy's (zeroed) blocks
+    assert len(clone.attention_maps(x)) == 1 + len(model.backbone.feature_info)

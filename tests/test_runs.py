@@ -80,3 +80,31 @@ def test_env_report_has_versions_and_device() -> None:
     env = env_report()
     assert env["packages"]["fastai"] == "2.8.12" and env["device"]["cpu_count"] >= 1
     assert Path(__file__).exists()
+
+
+def test_sigterm_marks_the_run_failed(tmp_path) -> None:
+    """A run whose process is terminated (scheduler time-out, papermill stopped) is recorded as failed."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, time\n"
+            "from lesionkit.runs import start_run\n"
+            "from lesionkit.experiments.quickstart import QuickstartConfig\n"
+            "run = start_run('nb', QuickstartConfig, {})\n"
+            "print(run.dir, flush=True)\n"
+            "os.kill(os.getpid(), signal.SIGTERM)\n"
+            "time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "LESIONKIT_RUNS": str(tmp_path / "runs")})
+    assert proc.returncode == -15
+    info = json.loads((Path(proc.stdout.strip()) / "run.json").read_text())
+    assert info["status"] == "failed" and "terminated by signal 15" in info["error"]
+
+
+def test_hard_killed_run_reads_as_interrupted() -> None:
+    from lesionkit.runs import list_runs, run_status
+
+    run = start_run("nb", QuickstartConfig, {}, watch_notebook=False)
+    run._update(pid=2**22 + 12345)  # no such process
+    assert run_status(run.info) == "interrupted"
+    assert [r["status"] for r in list_runs("nb")] == ["interrupted"]

@@ -53,8 +53,15 @@ def grad_cam_pp(
     return grad_cam_plus_plus(acts, grads)
 
 
-def native_map(maps: dict[str, torch.Tensor], key: str | None, model_name: str) -> tuple[str, torch.Tensor]:
-    """Pick one of ``model.attention_maps(x)`` and bring it to ``(N, 1, h, w)`` (channel maps are averaged)."""
+def native_map(
+    maps: dict[str, torch.Tensor],
+    key: str | None,
+    model_name: str,
+    cfg: dict[str, Any] | None = None,
+    image_hw: tuple[int, int] | None = None,
+) -> tuple[str, torch.Tensor]:
+    """Pick one of ``model.attention_maps(x)`` and bring it to ``(N, 1, h, w)``: channel maps are averaged, and a
+    patch model's per-patch gates (N, P) are painted over the patches they weight."""
     if not maps:
         raise ValueError(
             f"{model_name} has no native attention maps (attention_maps() returned an empty dict); "
@@ -65,13 +72,16 @@ def native_map(maps: dict[str, torch.Tensor], key: str | None, model_name: str) 
     elif key not in maps:
         raise KeyError(f"{model_name} has no attention map {key!r}; available: {', '.join(maps)}")
     m = maps[key].detach().float()
+    if m.dim() == 2 and cfg is not None and cfg.get("n_patches") == m.shape[1] and image_hw is not None:
+        return key, paint_patches(m, cfg, image_hw)  # patch gates (N, P) shown where the patches are
     if m.dim() == 3:
         m = m.unsqueeze(1)
     elif m.dim() == 4 and m.shape[1] != 1:
         m = m.mean(dim=1, keepdim=True)
     elif m.dim() != 4:
         raise ValueError(
-            f"attention map {key!r} of {model_name} has shape {tuple(m.shape)}; expected (N, h, w) or (N, C, h, w)"
+            f"attention map {key!r} of {model_name} has shape {tuple(m.shape)}; expected (N, h, w), (N, C, h, w) "
+            "or per-patch gates (N, P) of a patch model"
         )
     return key, m
 
@@ -81,3 +91,37 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(maps.shape[-2:]) != tuple(size):
         maps = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
     return maps[:, 0]
+
+
+def _patch_corners(cfg: dict[str, Any], image_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    from lesionkit.models.patch_attention import patch_grid
+
+    return patch_grid(image_hw, int(cfg["n_patches"]), int(cfg["patch_size"]))
+
+
+def paint_patches(values: torch.Tensor, cfg: dict[str, Any], image_hw: tuple[int, int]) -> torch.Tensor:
+    """Patch-based models: per-patch maps ``(N, P, h, w)`` (or per-patch scalars ``(N, P)``) -> ``(N, 1, H, W)``.
+
+    Each patch's map is resized to the patch and placed where the model cut it from the image (its ``patch_grid``);
+    pixels covered by several patches take the mean, pixels no patch covers stay 0.
+    """
+    n, p = values.shape[:2]
+    size = int(cfg["patch_size"])
+    if values.dim() == 2:
+        values = values[:, :, None, None].expand(n, p, size, size)
+    elif tuple(values.shape[-2:]) != (size, size):
+        values = F.interpolate(values, size=(size, size), mode="bilinear", align_corners=False)
+    canvas = values.new_zeros(n, 1, *image_hw)
+    count = values.new_zeros(1, 1, *image_hw)
+    for k, (top, left) in enumerate(_patch_corners(cfg, image_hw)):
+        canvas[:, 0, top : top + size, left : left + size] += values[:, k]
+        count[:, 0, top : top + size, left : left + size] += 1
+    return canvas / count.clamp(min=1)
+
+
+def unstack_patch_cam(cam: torch.Tensor, cfg: dict[str, Any], image_hw: tuple[int, int]) -> torch.Tensor:
+    """A CAM at a patch model's ``patch_stack`` layer is (N, 1, P·h, w): the P patch maps stacked along the height.
+    Upsampling it as one picture would smear patches over each other, so it is unstacked and painted instead."""
+    n, _, ph, w = cam.shape
+    p = int(cfg["n_patches"])
+    return paint_patches(cam.reshape(n, p, ph // p, w), cfg, image_hw)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lesionkit.attribution.cams import grad_cam_pp, native_map, upsample
+from lesionkit.attribution.cams import grad_cam_pp, native_map, unstack_patch_cam, upsample
 from lesionkit.attribution.inplace import disable_inplace
 from lesionkit.attribution.layers import resolve_layer
 
@@ -138,6 +138,40 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
         np.random.set_state(state)
 
 
+class SelectHead(nn.Module):
+    """Multi-head models return (N, n_heads, n_classes) logits (the artefact classifier): attribute one head."""
+
+    def __init__(self, model: nn.Module, head: int) -> None:
+        super().__init__()
+        self.model = model
+        self.head = head
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        return self.model(*args)[:, self.head]
+
+
+def _head_index(model: nn.Module, head: int | str | None, shape: tuple[int, ...]) -> int | None:
+    names = list(model_cfg(model).get("heads") or [])
+    if len(shape) == 2:
+        if head is not None:
+            raise ValueError(f"head={head!r} given, but the model returns plain (N, n_classes) logits")
+        return None
+    if len(shape) != 3:
+        task = model_cfg(model).get("task")
+        hint = " (a segmentation model: attribute a classifier instead)" if task == "segmentation" else ""
+        raise ValueError(f"the model must return (N, n_classes) logits, got shape {shape}{hint}")
+    if head is None:
+        listing = f" ({', '.join(names)})" if names else ""
+        raise ValueError(f"the model returns {shape[1]} heads of logits{listing}, shape {shape}: pass head=<index or name>")
+    if isinstance(head, str):
+        if head not in names:
+            raise ValueError(f"unknown head {head!r}; the model's heads are: {', '.join(names) or '(unnamed)'}")
+        return names.index(head)
+    if not 0 <= int(head) < shape[1]:
+        raise ValueError(f"head={head} out of range for {shape[1]} heads")
+    return int(head)
+
+
 def _resolve_target(target: Any, n: int, logits: torch.Tensor) -> torch.Tensor:
     if target is None:
         return torch.zeros(n, dtype=torch.long) if logits.shape[1] == 1 else logits.argmax(1).cpu()
@@ -189,6 +223,7 @@ def attribute(
     std: Sequence[float] | None = None,
     sign: str | None = None,
     seed: int = 0,
+    head: int | str | None = None,
     **kw: Any,
 ) -> Attribution:
     """Attribute ``model``'s output for class ``target`` to the pixels of ``images`` (N, C, H, W).
@@ -205,6 +240,7 @@ def attribute(
         mean, std: input normalisation to undo for display; default from the model's timm config.
         sign: how pixel methods reduce channels: "absolute" (default for gradients), "positive" (occlusion), "all".
         seed: seeds the noise of SmoothGrad and GradientShap, so maps are reproducible.
+        head: for multi-head models returning (N, n_heads, n_classes), the head (index or name) to explain.
         **kw: method options: ``n_steps``/``baselines`` (IG), ``nt_samples``/``stdevs``/``base`` (SmoothGrad),
             ``window``/``stride``/``baselines`` (Occlusion), ``n_samples``/``stdevs`` (GradientShap), ``key`` (native).
     """
@@ -223,11 +259,14 @@ def attribute(
         meta_t = None if meta is None else as_plain_tensor_meta(meta, len(x)).to(device)
         with torch.no_grad():
             logits = net(x, *(_extra(meta_t) or ()))
-        if logits.dim() != 2:
-            raise ValueError(f"the model must return (N, n_classes) logits, got shape {tuple(logits.shape)}")
+        head_idx = _head_index(net, head, tuple(logits.shape))
+        fwd = net if head_idx is None else SelectHead(net, head_idx)
+        if head_idx is not None:
+            logits = logits[:, head_idx]
         tgt = _resolve_target(target, len(x), logits)
         with _seeded(seed, device):
-            maps, layer_name, info = _run(net, x, method, tgt.to(device), meta_t, layer, internal_batch_size, sign, kw)
+            maps, layer_name, info = _run(net, fwd, x, method, tgt.to(device), meta_t, layer, internal_batch_size,
+                                          sign, kw)
     return Attribution(
         maps=maps.detach().float().cpu().numpy(),
         images=display,
@@ -251,6 +290,7 @@ def as_plain_tensor_meta(meta: Any, n: int) -> torch.Tensor:
 
 def _run(
     net: nn.Module,
+    fwd: nn.Module,
     x: torch.Tensor,
     method: str,
     tgt: torch.Tensor,
@@ -263,11 +303,12 @@ def _run(
     from captum.attr import GradientShap, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
     size = (x.shape[-2], x.shape[-1])
+    cfg = model_cfg(net)
     sign = sign or _DEFAULT_SIGN.get(method, "positive")
     info: dict[str, Any] = {}
     if method == "integrated_gradients":
         n_steps = int(kw.pop("n_steps", 50))
-        attr = IntegratedGradients(net).attribute(
+        attr = IntegratedGradients(fwd).attribute(
             x, baselines=kw.pop("baselines", None), target=tgt, additional_forward_args=_extra(meta),
             n_steps=n_steps, internal_batch_size=max(ibs, 1), **kw)
         info = {"n_steps": n_steps}
@@ -276,7 +317,7 @@ def _run(
         base = kw.pop("base", "saliency")
         nt_samples = int(kw.pop("nt_samples", 10))
         stdevs = float(kw.pop("stdevs", 0.15 * float(x.max() - x.min())))
-        algo = Saliency(net) if base == "saliency" else IntegratedGradients(net)
+        algo = Saliency(fwd) if base == "saliency" else IntegratedGradients(fwd)
         if base not in ("saliency", "integrated_gradients"):
             raise ValueError(f"smoothgrad base must be 'saliency' or 'integrated_gradients', got {base!r}")
         extra = {"internal_batch_size": max(ibs, 1)} if base == "integrated_gradients" else {}
@@ -288,7 +329,7 @@ def _run(
         window = int(kw.pop("window", max(2, round(min(size) / 8))))
         stride = int(kw.pop("stride", max(1, window // 2)))
         c = x.shape[1]
-        attr = Occlusion(net).attribute(
+        attr = Occlusion(fwd).attribute(
             x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride),
             baselines=kw.pop("baselines", 0.0), target=tgt, additional_forward_args=_extra(meta),
             perturbations_per_eval=int(kw.pop("perturbations_per_eval", ibs)), **kw)
@@ -299,7 +340,7 @@ def _run(
         baselines = kw.pop("baselines", None)
         if baselines is None:  # zero image (= the mean colour) and one noise image drawn from the input's own scale
             baselines = torch.cat([torch.zeros_like(x[:1]), torch.randn_like(x[:1]) * x.std()])
-        gs = GradientShap(net)
+        gs = GradientShap(fwd)
         parts = []
         for sl in _chunks(len(x), max(1, ibs // n_samples)):
             parts.append(gs.attribute(x[sl], baselines=baselines, target=tgt[sl], n_samples=n_samples,
@@ -310,11 +351,14 @@ def _run(
         parts = []
         for sl in _chunks(len(x), ibs):
             if method == "gradcam":
-                cam = LayerGradCam(net, module).attribute(
+                cam = LayerGradCam(fwd, module).attribute(
                     x[sl], target=tgt[sl], additional_forward_args=_extra(meta, sl), relu_attributions=True, **kw)
             else:
-                cam = grad_cam_pp(net, module, x[sl], tgt[sl], _extra(meta, sl) or ())
-            parts.append(upsample(cam.detach().float(), size))
+                cam = grad_cam_pp(fwd, module, x[sl], tgt[sl], _extra(meta, sl) or ())
+            cam = cam.detach().float()
+            if cfg.get("n_patches") and name == cfg.get("cam_layer"):
+                cam = unstack_patch_cam(cam, cfg, size)
+            parts.append(upsample(cam, size))
         return torch.cat(parts), name, {}
     # native attention maps
     fn = getattr(net, "attention_maps", None)
@@ -325,6 +369,6 @@ def _run(
     for sl in _chunks(len(x), ibs):
         with torch.no_grad():
             maps = fn(x[sl], meta[sl]) if meta is not None else fn(x[sl])
-        key, m = native_map(maps, key, type(net).__name__)
+        key, m = native_map(maps, key, type(net).__name__, cfg, size)
         parts.append(upsample(m, size))
     return torch.cat(parts), key, {"key": key}

@@ -22,6 +22,7 @@ from torch import nn
 
 from lesionkit.attribution.core import (
     Attribution,
+    _head_index,
     _probs,
     as_plain_tensor,
     as_plain_tensor_meta,
@@ -230,7 +231,9 @@ def predict_proba(
         device = next((p.device for p in net.parameters()), torch.device("cpu"))
         for i in range(0, len(x), batch_size):
             args = () if meta_t is None else (meta_t[i : i + batch_size].to(device),)
-            probs.append(_probs(net(x[i : i + batch_size].to(device), *args)).float().cpu())
+            logits = net(x[i : i + batch_size].to(device), *args)
+            head = _head_index(net, attr_kw.get("head"), tuple(logits.shape))
+            probs.append(_probs(logits if head is None else logits[:, head]).float().cpu())
     return torch.cat(probs).numpy(), denormalize(x, mean, std)
 
 

@@ -76,6 +76,24 @@ class AlbumentationsTfm(RandTransform):
         return PILImage.create(aug(image=np.asarray(img))["image"])
 
 
+class WorkerRNG:
+    """A seeded random.Random per DataLoader worker: forked workers would otherwise share one state and draw the
+    same augmentation sequence. Seeded from (seed, worker id), so runs with the same seed and workers repeat."""
+
+    def __init__(self, seed: int | None = None):
+        self.seed, self._worker, self._rng = seed, -2, random.Random(seed)
+
+    def get(self) -> random.Random:
+        import torch.utils.data
+
+        info = torch.utils.data.get_worker_info()
+        wid = -1 if info is None else info.id
+        if wid != self._worker:
+            self._worker = wid
+            self._rng = random.Random(None if self.seed is None else self.seed * 1_000_003 + wid + 1)
+        return self._rng
+
+
 def arl_crop(img: Image.Image, scale: float, rng: random.Random) -> Image.Image:
     """A random scale*H x scale*W crop inside the centred window enlarged by 500*scale px (clipped to the image)."""
     w, h = img.size
@@ -95,14 +113,15 @@ class ARLMultiScaleCrop(RandTransform):
     def __init__(self, size: int, scales: Sequence[float] = ARL_SCALES, p_whole: float = 0.2, seed: int | None = None):
         super().__init__(p=1.0)
         self.size, self.scales, self.p_whole = size, tuple(scales), p_whole
-        self.rng, self.idx = random.Random(seed), 1
+        self.rng, self.idx = WorkerRNG(seed), 1
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
         self.idx, self.do = split_idx, True
 
     def encodes(self, img: PILImage) -> PILImage:
-        if self.idx == 0 and self.rng.random() >= self.p_whole:
-            img = arl_crop(img, self.rng.choice(self.scales), self.rng)
+        rng = self.rng.get()
+        if self.idx == 0 and rng.random() >= self.p_whole:
+            img = arl_crop(img, rng.choice(self.scales), rng)
         return PILImage.create(img.resize((self.size, self.size), Image.BILINEAR))
 
 

@@ -188,6 +188,18 @@ def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_
     return report
 
 
+def _parse_value(v: str) -> Any:
+    low = v.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lesionkit data", description="dataset tools")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -197,8 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--quick", action="store_true", help="header + end-of-file checks only (no full decode)")
     c.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
     c.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    c.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="reader option, repeatable (e.g. --opt target=diagnosis9 --opt parts=test)")
     a = ap.parse_args(argv)
-    report = check_dataset(a.source, a.format, full=not a.quick, max_pixels=a.max_pixels)
+    opts = {}
+    for kv in a.opt:
+        key, sep, value = kv.partition("=")
+        if not sep:
+            ap.error(f"--opt {kv!r}: expected KEY=VALUE")
+        opts[key] = tuple(value.split(",")) if key == "parts" else _parse_value(value)
+    report = check_dataset(a.source, a.format, full=not a.quick, max_pixels=a.max_pixels, **opts)
     print(report.render())
     if a.json_out:
         Path(a.json_out).write_text(json.dumps({**asdict(report), "ok": report.ok}, indent=2))

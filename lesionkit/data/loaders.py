@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.data.core import DataLoaders, Datasets, TfmdDL
+from fastai.torch_core import TensorBase
 from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
 from fastai.vision.core import AddMaskCodes, PILImage, PILMask
 
@@ -59,14 +60,21 @@ class GetLabel:
         return item["label"]
 
 
+class TensorMeta(TensorBase):
+    """Encoded metadata; a fastai tensor type so `show_batch` works (it shows nothing for it)."""
+
+    def show(self, ctx: Any = None, **kwargs: Any) -> Any:
+        return ctx
+
+
 class GetMeta:
     """Row -> float tensor of the encoded metadata columns written by `add_meta_columns`."""
 
     def __init__(self, cols: Sequence[str]):
         self.cols = list(cols)
 
-    def __call__(self, item: Any) -> torch.Tensor:
-        return torch.tensor(np.asarray([item[c] for c in self.cols], dtype=np.float32))
+    def __call__(self, item: Any) -> TensorMeta:
+        return TensorMeta(torch.tensor(np.asarray([item[c] for c in self.cols], dtype=np.float32)))
 
 
 class BalancedDL(TfmdDL):

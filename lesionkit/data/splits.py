@@ -101,6 +101,19 @@ def grouped_holdout(df: pd.DataFrame, test_frac: float = 0.2, group_col: GroupCo
     return tr, te
 
 
+def folds_from_column(df: pd.DataFrame, col: str = "fold") -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, valid_idx) per value of a pre-assigned fold column (e.g. the 1st-place tfrecord folds); rows with
+    no fold are always in training. The result passes through the leak guard."""
+    if col not in df.columns or df[col].isna().all():
+        raise ValueError(f"no fold column '{col}'; use grouped_kfold")
+    folds = []
+    for k in sorted(pd.unique(df[col].dropna())):
+        va = np.flatnonzero((df[col] == k).fillna(False).to_numpy(bool))
+        folds.append((np.setdiff1d(np.arange(len(df)), va), va))
+    assert_no_group_leak(df, [va for _, va in folds])
+    return folds
+
+
 def official_splits(df: pd.DataFrame, col: str = "split") -> dict[str, np.ndarray]:
     """Positions per value of the official split column (e.g. ISIC 2017 train/valid/test, derm7pt index files)."""
     if col not in df.columns or df[col].isna().all():

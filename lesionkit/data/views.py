@@ -16,7 +16,6 @@ import zlib
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from fastai.data.core import DataLoaders, Datasets, TfmdDL
 from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
@@ -24,7 +23,7 @@ from fastai.vision.augment import RandTransform
 from fastai.vision.core import PILImage, TensorImage
 from PIL import Image, ImageEnhance
 
-from .augment import ARL_SCALES, arl_crop
+from .augment import ARL_SCALES, WorkerRNG, arl_crop
 from .loaders import GetLabel, ReadImage, Stats, _batch_tfms, _dataloaders, _positions, _prepare, check_rows
 from .table import LesionDataset
 
@@ -58,14 +57,15 @@ class PatchGrid(RandTransform):
     def __init__(self, grid: str = "2x2+c", full: tuple[int, int] = (450, 600), patch: int = 224,
                  patch_dropout: float = 0.0, seed: int | None = None):
         super().__init__(p=1.0)
-        self.boxes, self.full, self.patch, self.patch_dropout = grid_boxes(grid, full, patch), full, patch, patch_dropout
-        self.rng, self.idx = random.Random(seed), 1
+        self.boxes = grid_boxes(grid, full, patch)
+        self.full, self.patch, self.patch_dropout = full, patch, patch_dropout
+        self.rng, self.idx = WorkerRNG(seed), 1
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
         self.idx, self.do = split_idx, True
 
     def _augment(self, img: Image.Image) -> Image.Image:
-        r = self.rng
+        r = self.rng.get()
         if r.random() < 0.5:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
         if r.random() < 0.5:
@@ -81,7 +81,8 @@ class PatchGrid(RandTransform):
         a = np.asarray(img)
         crops = [a[y:y + self.patch, x:x + self.patch] for y, x in self.boxes]
         if self.idx == 0 and self.patch_dropout > 0:
-            crops = [np.zeros_like(c) if self.rng.random() < self.patch_dropout else c for c in crops]
+            r = self.rng.get()
+            crops = [np.zeros_like(c) if r.random() < self.patch_dropout else c for c in crops]
         return _to_tensor(crops)
 
 
@@ -161,7 +162,8 @@ def tta_dl(ds: LesionDataset, idx: Any = None, size: int = 224, views: str = "fl
 
 
 @torch.no_grad()
-def tta_predict(model: torch.nn.Module, dl: TfmdDL, activation: str = "softmax") -> tuple[torch.Tensor, torch.Tensor | None]:
+def tta_predict(model: torch.nn.Module, dl: TfmdDL,
+                activation: str = "softmax") -> tuple[torch.Tensor, torch.Tensor | None]:
     """(probabilities averaged over the views (N, C), targets or None) for a view loader from `tta_dl`."""
     model.eval()
     probs, targets = [], []

@@ -138,3 +138,21 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
         for fig_name, fig in figs.items():
             run.save_figure(fig, fig_name)
     return {"report": report, "probs": probs, "y": y, "figures": figs}
+
+
+def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool = False) -> dict[str, Any] | None:
+    """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given.
+
+    Its classes must be the training set's (same names); rows are read with the same validation as training data.
+    """
+    if not cfg.test_dir:
+        return None
+    from ..data import load_dataset
+
+    ext = load_dataset(Path(cfg.test_dir).expanduser().resolve(), fmt="auto")
+    unknown = sorted(set(ext.classes) - set(ds.classes))
+    if unknown:
+        raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {ds.classes}")
+    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(ds.classes)})
+    ext.classes = list(ds.classes)
+    return evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import param
 from ..runs import Run, start_notebook_run
-from .common import TrainConfig, evaluate, holdout_splits, load_data, model_norm
+from .common import TrainConfig, evaluate, evaluate_external, holdout_splits, load_data, model_norm
 
 NOTEBOOK = "00_quickstart"
 
@@ -49,4 +49,4 @@ def train(learn: Any, cfg: QuickstartConfig, run: Run) -> Any:
     return learn
 
 
-__all__ = ["QuickstartConfig", "start", "load_data", "holdout_splits", "build_learner", "train", "evaluate"]
+__all__ = ["QuickstartConfig", "start", "load_data", "holdout_splits", "build_learner", "train", "evaluate", "evaluate_external"]

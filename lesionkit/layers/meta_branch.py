@@ -1,7 +1,6 @@
 """Metadata MLP of the SIIM-ISIC 2020 1st-place solution (reused by the multimodal model)."""
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 

@@ -51,3 +51,8 @@ class PatchSE(RecordsMap, nn.Module):
         gates = torch.sigmoid(self.fc2(self.act(self.fc1(squeeze))))
         self._keep(gates)
         return x * gates.repeat_interleave(self.n_patches, dim=0)[:, :, None, None]
+
+    def as_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        """Forward hook that re-weights a backbone stage's output; a bound method, so ``copy.deepcopy`` of the model
+        re-binds it to the copied block (a closure would keep pointing at the original)."""
+        return self(output)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lesionkit.losses._base import FastaiLoss, as_long, plain
+from lesionkit.losses._base import FastaiLoss, plain
 
 
 def soft_dice(p: torch.Tensor, g: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -30,7 +30,7 @@ def rank_loss(p_fg: torch.Tensor, g: torch.Tensor, k: int = 30, margin: float = 
 class DiceRankLoss(FastaiLoss):
     """L = ½[mean_b(1 − D(P_bg, 1 − g)) + mean_b(1 − D(P_fg, g))] + λ · rank_loss(P_fg, g).
 
-    Input: logits (B, 2, H, W) (softmax over the 2 channels) and a mask (B, H, W) or (B, 1, H, W) of {0, 1}.
+    Input: logits (B, 2, H, W) (softmax over the 2 channels) and a mask (B, H, W) or (B, 1, H, W); nonzero = lesion.
     Defaults as in SE-LCN's train_seg.py: K = 30, margin 0.3, λ = 0.05.
     """
 
@@ -44,8 +44,8 @@ class DiceRankLoss(FastaiLoss):
         pred = plain(pred)
         if pred.dim() != 4 or pred.shape[1] != 2:
             raise ValueError(f"DiceRankLoss expects (B, 2, H, W) logits, got {tuple(pred.shape)}")
-        g = as_long(target)
-        g = (g.squeeze(1) if g.dim() == 4 else g).to(pred.dtype)
+        g = plain(target)
+        g = ((g.squeeze(1) if g.dim() == 4 else g) > 0).to(pred.dtype)  # {0, 1} or {0, 255} masks
         prob = pred.softmax(dim=1)
         dice = 0.5 * ((1 - soft_dice(prob[:, 0], 1 - g)).mean() + (1 - soft_dice(prob[:, 1], g)).mean())
         return dice + self.lam * rank_loss(prob[:, 1], g, self.k, self.margin)

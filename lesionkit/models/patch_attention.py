@@ -12,7 +12,8 @@ attention whose squeeze pools over all patches); the code has only the input/out
 (the only verified variant); ``in_block=True`` adds ``PatchSE`` after every backbone stage (placement and reduction
 ratio unverified against the PDF).
 
-Input: either pre-cut patches (B, P, 3, h, w) or a full image (B, 3, H, W), which is cut with ``patch_grid``.
+Input: either pre-cut patches (B, P, 3, h, w) or a full image (B, 3, H, W), which is cut with ``patch_grid``. The
+code feeds images in [0, 1] without ImageNet normalisation, hence ``default_cfg`` mean 0 and std 1.
 Patch dropout (zero-filled slots, as in the code's loader) is applied in training mode with ``patch_dropout``.
 ``forward_features`` returns the patch maps stacked along the height, (B, C, P·h′, w′), so Grad-CAM on ``patch_stack``
 weighs channels by the gradient averaged over all patches, which for mean pooling is exact; split the map with
@@ -128,7 +129,7 @@ class PatchAttentionNet(nn.Module):
             for info in self.backbone.feature_info:
                 se = PatchSE(info["num_chs"], n_patches)
                 self.block_se.append(se)
-                self.backbone.get_submodule(info["module"]).register_forward_hook(_se_hook(se))
+                self.backbone.get_submodule(info["module"]).register_forward_hook(se.as_hook)
         self.patch_stack = PatchStack(n_patches)
         self.gru_hidden = gru_hidden or self.num_features
         self.combine = self._make_combiner()
@@ -220,12 +221,6 @@ class PatchAttentionNet(nn.Module):
                                                       ("feature_gate", self.feature_gate)) if module is not None]
         layers += [(f"block_se.{i}", se) for i, se in enumerate(self.block_se)]
         return collect_maps(self, lambda: self(x), layers)
-
-
-def _se_hook(se: PatchSE):
-    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
-        return se(output)
-    return hook
 
 
 @register_model

@@ -140,6 +140,7 @@ def plot_map_scores(
     missing = [c for c in (*scores, x) if c not in df.columns]
     if missing:
         raise ValueError(f"score table lacks column(s) {missing}; it has {list(df.columns)}")
+    df = df.reset_index(drop=True)  # seaborn needs unique index labels (concatenated score tables repeat them)
     hue = hue if hue in df.columns and df[hue].nunique() > 0 else None
     fig = Figure(figsize=(3.6 * len(scores), 3.4), layout="constrained")
     axes = fig.subplots(1, len(scores), squeeze=False)[0]

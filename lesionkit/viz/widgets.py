@@ -21,11 +21,14 @@ COLORMAPS = ("jet", "turbo", "viridis", "magma", "inferno", "hot", "coolwarm")
 _BATCH_EXECUTORS = ("papermill", "nbconvert", "nbclient", "pytest", "voila-render")
 
 
-def _parent_cmdline() -> str:
+def _parent_program() -> str:
+    """The kernel's parent process: interpreter, script and first argument (``python -m papermill``), not its
+    later arguments, which can name any path (a pytest temp dir, say)."""
     try:
-        return Path(f"/proc/{os.getppid()}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        args = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")[:3]
     except OSError:
         return ""
+    return " ".join(Path(a.decode(errors="replace")).name for a in args)
 
 
 def has_live_frontend() -> bool:
@@ -40,7 +43,7 @@ def has_live_frontend() -> bool:
     shell = get_ipython()
     if shell is None or not hasattr(shell, "kernel"):
         return False
-    parent = _parent_cmdline().lower()
+    parent = _parent_program().lower()
     return not any(name in parent for name in _BATCH_EXECUTORS)
 
 

@@ -51,7 +51,8 @@ def find_file(root: Path, names: Iterable[str], required: bool = True, what: str
 
 
 def index_images(root: Path, dirs: Sequence[str | Path] | None = None, exts: Sequence[str] = IMAGE_EXTENSIONS,
-                 exclude_suffixes: Sequence[str] = ("_segmentation", "_superpixels", "_lesion", "_mask")) -> dict[str, str]:
+                 exclude_suffixes: Sequence[str] = ("_segmentation", "_superpixels", "_lesion", "_mask"),
+                 ) -> dict[str, str]:
     """Map file stem -> absolute path for images under root (or under `dirs`, searched in order).
 
     Stems ending in a mask/superpixel suffix are left out, so `ISIC_x_segmentation.png` never shadows `ISIC_x.jpg`.

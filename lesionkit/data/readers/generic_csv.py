@@ -56,7 +56,7 @@ def read_csv_dataset(source: str | Path, csv: str | Path | None = None, *, colum
     if label_map is not None:
         fn = label_map if callable(label_map) else (lambda v, m=dict(label_map): m.get(v, v))
         df["label"] = df["label"].map(lambda v: fn(v) if pd.notna(v) else v)
-    df.loc[df["label"].notna(), "label"] = df.loc[df["label"].notna(), "label"].map(_label_str)
+    df["label"] = df["label"].astype(object).map(lambda v: _label_str(v) if pd.notna(v) else np.nan)
     if "path" not in df.columns or df["path"].isna().all():
         idx = index_images(root, [image_dir] if image_dir else None)
         suffix = ext or ""

@@ -1,4 +1,4 @@
-"""SIIM-ISIC 2020 as distributed, with the 1st-place 9-class diagnosis target and the 2019+2020 merge (methods-b §A.1-A.2).
+"""SIIM-ISIC 2020 as distributed, with the 1st-place 9-class target and the 2019+2020 merge (methods-b §A.1-A.2).
 
 Tables (first found wins): `labels.csv` (official columns + filename, the shared 512 px copy), Deotte's Kaggle
 `train.csv` (+ tfrecord, width, height; images in `train/`), or the official `ISIC_2020_Training_GroundTruth_v2.csv`

@@ -57,7 +57,8 @@ def _read_original_txt(path: Path) -> pd.DataFrame:
     return raw
 
 
-def read_ph2(root: str | Path, *, target: str = "diagnosis", missing: str = "raise", name: str = "ph2") -> LesionDataset:
+def read_ph2(root: str | Path, *, target: str = "diagnosis", missing: str = "raise",
+             name: str = "ph2") -> LesionDataset:
     """PH2 with `target` one of PH2_TARGETS: 'diagnosis' (3 clinical classes), 'melanoma' (binary), 'asymmetry'
     (0 symmetric / 1 one axis / 2 asymmetric), 'asymmetric' (0 vs {1, 2}, SE-LCN's binary symmetry), 'ham'
     (HAM10000 classes, for testing a HAM model on PH2). Masks are attached."""

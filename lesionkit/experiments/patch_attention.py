@@ -1,0 +1,314 @@
+"""patch_attention notebook: Gessert et al. (TBME 2019), patch-based attention + diagnosis-guided loss weighting.
+
+Pipeline (spec methods-a §1): each image is resized to the code's 450×600 geometry (scaled with `image_size`, the
+patch side) and cut into P ordered patches (P=5: 2×2 corners + centre; P=9: 3×3 grid); a shared backbone with
+patch attention sees all of them. The loss is cross-entropy with 1/frequency class weights (the cfg's option 5)
+and, with diagnosis-guided weighting, each example is further weighted by how its label was confirmed
+(histo 4, confocal 3, follow_up 2, consensus 1: option 6). The protocol holds out a fixed grouped test set, trains
+one model per grouped fold, selects each on balanced accuracy (mean sensitivity) and reports mean ± std over folds.
+
+Paper vs code: "paper" (default) puts the patch-pooled SE attention inside the backbone's stages, as the paper
+describes (placement and reduction unverified against the PDF); "code" is the released ``CNN_FC``: one sigmoid gate
+per patch at the input. Both average the per-patch logits. The weighting factor goes to every class (what the code
+ran, by its stale-key bug); ``dx_only_class="nv"`` gives the "only for nevus" reading of its comment.
+Both compared runs use the same batch-mean loss (L = mean d·w·CE), so weighting is the only difference between them.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+
+from ..config import ConfigError, param
+from ..losses import DX_TYPE_FACTORS, DiagnosisGuidedCrossEntropy, class_weights
+from ..runs import Run, start_notebook_run
+from . import protocol
+from .common import TrainConfig, load_data
+
+NOTEBOOK = "patch_attention"
+PAPER = "patch_attention"
+FULL_IMAGE = (450, 600)  # the code's load size (HAM10000 originals), cut into 224-px patches
+PAPER_PATCH = 224
+GRIDS = {5: "2x2+c", 9: "3x3"}
+MODES = {"off": "class weights", "on": "class weights + dx"}
+
+
+@dataclass(frozen=True)
+class PatchAttentionConfig(TrainConfig):
+    backbone: str = param("inception_v3", "timm backbone shared by the patches (paper: inception_v3 for HAM10000, "
+                                          "densenet121 for derm7pt)")
+    variant: str = param("paper", "attention: 'paper' (patch-pooled SE in the backbone's stages) or 'code' (the "
+                                  "released input gate, one sigmoid per patch)", choices=("paper", "code"))
+    n_patches: int = param(5, "patches per image: 5 (2x2 corners + centre, HAM10000) or 9 (3x3, derm7pt)",
+                           choices=(5, 9))
+    image_size: int = param(224, "patch side in pixels; the full image is 450x600 scaled by image_size/224",
+                            ge=32, le=512)
+    patch_dropout: float = param(0.1, "probability of zeroing a patch slot in training (HAM 0.1, derm7pt 0.2)",
+                                 ge=0.0, le=0.9)
+    class_weighting: str = param("inverse", "class weights: 'inverse' (N/n_c, the cfg's option 5), 'balanced' "
+                                            "(sklearn) or 'none'", choices=("inverse", "balanced", "none"))
+    dx_weighting: str = param("compare", "diagnosis-guided weighting: 'compare' (train with and without), 'on', "
+                                         "'off'", choices=("compare", "on", "off"))
+    dx_only_class: str = param("", "restrict the diagnosis factor to one class (e.g. 'nv'); empty: all classes")
+    epochs: int = param(50, "training epochs per fold model", ge=1, le=10_000)
+    batch_size: int = param(5, "images per batch (each gives n_patches backbone passes)", ge=1, le=1024)
+    lr: float = param(2.08e-5, "Adam learning rate (the HAM cfg's 1.25e-5 * 5/3)", ge=1e-7, le=10.0)
+    schedule: str = param("step", "LR schedule: 'step' (the code: halve every 20% of training after 20%), or a "
+                                  "fastai one", choices=protocol.SCHEDULES)
+    pretrained: bool | str = param(False, "true (offline weights exist only for tf_efficientnet_lite0/lite2), "
+                                          "false, or a weight file")
+    folds: int = param(3, "grouped CV folds, each model scored on the same test set (1 = one train/valid split)",
+                       ge=1, le=10)
+    test_frac: float = param(0.25, "share of lesions held out as the fixed test set (code: 2511 of 10015)",
+                             ge=0.05, le=0.5)
+    tta: bool = param(False, "also average flipped patch grids at test time (the ordered patches are the "
+                             "paper's multi-crop already)")
+    max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
+    attribution: bool = param(True, "compute attribution maps for a few test images")
+    n_explain: int = param(6, "test images to explain", ge=1, le=64)
+    attribution_methods: str = param("integrated_gradients,occlusion", "comma-separated lesionkit.attribution "
+                                                                        "methods (pixel methods; see explain)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.dx_only_class and self.dx_only_class.lower() == "all":
+            raise ConfigError("dx_only_class: leave it empty for all classes")
+
+    def effective(self, **smoke_overrides: Any) -> "PatchAttentionConfig":
+        defaults = {"image_size": 32, "batch_size": 8, "folds": 2, "epochs": 1, "backbone": "mobilenetv3_small_050",
+                    "pretrained": False, "max_images": 120, "n_explain": 2, "lr": 1e-3,
+                    "attribution_methods": "integrated_gradients"}
+        return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
+
+    @property
+    def full_size(self) -> tuple[int, int]:
+        """The 450×600 load size scaled so that a patch is `image_size` pixels."""
+        s = self.image_size / PAPER_PATCH
+        return int(round(FULL_IMAGE[0] * s)), int(round(FULL_IMAGE[1] * s))
+
+    @property
+    def modes(self) -> list[str]:
+        return ["off", "on"] if self.dx_weighting == "compare" else [self.dx_weighting]
+
+
+def start(namespace: dict[str, Any]) -> Run:
+    """The config cell: validate the notebook's parameters and open its run record."""
+    return start_notebook_run(NOTEBOOK, PatchAttentionConfig, namespace)
+
+
+def load(cfg: PatchAttentionConfig) -> Any:
+    """The dataset (subsampled by whole lesions with `max_images` or in smoke runs), with the diagnosis factor d
+    per image in column ``dx_factor``. Images with no ``dx_type`` get factor 1 (treated as consensus)."""
+    ds = load_data(cfg, max_images=cfg.max_images or None)
+    kinds = ds.df["dx_type"].fillna("consensus").astype(str).str.strip().str.lower().str.replace("-", "_")
+    unknown = sorted(set(kinds) - set(DX_TYPE_FACTORS))
+    if unknown:
+        raise ConfigError(f"dataset {ds.root}: column dx_type has values {unknown} that diagnosis-guided weighting "
+                          f"cannot map; expected {sorted(DX_TYPE_FACTORS)} (HAM10000's dx_type)")
+    d = kinds.map(DX_TYPE_FACTORS).to_numpy(np.float32)
+    if cfg.dx_only_class:
+        if cfg.dx_only_class not in ds.classes:
+            raise ConfigError(f"dx_only_class={cfg.dx_only_class!r} is not a class of this dataset: {ds.classes}")
+        d = np.where(ds.df["label"].to_numpy() == cfg.dx_only_class, d, 1.0).astype(np.float32)
+    ds.df = ds.df.assign(dx_factor=d)
+    return ds
+
+
+class FactorColumn:
+    """Row → its diagnosis factor as a 0-d float tensor (a second target the callback hands to the loss)."""
+
+    def __call__(self, item: Any) -> torch.Tensor:
+        return torch.tensor(float(item["dx_factor"]))
+
+
+def patch_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: PatchAttentionConfig) -> Any:
+    """DataLoaders of patch grids (B, P, 3, s, s) in [0, 1] with targets (label, dx factor).
+
+    ``lesionkit.data.views.patch_dls`` yields only the label; the factor needs a second target, so the same
+    PatchGrid transform is assembled here with one more target pipeline."""
+    from fastai.data.core import Datasets
+    from fastai.data.transforms import Categorize, IntToFloatTensor, ToTensor
+
+    from ..data.loaders import GetLabel, ReadImage, check_rows
+    from ..data.splits import assert_no_group_leak
+    from ..data.views import PatchGrid
+
+    assert_no_group_leak(ds.df, {"train": train_idx, "valid": valid_idx})
+    check_rows(ds, np.concatenate([train_idx, valid_idx]))
+    full = cfg.full_size
+    dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
+                                  [FactorColumn()]],
+                     splits=[list(train_idx), list(valid_idx)], n_inp=1)
+    dls = dsets.dataloaders(bs=cfg.batch_size, num_workers=cfg.num_workers,
+                            after_item=[PatchGrid(GRIDS[cfg.n_patches], full, cfg.image_size, 0.0, cfg.seed),
+                                        ToTensor()],
+                            after_batch=[IntToFloatTensor()])
+    dls.train.rng = random.Random(cfg.seed)
+    return dls
+
+
+class FactorCrossEntropy(DiagnosisGuidedCrossEntropy):
+    """DiagnosisGuidedCrossEntropy that takes the batch's factors from ``self.factor`` (set by FactorCallback), so
+    fastai metrics keep seeing one target. ``use_factor=False`` ignores them: the same loss without weighting."""
+
+    def __init__(self, weight: torch.Tensor | None = None, use_factor: bool = True) -> None:
+        super().__init__(weight)
+        self.use_factor = use_factor
+        self.factor: torch.Tensor | None = None
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, factor: torch.Tensor | None = None) -> torch.Tensor:
+        f = factor if factor is not None else self.factor
+        if f is not None and len(f) != len(pred):
+            raise ValueError(f"{len(f)} diagnosis factors for a batch of {len(pred)}")
+        return super().forward(pred, target, f if self.use_factor else None)
+
+
+class FactorCallback(Callback):
+    """Move the second target (diagnosis factors) from the batch into the loss before the model runs."""
+
+    order = -5
+
+    def before_batch(self) -> None:
+        yb = self.learn.yb
+        self.learn.loss_func.factor = yb[1] if len(yb) > 1 else None
+        if len(yb) > 1:
+            self.learn.yb = yb[:1]
+
+
+def build_model(cfg: PatchAttentionConfig, n_classes: int) -> torch.nn.Module:
+    """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``)."""
+    from ..registry import create_model
+
+    return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone,
+                        n_patches=cfg.n_patches, num_classes=n_classes, patch_size=cfg.image_size,
+                        image_size=cfg.full_size, input_gate=cfg.variant == "code", in_block=cfg.variant == "paper",
+                        patch_dropout=cfg.patch_dropout)
+
+
+def build_learner(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: PatchAttentionConfig, run: Run,
+                  mode: str, stage: str = "") -> Any:
+    """Learner for one fold model: Adam without weight decay (the code), class weights from the training rows,
+    the diagnosis factor on or off, selection on balanced accuracy."""
+    from ..metrics import fastai_metrics
+    from ..train import make_learner
+
+    dls = patch_dls(ds, train_idx, valid_idx, cfg)
+    weights = class_weights(ds.df["label_idx"].to_numpy()[train_idx], ds.n_classes, cfg.class_weighting)
+    loss = FactorCrossEntropy(weights, use_factor=mode == "on")
+    learn = make_learner(dls, build_model(cfg, ds.n_classes), run, loss_func=loss,
+                         metrics=fastai_metrics("multiclass", ds.n_classes), monitor="bma",
+                         opt_func=protocol.opt_func("adam", wd=0.0), stage=stage)
+    learn.add_cb(FactorCallback())
+    return learn
+
+
+def test_loader(learn: Any, ds: Any, idx: np.ndarray) -> Any:
+    return learn.dls.test_dl(ds.df.iloc[idx], with_labels=True)
+
+
+def cross_validate(ds: Any, cv: protocol.CVSplits, cfg: PatchAttentionConfig, run: Run) -> tuple[Any, dict]:
+    """Train every fold model of every weighting mode, score each on the fixed test set.
+
+    Returns (per-fold DataFrame, {mode: fold-0 learner}); predictions of every fold model are saved as
+    ``predictions/test_<mode>_fold<k>.csv`` and the per-fold table as ``folds.csv``."""
+    import pandas as pd
+
+    kept: dict[str, Any] = {}
+    frames = []
+    for mode in cfg.modes:
+        label = MODES[mode]
+
+        def fit_eval(k: int, tr: np.ndarray, va: np.ndarray, mode: str = mode) -> dict[str, Any]:
+            learn = build_learner(ds, tr, va, cfg, run, mode, stage=f"{mode}_fold{k}")
+            protocol.fit_schedule(learn, cfg.epochs, cfg.lr, cfg.schedule, monitor="bma",
+                                  step_start=0.2, step_every=0.2, step_gamma=0.5, fname=f"best_{mode}_{k}")
+            probs, y = protocol.predict_probs(learn.model, test_loader(learn, ds, cv.test), tta=cfg.tta)
+            report = protocol.record_evaluation(run, f"test_{mode}_fold{k}", ds, cv.test, probs, y,
+                                                figures=k == 0, log=False)
+            if k == 0:
+                kept[mode] = learn
+            return report
+
+        frames.append(protocol.cross_validate(cv, fit_eval, model=label, run=run))
+    from ..train import drop_checkpoints
+
+    for learn in kept.values():
+        drop_checkpoints(learn)
+    return pd.concat(frames, ignore_index=True), kept
+
+
+def per_class_table(df: Any, classes: list[str]) -> Any:
+    """Per class and weighting mode: AUC, sensitivity, specificity as mean ± std over folds (the paper's tables)."""
+    import pandas as pd
+
+    rows = []
+    for model, part in df.groupby("model", sort=False):
+        for c in classes:
+            row = {"model": model, "class": c}
+            for m in ("auc", "sensitivity", "specificity"):
+                col = f"per_class/{c}/{m}"
+                v = part[col].to_numpy(float) if col in part else np.array([np.nan])
+                row[m] = f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if np.isfinite(v).any() else "n/a"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
+    """Fold means per mode, the gain of diagnosis-guided weighting, the summary and the comparison table."""
+    from .reported import comparison_table
+
+    means = protocol.fold_means(df)
+    head = MODES["on"] if MODES["on"] in means else next(iter(means))
+    summary = {"bma": means[head]["balanced_accuracy"], "auc_macro": means[head].get("auc_macro", float("nan"))}
+    ours = {"balanced_accuracy": summary["bma"], "auc_macro": summary["auc_macro"],
+            "accuracy": means[head]["accuracy"], "f1_macro": means[head]["f1_macro"]}
+    if len(means) == 2:
+        gain = means[MODES["on"]]["balanced_accuracy"] - means[MODES["off"]]["balanced_accuracy"]
+        summary.update(bma_without_dx=means[MODES["off"]]["balanced_accuracy"], dx_gain=gain)
+        ours["balanced_accuracy_gain_dx_weighting"] = gain
+    folds = df.groupby("model")["fold"].nunique().max()
+    label = (f"{cfg.data_dir if cfg.data_dir != 'synthetic' else 'synthetic'}, {cfg.image_size}-px patches "
+             f"(P={cfg.n_patches}), {cfg.backbone}, {cfg.epochs} ep, mean of {folds} fold models ({head})")
+    table = comparison_table(PAPER, ours, label)
+    run.save_table(table, "comparison.csv")
+    run.log_metrics({"summary": summary, "folds_mean": means,
+                     "folds_std": {m: {k: float(v) for k, v in part.std(ddof=0, numeric_only=True).items()
+                                       if k not in ("fold", "seconds")}
+                                   for m, part in df.groupby("model")}})
+    return {"summary": summary, "comparison": table}
+
+
+def save_models(kept: dict[str, Any], cfg: PatchAttentionConfig, ds: Any, run: Run) -> None:
+    """state_dict + spec of each mode's fold-0 model (model.pth for the weighted one, model_<mode>.pth otherwise)."""
+    for mode, learn in kept.items():
+        spec = {"name": "patch_attention", "kwargs": {"backbone": cfg.backbone, "n_patches": cfg.n_patches,
+                                                      "num_classes": ds.n_classes, "patch_size": cfg.image_size,
+                                                      "image_size": list(cfg.full_size),
+                                                      "input_gate": cfg.variant == "code",
+                                                      "in_block": cfg.variant == "paper"},
+                "classes": ds.classes, "dx_weighting": mode, "fold": 0, "input": "[0, 1] (no normalisation)"}
+        run.save_model(learn.model, name="model" if mode == cfg.modes[-1] else f"model_{mode}", spec=spec)
+
+
+def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run: Run) -> Any:
+    """Attribution on whole 450×600-geometry images (the model cuts its patches itself, so maps cover the whole
+    lesion); Grad-CAM is skipped: its layer holds patches stacked, not the image plane. Stored with the run."""
+    from ..attribution import load_attributions, precompute_attributions
+
+    methods = [m.strip() for m in cfg.attribution_methods.split(",") if m.strip()]
+    x = protocol.model_inputs(ds, idx, cfg.full_size, norm=None)
+    window = max(4, cfg.image_size // 4)
+    precompute_attributions(learn.model, x, methods, run.dir, classes=ds.classes,
+                            labels=ds.df["label_idx"].to_numpy()[idx], image_ids=ds.df["image_id"].iloc[idx].tolist(),
+                            targets="pred", batch_size=4, model_name=f"patch_{cfg.backbone} ({cfg.variant})",
+                            method_kw={"integrated_gradients": {"n_steps": 8},
+                                       "occlusion": {"window": window, "stride": window}})
+    return load_attributions(run.dir)
+
+
+__all__ = ["PatchAttentionConfig", "start", "load", "patch_dls", "build_model", "build_learner", "cross_validate",
+           "per_class_table", "summarize", "save_models", "explain", "FactorCrossEntropy", "FactorCallback"]

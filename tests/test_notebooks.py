@@ -1,0 +1,110 @@
+"""Every notebook runs headless through papermill (smoke settings) and leaves a complete run record."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+PAPERMILL = str(Path(sys.executable).parent / "papermill")
+
+
+@pytest.fixture()
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "runs"
+
+
+def _execute(nb: Path, out: Path, params: dict, monkeypatch) -> None:
+    import papermill as pm
+
+    monkeypatch.setenv("LESIONKIT_NOTEBOOK_OUTPUT", str(out))  # what `lesionkit demo` does for its kernels
+    pm.execute_notebook(str(nb), str(out), parameters=params, kernel_name="python3", progress_bar=False,
+                        execution_timeout=900)
+
+
+def _only_run(runs_dir: Path, name: str) -> Path:
+    (run_dir,) = (runs_dir / name).iterdir()
+    return run_dir
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, monkeypatch) -> None:
+    _execute(nb, tmp_path / "out.ipynb", {"smoke": True}, monkeypatch)
+    run_dir = _only_run(runs_dir, nb.stem)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed", info.get("error")
+    for name in ("config.yaml", "env.json", "history.csv", "metrics.json", "model.pth", "model.json",
+                 "notebook.ipynb"):
+        assert (run_dir / name).is_file(), f"{nb.stem}: {name} missing from the run record"
+    assert list((run_dir / "figures").glob("*.png")), "no figures saved"
+    assert list((run_dir / "predictions").glob("*.csv")), "no predictions in the official format"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics, "empty metrics.json"
+    executed = json.loads((run_dir / "notebook.ipynb").read_text())
+    assert executed["metadata"]["papermill"]["parameters"]["smoke"] is True
+
+
+def test_unknown_parameter_stops_at_config_cell(runs_dir: Path, tmp_path, monkeypatch) -> None:
+    import papermill as pm
+
+    nb = REPO / "notebooks" / "00_quickstart.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        _execute(nb, tmp_path / "out.ipynb", {"epoch": 3, "smoke": True}, monkeypatch)
+    assert "unknown parameter 'epoch'" in str(err.value) and "did you mean 'epochs'" in str(err.value)
+    executed = json.loads((tmp_path / "out.ipynb").read_text())
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    config_cell = next(i for i, c in enumerate(code) if "start(globals())" in "".join(c["source"]))
+    assert failed == [config_cell], "the run must stop at the config cell"
+    info = json.loads((_only_run(runs_dir, nb.stem) / "run.json").read_text())
+    assert info["status"] == "failed" and "epoch" in info["error"]
+
+
+def test_error_after_config_marks_the_run_failed(runs_dir: Path, tmp_path, monkeypatch) -> None:
+    """A failure in a later cell (here: an unknown model) is caught by the run's IPython hook."""
+    import papermill as pm
+
+    nb = REPO / "notebooks" / "00_quickstart.ipynb"
+    with pytest.raises(pm.PapermillExecutionError):
+        _execute(nb, tmp_path / "out.ipynb", {"arch": "no_such_model", "smoke": True}, monkeypatch)
+    run_dir = _only_run(runs_dir, nb.stem)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "failed" and "no_such_model" in info["error"]
+    assert (run_dir / "config.yaml").exists() and (run_dir / "notebook.ipynb").exists()
+
+
+def test_help_notebook_lists_typed_documented_parameters() -> None:
+    out = subprocess.run([PAPERMILL, "--help-notebook", str(REPO / "notebooks" / "00_quickstart.ipynb")],
+                         capture_output=True, text=True, check=True).stdout
+    from lesionkit.experiments.quickstart import QuickstartConfig
+
+    lines = out.splitlines()
+    for name in QuickstartConfig.fields():
+        i = next((i for i, ln in enumerate(lines) if ln.strip().startswith(f"{name}: ")), None)
+        assert i is not None, f"{name} not listed by --help-notebook"
+        assert re.match(rf"\s*{name}: (int|float|str|bool) \(default ", lines[i]), lines[i]
+        help_text = lines[i].split(")", 1)[1].strip() or lines[i + 1].strip()  # papermill wraps long lines
+        assert help_text and ":" not in help_text.split()[0], f"{name}: no help text"
+
+
+@pytest.mark.slow
+def test_papermill_cli_from_another_directory(runs_dir: Path, tmp_path) -> None:
+    """The user's command, run elsewhere: the record (with the executed notebook) still lands in runs/."""
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "LESIONKIT_RUNS": str(runs_dir)}
+    env.pop("LESIONKIT_NOTEBOOK_OUTPUT", None)
+    subprocess.run([PAPERMILL, str(REPO / "notebooks" / "00_quickstart.ipynb"), "out.ipynb", "-p", "epochs", "1",
+                    "-p", "smoke", "True", "-k", "python3"], cwd=work, env=env, check=True, capture_output=True)
+    run_dir = _only_run(runs_dir, "00_quickstart")
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    assert (run_dir / "notebook.ipynb").samefile(work / "out.ipynb")

@@ -1,0 +1,193 @@
+"""The attribution viewer in a real browser: JupyterLab on localhost, headless Debian Chromium driven by Playwright.
+
+The test writes a notebook that builds a tiny run and shows the viewer, runs it in JupyterLab, moves the image
+slider and checks that the displayed map changed (screenshots differ) and that no JavaScript error occurred.
+Screenshots are kept under the printed folder (set LESIONKIT_SCREENSHOTS to choose it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium absent (apt-get install chromium)"),
+]
+
+BUILD_RUN = """\
+import sys
+sys.path.insert(0, {repo!r})
+import numpy as np, torch, timm
+import lesionkit
+from lesionkit.attribution import precompute_attributions
+from lesionkit.data.synthetic import make_synthetic
+from PIL import Image
+import pandas as pd
+
+torch.set_num_threads(1)
+root = make_synthetic({synth!r}, n_lesions=8, size=48, seed=0)
+df = pd.read_csv(root / "labels.csv").head(6)
+classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+rgb = np.stack([np.asarray(Image.open(root / f)) for f in df.filename]).astype(np.float32) / 255
+masks = np.stack([np.asarray(Image.open(root / f)) for f in df.mask_filename])
+torch.manual_seed(0)
+model = timm.create_model("resnet18", pretrained=False, num_classes=len(classes))
+mean, std = np.array(model.default_cfg["mean"]), np.array(model.default_cfg["std"])
+x = torch.from_numpy(((rgb - mean) / std).transpose(0, 3, 1, 2)).float()
+run_dir = {run!r}
+precompute_attributions(model, x, ["gradcam++", "occlusion"], run_dir, classes=classes,
+                        labels=[classes.index(d) for d in df.dx], image_ids=list(df.image_id), masks=masks,
+                        method_kw={{"occlusion": {{"window": 12, "stride": 6}}}})
+print("run ready")
+"""
+
+
+def _notebook(repo: Path, tmp: Path) -> dict:
+    cells = [
+        BUILD_RUN.format(repo=str(repo), synth=str(tmp / "synthetic"), run=str(tmp / "run")),
+        "lesionkit.viewer(run_dir, interactive=True)",
+    ]
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                     "language_info": {"name": "python"}},
+        "cells": [{"cell_type": "code", "id": f"cell{i}", "metadata": {}, "execution_count": None, "outputs": [],
+                   "source": src} for i, src in enumerate(cells)],
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"JupyterLab did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the server we started and its kernels (its own process group), politely first."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+# console messages from JupyterLab itself that say nothing about the viewer (it looks for news and extension updates)
+BENIGN_CONSOLE = ("favicon", "Failed to load resource", "net::ERR", "lab/api/news", "pypi", "extension manager")
+
+
+def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    shots = Path(os.environ.get("LESIONKIT_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "viewer.ipynb").write_text(json.dumps(_notebook(REPO, tmp_path), indent=1))
+
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "jrt"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "jset"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "jws"),
+           "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("LESIONKIT_HEADLESS", None)
+    jupyter = Path(sys.executable).parent / "jupyter"
+    cmd = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.token={token}", "--ServerApp.port_retries=0", "--LabApp.news_url=None",
+           "--ServerApp.disable_check_xsrf=False"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    log = tmp_path / "jupyterlab.log"
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    page_errors: list[str] = []
+    console_errors: list[str] = []
+    print(f"\nscreenshots: {shots}")
+    try:
+        _wait_for_server(f"http://127.0.0.1:{port}/api/status?token={token}", proc, log)
+        with sync_api.sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("pageerror", lambda err: page_errors.append(str(err)))
+                page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+                page.goto(f"http://127.0.0.1:{port}/lab/tree/viewer.ipynb?token={token}", timeout=120_000)
+                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+                # the kernel must be up before "Run All" (a queued run on a starting kernel is fine, but be explicit)
+                page.wait_for_selector(".jp-Notebook", state="visible", timeout=60_000)
+                page.locator(".jp-Notebook .jp-Cell").first.click()
+                page.get_by_role("menuitem", name="Run", exact=True).click()
+                page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+                img = page.locator(".lesionkit-viewer img.widget-image").first
+                img.wait_for(state="visible", timeout=300_000)
+                page.wait_for_function(
+                    "() => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
+                    " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+                page.screenshot(path=str(shots / "page_before.png"), full_page=True)
+                before = img.screenshot(path=str(shots / "map_before.png"))
+                src_before = img.get_attribute("src")
+
+                slider = page.locator(".lesionkit-viewer .widget-slider").filter(has_text="image").first
+                readout = slider.locator(".widget-readout")
+                assert readout.inner_text().strip() == "0"
+                handle = slider.locator(".noUi-handle")
+                handle.focus()
+                handle.press("ArrowRight")
+                handle.press("ArrowRight")
+                page.wait_for_function(
+                    "(old) => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
+                    " return i && i.src !== old && i.complete && i.naturalWidth > 0; }", arg=src_before,
+                    timeout=60_000)
+                page.wait_for_timeout(500)  # let the new frame paint before the screenshot
+                after = img.screenshot(path=str(shots / "map_after.png"))
+                page.screenshot(path=str(shots / "page_after.png"), full_page=True)
+                assert readout.inner_text().strip() == "2"
+            finally:
+                browser.close()
+    finally:
+        _stop(proc)
+
+    assert before != after, "moving the image slider did not change the displayed map"
+    from io import BytesIO
+
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(Image.open(BytesIO(before)).convert("RGB"), dtype=float)
+    b = np.asarray(Image.open(BytesIO(after)).convert("RGB"), dtype=float)
+    assert a.shape == b.shape and np.abs(a - b).mean() > 1.0  # a different picture, not a repaint artefact
+    assert page_errors == [], f"JavaScript errors: {page_errors}"
+    relevant = [m for m in console_errors if not any(b in m for b in BENIGN_CONSOLE)]
+    assert relevant == [], f"console errors: {relevant}"
