@@ -24,8 +24,8 @@ def _time(fn) -> float:
     return time.perf_counter() - t0
 
 
-def run(model_name: str, n: int, size: int, steps: int, n_occ: int, window: int, stride: int, threads: int | None,
-        ig_batches: list[int], ppes: list[int]) -> list[dict]:
+def run(model_name: str, n: int, n_loop: int, size: int, steps: int, n_occ: int, window: int, stride: int,
+        threads: int | None, ig_batches: list[int], ppes: list[int]) -> list[dict]:
     import timm
 
     if threads:
@@ -44,8 +44,8 @@ def run(model_name: str, n: int, size: int, steps: int, n_occ: int, window: int,
 
     # IntegratedGradients: one image at a time (its steps in one forward) vs the batch split into chunks
     t = _time(lambda: [attribute(model, x[i : i + 1], "ig", n_steps=steps, internal_batch_size=steps)
-                       for i in range(n)])
-    record("integrated_gradients", "one_at_a_time", n, t, n_steps=steps, internal_batch_size=steps)
+                       for i in range(n_loop)])
+    record("integrated_gradients", "one_at_a_time", n_loop, t, n_steps=steps, internal_batch_size=steps)
     for ibs in ig_batches:
         t = _time(lambda: attribute(model, x, "ig", n_steps=steps, internal_batch_size=ibs))
         record("integrated_gradients", "batched", n, t, n_steps=steps, internal_batch_size=ibs)
@@ -68,18 +68,19 @@ def run(model_name: str, n: int, size: int, steps: int, n_occ: int, window: int,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet18")
-    p.add_argument("--n", type=int, default=32, help="images for IntegratedGradients")
+    p.add_argument("--n", type=int, default=32, help="images for batched IntegratedGradients")
+    p.add_argument("--n-loop", type=int, default=32, help="images for the one-at-a-time loop (a rate: fewer is fine)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--n-occ", type=int, default=8, help="images for Occlusion (its cost is per image)")
     p.add_argument("--window", type=int, default=32)
     p.add_argument("--stride", type=int, default=16)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--ig-batches", type=int, nargs="+", default=[50, 200])
+    p.add_argument("--ig-batches", type=int, nargs="+", default=[100])
     p.add_argument("--ppe", type=int, nargs="+", default=[1, 64])
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
-    rows = run(a.model, a.n, a.size, a.steps, a.n_occ, a.window, a.stride, a.threads, a.ig_batches, a.ppe)
+    rows = run(a.model, a.n, a.n_loop, a.size, a.steps, a.n_occ, a.window, a.stride, a.threads, a.ig_batches, a.ppe)
     env = {"model": a.model, "size": a.size, "torch": torch.__version__, "threads": torch.get_num_threads(),
            "cpu": platform.processor() or platform.machine()}
     if a.out:

@@ -2,8 +2,9 @@
 
 Fine-tunes tf_efficientnet_lite0 (the ImageNet weights available offline) on 150 PH2 images (3 classes: common
 nevus, atypical nevus, melanoma) for a few epochs, then scores Grad-CAM, Grad-CAM++, IntegratedGradients and
-Occlusion (``--methods`` adds SmoothGrad, GradientShap) for the predicted class on the 50 held-out images against the expert lesion masks (pointing game, IoU with the
-dilated mask, overlap, mass inside; deletion/insertion AUC). The same model with random weights is the reference
+Occlusion (``--methods`` adds SmoothGrad, GradientShap) for the predicted class on the 50 held-out images
+against the expert lesion masks (pointing game, IoU with the dilated mask, overlap, mass inside;
+deletion/insertion AUC). The same model with random weights is the reference
 row. Writes per-image scores, a summary and figures to the output folder (a run record under runs/, never committed).
 
     LESIONKIT_DATA=../shared/data .venv/bin/python bench/ph2_map_scores.py [--epochs 4] [--out runs/ph2_map_scores]
@@ -72,7 +73,7 @@ def train(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int,
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(b)
+            total += loss.item() * len(b)
         losses.append(total / len(x))
     return losses
 

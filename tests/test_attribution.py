@@ -245,3 +245,41 @@ def test_resolve_layer_on_fastai_torchvision_body() -> None:
 
 def test_all_methods_listed() -> None:
     assert set(METHODS) == {*PIXEL_METHODS, *CAM_METHODS, "native"}
+
+
+class _MultiHead(nn.Module):
+    """(N, n_heads, 2) logits, like the artefact classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.default_cfg = {"cam_layer": "conv", "heads": ("hair", "ruler", "frame")}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x).mean((2, 3)).view(-1, 3, 2)
+
+
+def test_multi_head_models_need_a_head() -> None:
+    net, x = _MultiHead(), _x(2, 16)
+    with pytest.raises(ValueError, match=r"3 heads of logits \(hair, ruler, frame\).*pass head="):
+        attribute(net, x, "gradcam")
+    by_name = attribute(net, x, "ig", head="ruler", target=1, n_steps=4)
+    by_index = attribute(net, x, "ig", head=1, target=1, n_steps=4)
+    np.testing.assert_allclose(by_name.maps, by_index.maps)
+    assert by_name.probs.shape == (2, 2)
+    assert not np.allclose(by_name.maps, attribute(net, x, "ig", head=0, target=1, n_steps=4).maps)
+    with pytest.raises(ValueError, match="unknown head 'dust'"):
+        attribute(net, x, "gradcam", head="dust")
+
+
+def test_patch_gates_are_painted_where_the_patches_are() -> None:
+    pytest.importorskip("lesionkit.models.patch_attention")
+    from lesionkit.attribution.cams import paint_patches, unstack_patch_cam
+
+    cfg = {"n_patches": 4, "patch_size": 8}  # a 2x2 grid of 8 px patches over a 16 px image: no overlap
+    gates = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    painted = paint_patches(gates, cfg, (16, 16))[0, 0]
+    assert painted[0, 0] == 1 and painted[0, 15] == 2 and painted[15, 0] == 3 and painted[15, 15] == 4
+    stacked = torch.arange(4.0).repeat_interleave(2).view(1, 1, 8, 1).expand(1, 1, 8, 2)  # P=4 maps of 2x2
+    cam = unstack_patch_cam(stacked, cfg, (16, 16))[0, 0]
+    assert cam[0, 0] == 0 and cam[0, 15] == 1 and cam[15, 0] == 2 and cam[15, 15] == 3

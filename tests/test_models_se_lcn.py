@@ -34,7 +34,8 @@ def test_grad_cam_plus_plus_matches_the_grad_cam_package() -> None:
     with torch.no_grad():  # the package adds eps = 1e-6 to α's denominator (SE-LCN's code does not): make the
         net.classifier[1].weight.mul_(1e3)  # gradients large enough for that eps to be negligible
     x = torch.rand(2, 3, 96, 96)
-    reference = GradCAMPlusPlus(model=net, target_layers=[net.features[12].expand3x3_activation])(input_tensor=x, targets=None)
+    cam = GradCAMPlusPlus(model=net, target_layers=[net.features[12].expand3x3_activation])
+    reference = cam(input_tensor=x, targets=None)
     ours = net.symmetry_cam(x)
     assert ours.shape == (2, 1, 96, 96)
     assert ours.min() >= 0 and ours.max() <= 1

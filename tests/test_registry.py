@@ -33,7 +33,8 @@ CASES: dict[str, tuple[dict, tuple, tuple, dict]] = {
     "multimodal_b2_image": ({}, SMALL, (B, 2), {}),
     "artefact_b2": ({}, SMALL, (B, 6, 2), {}),
     # inception_v3's minimum input is 75 px: two 75-px patches per side fit in 96×128
-    "patch_inception_v3": ({"patch_size": 75, "image_size": (96, 128)}, (B, 3, 96, 128), (B, 7), {"input_gate": (B, 5)}),
+    "patch_inception_v3": ({"patch_size": 75, "image_size": (96, 128)}, (B, 3, 96, 128), (B, 7),
+                           {"input_gate": (B, 5)}),
     "patch_densenet121": ({"patch_size": 32, "image_size": (64, 64)}, SMALL, (B, 6), {"input_gate": (B, 9)}),
     "patch_seresnext50": ({"patch_size": 32, "image_size": (64, 64)}, SMALL, (B, 7), {"input_gate": (B, 5)}),
     "patch_attention": ({"backbone": "resnet10t", "patch_size": 32, "image_size": (64, 64), "feature_gate": True},

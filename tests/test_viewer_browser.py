@@ -124,8 +124,7 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
     env.pop("LESIONKIT_HEADLESS", None)
     jupyter = Path(sys.executable).parent / "jupyter"
     cmd = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-           f"--ServerApp.token={token}", "--ServerApp.port_retries=0", "--LabApp.news_url=None",
-           "--ServerApp.disable_check_xsrf=False"]
+           f"--ServerApp.token={token}", "--ServerApp.port_retries=0", "--LabApp.news_url=None"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log = tmp_path / "jupyterlab.log"
@@ -190,4 +189,5 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
     assert a.shape == b.shape and np.abs(a - b).mean() > 1.0  # a different picture, not a repaint artefact
     assert page_errors == [], f"JavaScript errors: {page_errors}"
     relevant = [m for m in console_errors if not any(b in m for b in BENIGN_CONSOLE)]
+    print(f"console errors ignored as JupyterLab's own network noise: {len(console_errors) - len(relevant)}")
     assert relevant == [], f"console errors: {relevant}"

@@ -81,7 +81,8 @@ def as_plain_tensor(x: Any) -> torch.Tensor:
 
 def model_cfg(model: nn.Module) -> dict[str, Any]:
     """timm-style config of the model, looking through fastai's ``Sequential(TimmBody, head)``."""
-    for candidate in (model, getattr(model[0], "model", None) if isinstance(model, nn.Sequential) and len(model) else None):
+    inner = getattr(model[0], "model", None) if isinstance(model, nn.Sequential) and len(model) else None
+    for candidate in (model, inner):
         cfg = getattr(candidate, "pretrained_cfg", None) or getattr(candidate, "default_cfg", None)
         if isinstance(cfg, dict) and cfg:
             return dict(cfg)
@@ -162,7 +163,8 @@ def _head_index(model: nn.Module, head: int | str | None, shape: tuple[int, ...]
         raise ValueError(f"the model must return (N, n_classes) logits, got shape {shape}{hint}")
     if head is None:
         listing = f" ({', '.join(names)})" if names else ""
-        raise ValueError(f"the model returns {shape[1]} heads of logits{listing}, shape {shape}: pass head=<index or name>")
+        raise ValueError(
+            f"the model returns {shape[1]} heads of logits{listing}, shape {shape}: pass head=<index or name>")
     if isinstance(head, str):
         if head not in names:
             raise ValueError(f"unknown head {head!r}; the model's heads are: {', '.join(names) or '(unnamed)'}")
@@ -279,6 +281,7 @@ def attribute(
 
 
 def as_plain_tensor_meta(meta: Any, n: int) -> torch.Tensor:
+    """Metadata (N, n_meta) as a plain fp32 tensor, one row per image."""
     m = torch.as_tensor(np.asarray(meta)) if not isinstance(meta, torch.Tensor) else meta
     m = m.as_subclass(torch.Tensor).detach().float()
     if m.dim() == 1:

@@ -134,7 +134,8 @@ def _bin(cam: np.ndarray, mask: np.ndarray, threshold: float) -> tuple[np.ndarra
 
 def _check_shapes(cam: np.ndarray, mask: np.ndarray) -> None:
     if cam.shape != mask.shape:
-        raise ValueError(f"map shape {cam.shape} differs from mask shape {mask.shape}: resize the mask with binarize_mask")
+        raise ValueError(
+            f"map shape {cam.shape} differs from mask shape {mask.shape}: resize the mask with binarize_mask")
 
 
 # --- faithfulness -------------------------------------------------------------------------------------------------
@@ -167,7 +168,8 @@ def deletion_insertion(
     x = as_plain_tensor(images)
     m = torch.as_tensor(np.asarray(maps), dtype=torch.float32)
     if m.shape != (x.shape[0], *x.shape[-2:]):
-        raise ValueError(f"maps must have shape {(x.shape[0], *x.shape[-2:])} to match the images, got {tuple(m.shape)}")
+        raise ValueError(
+            f"maps must have shape {(x.shape[0], *x.shape[-2:])} to match the images, got {tuple(m.shape)}")
     tgt = torch.as_tensor(np.asarray(target), dtype=torch.long).flatten()
     if tgt.numel() == 1:
         tgt = tgt.expand(len(x))

@@ -107,17 +107,23 @@ def build_model(cfg: ARLConfig, kind: str) -> torch.nn.Module:
     raise ValueError(f"model kind {kind!r}: 'arl' or 'resnet'")
 
 
+def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLConfig) -> Any:
+    """Image loaders with the multi-scale crops (``augment="arl"``) and the chosen normalisation."""
+    from ..data.loaders import image_dls
+
+    return image_dls(ds, train_idx, valid_idx, size=cfg.image_size, bs=cfg.batch_size, preset=cfg.augment,
+                     seed=cfg.seed, num_workers=cfg.num_workers, norm=norm_stats(cfg))
+
+
 def build_learner(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLConfig, run: Run, kind: str,
                   stage: str = "") -> Any:
     """Learner with BCE on one logit, the chosen optimizer, multi-scale crops, selection on `monitor`."""
     from fastai.losses import BCEWithLogitsLossFlat
 
-    from ..data.loaders import image_dls
     from ..metrics import fastai_metrics
     from ..train import make_learner
 
-    dls = image_dls(ds, train_idx, valid_idx, size=cfg.image_size, bs=cfg.batch_size, preset=cfg.augment,
-                    seed=cfg.seed, num_workers=cfg.num_workers, norm=norm_stats(cfg))
+    dls = train_dls(ds, train_idx, valid_idx, cfg)
     return make_learner(dls, build_model(cfg, kind), run, loss_func=BCEWithLogitsLossFlat(thresh=cfg.threshold),
                         metrics=fastai_metrics("binary", 1), monitor=cfg.monitor,
                         opt_func=protocol.opt_func(cfg.optimizer, wd=cfg.weight_decay), stage=stage)
@@ -227,5 +233,5 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> A
     return load_attributions(run.dir)
 
 
-__all__ = ["ARLConfig", "start", "load", "build_model", "build_learner", "predict_test", "train_and_test",
+__all__ = ["ARLConfig", "start", "load", "train_dls", "build_model", "build_learner", "predict_test", "train_and_test",
            "summarize", "save_models", "alphas", "explain"]

@@ -76,7 +76,7 @@ class AttentionB3Config(TrainConfig):
             raise ConfigError(f"models={self.models!r}: unknown {unknown}; choose from {list(MODEL_NAMES)}")
 
     def effective(self, **smoke_overrides: Any) -> "AttentionB3Config":
-        defaults = {"image_size": 64, "batch_size": 16, "epochs": 1, "max_images": 100, "n_explain": 2,
+        defaults = {"image_size": 64, "batch_size": 16, "epochs": 1, "max_images": 80, "n_explain": 2,
                     "n_bootstrap": 50, "backbone": "tf_efficientnet_lite0", "lr": 1e-3, "augment": "fastai"}
         return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
 
@@ -239,10 +239,11 @@ def summarize(df: Any, params: Any, run: Run, cfg: AttentionB3Config) -> dict[st
 
 
 def save_models(kept: dict[str, Any], cfg: AttentionB3Config, ds: Any, run: Run) -> None:
-    for i, (name, learn) in enumerate(kept.items()):
+    """model.pth = the headline model (SGE-B3 when trained, else the first); model_<name>.pth for the others."""
+    head = "sge_b3" if "sge_b3" in kept else next(iter(kept))
+    for name, learn in kept.items():
         spec = {"name": name, "kwargs": {"num_classes": ds.n_classes, **cfg.model_kwargs}, "classes": ds.classes}
-        run.save_model(learn.model, name="model" if name == "sge_b3" or (i == 0 and "sge_b3" not in kept)
-                       else f"model_{name}", spec=spec)
+        run.save_model(learn.model, name="model" if name == head else f"model_{name}", spec=spec)
 
 
 def explain(kept: dict[str, Any], ds: Any, idx: np.ndarray, cfg: AttentionB3Config, run: Run) -> dict[str, Any]:

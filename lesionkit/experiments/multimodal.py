@@ -351,7 +351,7 @@ def plot_roc_pair(ds: Any, results: list[dict[str, Any]]) -> Any:
     return fig
 
 
-# --- artefact / bias classifier ----------------------------------------------------------------------------------------
+# --- artefact / bias classifier ------------------------------------------------------------------------------------
 
 
 def artefact_targets(df: pd.DataFrame) -> pd.DataFrame | None:
@@ -497,8 +497,10 @@ def comparison(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multi
     from .reported import comparison_table
 
     by = table.set_index("model")
-    ours = {"auc": by.loc["image + metadata", "auc"], "image_only/auc": by.loc["image only", "auc"],
-            "metadata_gain/auc": by.loc["image + metadata", "auc"] - by.loc["image only", "auc"]}
+    test_meta = run.metrics().get("test_meta", {})
+    ours = {k: test_meta[k] for k in ("ap", "f1_weighted", "accuracy", "spec_at_sens95") if k in test_meta}
+    ours.update({"auc": by.loc["image + metadata", "auc"], "image_only/auc": by.loc["image only", "auc"],
+                 "metadata_gain/auc": by.loc["image + metadata", "auc"] - by.loc["image only", "auc"]})
     if artefacts is not None:
         ours["artefacts/mean_head_accuracy"] = float(artefacts["table"]["accuracy"].mean())
     label = (f"{ds.name} ({len(ds)} images, {int(ds.df['label_idx'].sum())} melanomas), {cfg.backbone} "
@@ -520,6 +522,6 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, run: Run) -
 
 
 __all__ = ["MultimodalConfig", "start", "load_data", "to_melanoma", "make_splits", "split_table", "metadata_preview",
-           "stage_history", "build_learner",
-           "fit", "predict", "run_model", "evaluate", "evaluate_external", "plot_roc_pair", "artefact_targets", "artefact_dls",
-           "train_artefacts", "head_accuracy_table", "explain", "comparison", "summarize"]
+           "stage_history", "build_learner", "fit", "predict", "run_model", "evaluate", "evaluate_external",
+           "plot_roc_pair", "artefact_targets", "artefact_dls", "train_artefacts", "head_accuracy_table", "explain",
+           "comparison", "summarize"]

@@ -3,8 +3,8 @@ its Grad-CAM++ maps, cached to disk → diagnosis classifier whose E-layer takes
 
 Three networks trained one after the other, no joint loss (§3.1). Paper choices are the defaults: DeepLabV3+
 (Xception) with Dice + 0.05·rank loss and poly-decayed Adam 1e-3; SqueezeNet symmetry net, Adam 3.3445e-5, wd 9.669e-4,
-batch 8, 1/count-weighted CE, early stopping on validation loss (patience 10); EfficientNet-B4 + E-layer, Adam 1.2009e-4,
-wd 1.0796e-4, batch 32, unweighted CE, patience 25; inputs in [0, 1] without augmentation (the code's online
+batch 8, 1/count-weighted CE, early stopping on validation loss (patience 10); EfficientNet-B4 + E-layer, Adam
+1.2009e-4, wd 1.0796e-4, batch 32, unweighted CE, patience 25; inputs in [0, 1] without augmentation (the code's online
 transforms are identity); CAMs of the symmetry net trained on LAE inputs ("none_lae", the paper's best row), at 224 px;
 4 fold models evaluated on one held-out test set, mean ± std.
 
@@ -153,7 +153,8 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
 
 def shared_source(cls_ds: Any, seg_ds: Any) -> bool:
     """True when both stages read the same images (then they must share one split)."""
-    return len(cls_ds) == len(seg_ds) and bool((cls_ds.df["image_id"].to_numpy() == seg_ds.df["image_id"].to_numpy()).all())
+    ids = cls_ds.df["image_id"].to_numpy()
+    return len(cls_ds) == len(seg_ds) and bool((ids == seg_ds.df["image_id"].to_numpy()).all())
 
 
 def make_splits(cls_ds: Any, seg_ds: Any, cfg: SELCNConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -493,7 +494,8 @@ def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_i
     return dls
 
 
-def classifier_folds(ds: Any, parts: dict[str, np.ndarray], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def classifier_folds(ds: Any, parts: dict[str, np.ndarray], folds: int,
+                     seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train, valid) positions per fold model: the train+valid rows re-split into `folds` lesion-grouped folds
     (folds = 1: the holdout's own train/valid)."""
     from ..data.splits import grouped_kfold
@@ -666,7 +668,8 @@ def comparison(seg: dict[str, float], classifiers: pd.DataFrame, cam_summary: pd
     return out
 
 
-def summarize(seg: dict[str, float], classifiers: pd.DataFrame, cam_summary: pd.DataFrame, run: Run) -> dict[str, float]:
+def summarize(seg: dict[str, float], classifiers: pd.DataFrame, cam_summary: pd.DataFrame,
+              run: Run) -> dict[str, float]:
     """The headline numbers the demo prints."""
     by = classifiers.set_index("model")["balanced_accuracy"]
     summary = {"bacc_cam": float(by.iloc[0]), "bacc_no_cam": float(by.iloc[-1]), "dice": float(seg["dice"])}
@@ -686,6 +689,6 @@ def cleanup_inputs(run: Run) -> None:
 __all__ = ["SELCNConfig", "start", "load_data", "shared_source", "make_splits", "split_table", "train_segmenter",
            "predict_masks", "true_masks", "segmentation_scores", "evaluate_segmenter", "masked_inputs", "lae_table",
            "predict_all_masks", "build_inputs", "plot_segmentation", "evaluate_symmetry", "cache_cams",
-           "score_symmetry_cams", "attribution_masks", "train_symmetry", "class_weights", "compute_cams", "save_cams", "load_cams", "cam_scores", "GetCam",
-           "cam_dls", "classifier_folds", "train_classifier", "classifier_table", "evaluate_external", "plot_cascade", "explain",
-           "comparison", "summarize", "cleanup_inputs"]
+           "score_symmetry_cams", "attribution_masks", "train_symmetry", "class_weights", "compute_cams", "save_cams",
+           "load_cams", "cam_scores", "GetCam", "cam_dls", "classifier_folds", "train_classifier", "classifier_table",
+           "evaluate_external", "plot_cascade", "explain", "comparison", "summarize", "cleanup_inputs"]

@@ -1,7 +1,8 @@
 """Losses of the five papers; each is an ``nn.Module`` usable as a fastai ``loss_func``."""
 from __future__ import annotations
 
-from lesionkit.losses.class_weights import balanced_class_weights, class_counts, class_weights, inverse_frequency_weights
+from lesionkit.losses.class_weights import (balanced_class_weights, class_counts, class_weights,
+                                            inverse_frequency_weights)
 from lesionkit.losses.diagnosis import DX_TYPE_FACTORS, DiagnosisGuidedCrossEntropy, dx_type_factors
 from lesionkit.losses.dice_rank import DiceRankLoss, rank_loss, soft_dice
 from lesionkit.losses.focal import FocalLoss, batch_focal

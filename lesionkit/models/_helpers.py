@@ -58,7 +58,8 @@ def stage_channels(stage: nn.Module) -> int:
 
 
 @torch.no_grad()
-def collect_maps(model: nn.Module, run: Callable[[], Any], layers: Iterable[tuple[str, nn.Module]]) -> dict[str, torch.Tensor]:
+def collect_maps(model: nn.Module, run: Callable[[], Any],
+                 layers: Iterable[tuple[str, nn.Module]]) -> dict[str, torch.Tensor]:
     """Run ``run()`` once with ``record`` switched on for each attention layer and return their ``last_map``s."""
     layers = list(layers)
     for _, layer in layers:

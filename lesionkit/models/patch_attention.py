@@ -85,7 +85,8 @@ class PatchStack(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bp, c, h, w = x.shape
-        return x.reshape(bp // self.n_patches, self.n_patches, c, h, w).transpose(1, 2).reshape(-1, c, self.n_patches * h, w)
+        stacked = x.reshape(bp // self.n_patches, self.n_patches, c, h, w).transpose(1, 2)
+        return stacked.reshape(-1, c, self.n_patches * h, w)
 
 
 class PatchAttentionNet(nn.Module):
