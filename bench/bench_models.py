@@ -78,7 +78,7 @@ def plain_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_func
                 warmup: int, device: str, amp: str | None) -> float:
     """Images/s of a plain loop: forward, loss, zero_grad, backward, Adam step."""
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(enabled=amp == "fp16")
     times = []
     for _ in range(warmup + steps):
@@ -103,7 +103,8 @@ def fastai_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_fun
     from fastai.data.core import DataLoaders
     from fastai.data.load import DataLoader
     from fastai.learner import Learner
-    from fastai.optimizer import Adam
+
+    from lesionkit.train import torch_adamw
 
     class BatchClock(Callback):
         order = 100
@@ -120,7 +121,7 @@ def fastai_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_fun
     dls = DataLoaders(DataLoader(batches, bs=None), DataLoader(batches[:1], bs=None), device=torch.device(device))
     dls.n_inp = len(inputs)
     clock = BatchClock()
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=Adam, lr=1e-4, cbs=[clock])
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=torch_adamw, lr=1e-4, cbs=[clock])
     if amp:
         learn = learn.to_bf16() if amp == "bf16" else learn.to_fp16()
     with learn.no_logging():

@@ -62,14 +62,20 @@ def param_groups_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return [body, head_params] if head_params and body else [list(model.parameters())]
 
 
+def torch_adamw(params: Any, **kw: Any) -> Any:
+    """fastai optimiser wrapping torch's AdamW: its fused/foreach kernels step much faster than fastai's per-tensor
+    Python Adam, which matters on CPU; one-cycle and discriminative learning rates work as usual."""
+    from fastai.optimizer import OptimWrapper
+
+    return OptimWrapper(params, opt=torch.optim.AdamW, **kw)
+
+
 def make_learner(dls: Any, model: nn.Module, run: Run, loss_func: Callable | None = None,
                  metrics: Sequence[Any] = (), monitor: str = "valid_loss", opt_func: Callable | None = None,
                  stage: str = "") -> Learner:
     """A plain fastai Learner (works for custom and multi-input models) writing into the run record."""
-    from fastai.optimizer import Adam
-
     learn = Learner(dls, model, loss_func=loss_func or nn.CrossEntropyLoss(), metrics=list(metrics),
-                    opt_func=opt_func or Adam, splitter=param_groups_splitter, path=run.dir, model_dir="checkpoints",
+                    opt_func=opt_func or torch_adamw, splitter=param_groups_splitter, path=run.dir, model_dir="checkpoints",
                     cbs=[RunHistory(run, stage=stage)])
     learn.lesionkit_monitor = monitor
     if torch.cuda.is_available():

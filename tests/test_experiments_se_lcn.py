@@ -109,6 +109,16 @@ def test_cam_dls_pairs_each_image_with_its_own_cam(tmp_path: Path) -> None:
     assert zero.valid.one_batch()[1].abs().sum() == 0
 
 
+def test_cam_dls_balanced_sampling_weights_each_class_equally(tmp_path: Path) -> None:
+    from lesionkit.data.loaders import BalancedDL
+
+    ds = _images(tmp_path, n=4, size=16)  # labels nv, mel, nv, mel
+    cams = {f"IMG{i}": np.zeros((4, 4), np.float32) for i in range(4)}
+    dls = se.cam_dls(ds, cams, np.array([0, 1, 2]), np.array([3]), size=16, bs=2, balanced=True)
+    assert isinstance(dls.train, BalancedDL)
+    assert dls.train.wgts.tolist() == pytest.approx([0.25, 0.5, 0.25])  # nv, mel, nv: each class half the draws
+
+
 def test_classifier_folds_partition_the_training_pool_and_never_touch_test() -> None:
     n = 40
     df = pd.DataFrame({"image_id": [f"i{k}" for k in range(n)], "label": ["a", "b"] * (n // 2),

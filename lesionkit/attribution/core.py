@@ -238,7 +238,8 @@ def attribute(
         target: class to explain, one for all or one per image; None = the predicted class.
         meta: metadata tensor (N, n_meta) for multimodal models; passed along, never attributed.
         layer: CAM layer for "gradcam"/"gradcam++" ("auto" = ``default_cfg["cam_layer"]`` or the last feature map).
-        internal_batch_size: images (or perturbations / noise samples / IG steps) per forward pass.
+        internal_batch_size: images per forward pass, counting every IG step, noise sample or occlusion
+            perturbation of every image (bounds memory: Captum multiplies the batch by these).
         mean, std: input normalisation to undo for display; default from the model's timm config.
         sign: how pixel methods reduce channels: "absolute" (default for gradients), "positive" (occlusion), "all".
         seed: seeds the noise of SmoothGrad and GradientShap, so maps are reproducible.
@@ -326,7 +327,7 @@ def _run(
         extra = {"internal_batch_size": max(ibs, 1)} if base == "integrated_gradients" else {}
         attr = NoiseTunnel(algo).attribute(
             x, nt_type=kw.pop("nt_type", "smoothgrad"), nt_samples=nt_samples, stdevs=stdevs,
-            nt_samples_batch_size=max(1, ibs), target=tgt, additional_forward_args=_extra(meta), **extra, **kw)
+            nt_samples_batch_size=max(1, ibs // len(x)), target=tgt, additional_forward_args=_extra(meta), **extra, **kw)
         return _reduce(attr, sign), None, {"nt_samples": nt_samples, "stdevs": stdevs, "base": base}
     if method == "occlusion":
         window = int(kw.pop("window", max(2, round(min(size) / 8))))
@@ -335,7 +336,7 @@ def _run(
         attr = Occlusion(fwd).attribute(
             x, sliding_window_shapes=(c, window, window), strides=(c, stride, stride),
             baselines=kw.pop("baselines", 0.0), target=tgt, additional_forward_args=_extra(meta),
-            perturbations_per_eval=int(kw.pop("perturbations_per_eval", ibs)), **kw)
+            perturbations_per_eval=int(kw.pop("perturbations_per_eval", max(1, ibs // len(x)))), **kw)
         return _reduce(attr, sign) / c, None, {"window": window, "stride": stride}
     if method == "gradient_shap":
         n_samples = int(kw.pop("n_samples", 20))

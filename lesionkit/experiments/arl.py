@@ -166,6 +166,7 @@ def train_and_test(ds: Any, cv: protocol.CVSplits, cfg: ARLConfig, run: Run) -> 
             probs, y = predict_test(learn.model, ds, cv.test, cfg, learn)
             protocol.record_evaluation(run, f"test_{kind}_fold{k}", ds, cv.test, probs, y, figures=k == 0, log=False)
             if k == 0:
+                learn.test_preds = (probs, y)  # fold 0's test predictions, reused to pick images to explain
                 kept[kind] = learn
             return {**evaluate(probs, y, cfg), "params": protocol.count_params(learn.model)}
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..config import ConfigError, param
 from ..runs import Run, start_notebook_run
@@ -193,6 +192,7 @@ def train_and_test(ds: Any, cv: protocol.CVSplits, cfg: AttentionB3Config, run: 
             probs, y = predict_test(learn, ds, cv.test, cfg)
             protocol.record_evaluation(run, f"test_{name}_fold{k}", ds, cv.test, probs, y, figures=False, log=False)
             if k == 0:
+                learn.test_preds = (probs, y)  # fold 0's test predictions, reused to pick images to explain
                 kept[name] = learn
             return {**evaluate(probs, y, ds, cfg), "params": protocol.count_params(learn.model)}
 

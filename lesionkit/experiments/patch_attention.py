@@ -230,6 +230,7 @@ def cross_validate(ds: Any, cv: protocol.CVSplits, cfg: PatchAttentionConfig, ru
             report = protocol.record_evaluation(run, f"test_{mode}_fold{k}", ds, cv.test, probs, y,
                                                 figures=k == 0, log=False)
             if k == 0:
+                learn.test_preds = (probs, y)  # fold 0's test predictions, reused to pick images to explain
                 kept[mode] = learn
             return report
 

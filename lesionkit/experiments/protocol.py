@@ -33,7 +33,7 @@ every 10 of 50 epochs after epoch 10, ARL's at 30/60/90 of 100) and "warmup_cosi
 "Going Smaller": one warmup epoch from lr/10 to lr, then cosine annealing to 0)."""
 
 
-# --- splits -------------------------------------------------------------------------------------------------------------
+# --- splits ---------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CVSplits:
     """A fixed test set plus `folds` (train, valid) pairs over the remaining rows, all grouped by lesion/patient."""
@@ -71,7 +71,7 @@ def cv_splits(ds: Any, folds: int = 3, test_frac: float = 0.2, valid_frac: float
     return CVSplits(test=np.sort(test), folds=pairs)
 
 
-# --- per-fold tables ----------------------------------------------------------------------------------------------------
+# --- per-fold tables ------------------------------------------------------------------------------------------------
 def flat_metrics(report: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Scalars of a metrics report, nested dicts flattened with "/" (per_class/mel/auc); non-numbers dropped."""
     out: dict[str, float] = {}
@@ -133,7 +133,7 @@ def fold_means(df: pd.DataFrame, by: str = "model") -> dict[str, dict[str, float
     return {str(m): {k: float(v) for k, v in row.items() if np.isfinite(v)} for m, row in num.iterrows()}
 
 
-# --- training -----------------------------------------------------------------------------------------------------------
+# --- training -------------------------------------------------------------------------------------------------------
 def opt_func(name: str = "adam", wd: float = 0.0, mom: float = 0.9) -> Callable[..., Any]:
     """fastai optimizer factory: "adam" (Adam, decoupled wd = AdamW when wd > 0) or "sgd" (momentum, L2 wd as
     torch's SGD does it, the ARL code's choice)."""
@@ -196,7 +196,7 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only))
 
 
-# --- prediction ---------------------------------------------------------------------------------------------------------
+# --- prediction -----------------------------------------------------------------------------------------------------
 def _plain(x: Any) -> torch.Tensor:
     return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
@@ -253,7 +253,7 @@ def predict_views(model: torch.nn.Module, dl: Any) -> tuple[np.ndarray, np.ndarr
     return torch.cat(probs).numpy(), (torch.cat(ys).numpy().astype(int) if ys else None)
 
 
-# --- scoring ------------------------------------------------------------------------------------------------------------
+# --- scoring --------------------------------------------------------------------------------------------------------
 def score(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], positive: str | None = None) -> dict[str, Any]:
     """The score command's report: binary (two classes, or ``positive`` given: that class vs the rest, scored on
     its probability column) or multiclass."""
@@ -289,7 +289,7 @@ def record_evaluation(run: Any, name: str, ds: Any, idx: np.ndarray, probs: np.n
     return report
 
 
-# --- data helpers -------------------------------------------------------------------------------------------------------
+# --- data helpers ---------------------------------------------------------------------------------------------------
 def one_vs_rest(ds: Any, positive: str = "mel", rest: str = "rest") -> Any:
     """A binary copy of a multiclass dataset: ``positive`` vs all other classes (classes [rest, positive], so index
     1 is positive, the LesionDataset convention): ISIC 2017 Part 3's melanoma task from HAM10000-style labels."""

@@ -33,7 +33,7 @@ class Reported:
     std: float = float("nan")
 
 
-# --- methods-a §1.6: Gessert et al. (patch attention + diagnosis-guided loss weighting) -------------------------------
+# --- methods-a §1.6: Gessert et al. (patch attention + diagnosis-guided loss weighting) -----------------------------
 _HAM_ABSTRACT = "HAM10000 / derm7pt, 450x600 as 5/9 patches of 224 px (TBME 2019 abstract; relative gain)"
 _PATCH = [
     Reported("balanced_accuracy_gain_patch_attention", 0.07, _HAM_ABSTRACT,
@@ -48,7 +48,7 @@ _PATCH = [
              "methods-a §1.6, arXiv 1910.03910", "ISIC 2019 entry (test)"),
 ]
 
-# --- methods-a §2.6: ARL-CNN (ISIC 2017 Part 3, melanoma vs rest) -------------------------------------------------------
+# --- methods-a §2.6: ARL-CNN (ISIC 2017 Part 3, melanoma vs rest) ---------------------------------------------------
 _ISIC17 = "ISIC 2017 test (600 images, 117 melanomas), 224 px"
 _ISIC17_REPO = "ISIC 2017 test (600 images, 117 melanomas), 224 px, 9-view TTA, threshold 0.5"
 
@@ -72,7 +72,7 @@ _ARL = (
                 "ARL-CNN50")]
 )
 
-# --- methods-b §B.10: "Going Smaller" attention EfficientNet-B3 models --------------------------------------------------
+# --- methods-b §B.10: "Going Smaller" attention EfficientNet-B3 models ----------------------------------------------
 _PROVE = "ProveAI (603 lesions, 95 melanomas), 384 px, 20 offline copies x 10 views x folds; trained on ISIC 2019+2020"
 _B10 = "methods-b §B.10, recomputed from the shipped prediction CSVs"
 _B_ROWS = {  # auc, ap, f1_weighted, accuracy, spec_at_sens95 (point), spec_at_sens95 bootstrap (seed 0)
@@ -89,7 +89,7 @@ _ATTN_B3 += [Reported("params", n, "tf_efficientnet_b3 + modules, 9-class head",
                       "methods-b §B.2/B.3, computed from the module formulas (assumed External-Attention defaults)",
                       model, verified=model == "SGE-B3") for model, n in _B_PARAMS.items()]
 
-# --- methods-b §A.10: SIIM-ISIC 2020 1st place (the multimodal notebook's anchor; C itself reports nothing, §C.7) -------
+# --- methods-b §A.10: SIIM-ISIC 2020 1st place (the multimodal notebook's anchor; C itself reports nothing, §C.7) ---
 _FIRST = [
     Reported("auc", 0.9600, "ISIC 2020+2019, 5-fold patient-grouped CV, 18-model ensemble, 384-896 px",
              "methods-b §A.10, arXiv 2010.05351 abstract", "1st place ensemble (CV)"),
@@ -98,7 +98,7 @@ _FIRST = [
 ] + [Reported(k, v, _PROVE.replace("384 px", "B's preprocessing"), _B10, "1st place ensemble (ProveAI)")
      for k, v in zip(_B_KEYS, (0.844, 0.596, 0.836, 0.869, 0.376, 0.379))]
 
-# --- methods-a §3.6: SE-LCN (HAM10000 test, 1999 images; numbers inflated by lesion leakage, §3.7) -------------------
+# --- methods-a §3.6: SE-LCN (HAM10000 test, 1999 images; numbers inflated by lesion leakage, §3.7) ------------------
 _SELCN_ON = "HAM10000 image-level test split (1999 images, lesion leakage), 256 px, mean±std over 4 fold models"
 _SELCN_SRC = "methods-a §3.6, computed from predictions/test_set/*.csv"
 _SELCN = []

@@ -4,9 +4,10 @@ its Grad-CAM++ maps, cached to disk → diagnosis classifier whose E-layer takes
 Three networks trained one after the other, no joint loss (§3.1). Paper choices are the defaults: DeepLabV3+
 (Xception) with Dice + 0.05·rank loss and poly-decayed Adam 1e-3; SqueezeNet symmetry net, Adam 3.3445e-5, wd 9.669e-4,
 batch 8, 1/count-weighted CE, early stopping on validation loss (patience 10); EfficientNet-B4 + E-layer, Adam
-1.2009e-4, wd 1.0796e-4, batch 32, unweighted CE, patience 25; inputs in [0, 1] without augmentation (the code's online
-transforms are identity); CAMs of the symmetry net trained on LAE inputs ("none_lae", the paper's best row), at 224 px;
-4 fold models evaluated on one held-out test set, mean ± std.
+1.2009e-4, wd 1.0796e-4, batch 32, unweighted CE, patience 25; inputs in [0, 1] without online augmentation (the code's
+transforms are identity) and class-balanced training (the code balances offline: NV down to 2000, the others
+up with flipped/rotated copies; here by sampling); CAMs of the symmetry net trained on LAE inputs ("none_lae", the
+paper's best row), at 224 px; 4 fold models evaluated on one held-out test set, mean ± std.
 
 Fixed on purpose (methods-a §3.7): every split is grouped by lesion/patient, and when all stages use one dataset they
 share one split, so no test image trains any stage (the original's symmetry set holds 322 classification-test images);
@@ -44,6 +45,8 @@ class SELCNConfig(TrainConfig):
     lr: float = param(1.2009e-4, "classifier Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
     wd: float = param(1.0796e-4, "classifier Adam weight decay (L2, as torch.optim.Adam)", ge=0, le=1.0)
     patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0 = off)", ge=0)
+    balanced: bool = param(True, "class-balanced sampling of classifier training rows (the paper trains on an "
+                                 "offline class-balanced copy of HAM10000)")
     pretrained: bool | str = param(False, "ImageNet init of the segmenter encoder and classifier backbone: true "
                                           "(lite0/lite2 only), false, or a weight file")
     classifier_backbone: str = param("efficientnet_b4", "timm backbone of the diagnosis classifier (paper: B4)")
@@ -472,24 +475,30 @@ class GetCam:
 
 
 def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_idx: np.ndarray, size: int, bs: int,
-            seed: int = 0, num_workers: int = 0, zero: bool = False, norm: Any = None) -> Any:
+            seed: int = 0, num_workers: int = 0, zero: bool = False, norm: Any = None, balanced: bool = False) -> Any:
     """(image, CAM) → label loaders (n_inp=2), no augmentation (the original's online transforms are identity,
-    and a flip would have to move the CAM too)."""
+    and a flip would have to move the CAM too). `balanced`: training rows drawn with replacement, weight 1/class
+    count (the original trains on an offline class-balanced copy of HAM10000 instead)."""
     import random
 
     from fastai.data.core import Datasets
     from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
     from fastai.vision.augment import Resize
 
-    from ..data.loaders import GetLabel, ReadImage, _prepare
+    from ..data.loaders import BalancedDL, GetLabel, ReadImage, _prepare
 
     tr, va = _prepare(ds, train_idx, valid_idx, verify=True, leak_check=True)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [GetCam(cams, zero)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)], n_inp=2)
     after_batch = [IntToFloatTensor()] + ([Normalize.from_stats(*norm)] if norm is not None else [])
+    opts: dict[str, Any] = {}
+    if balanced:
+        labels = ds.df["label"].to_numpy()[tr]
+        counts = pd.Series(labels).value_counts()
+        opts = {"dl_type": BalancedDL, "dl_kwargs": ({"wgts": 1.0 / pd.Series(labels).map(counts).to_numpy(float)}, {})}
     dls = dsets.dataloaders(bs=bs, after_item=[Resize(size), ToTensor()], after_batch=after_batch,
-                            num_workers=num_workers)
+                            num_workers=num_workers, **opts)
     dls.train.rng = random.Random(seed)
     return dls
 
@@ -524,7 +533,7 @@ def train_classifier(ds: Any, cams: dict[str, np.ndarray], parts: dict[str, np.n
         model = create_model("selcn_classifier", pretrained=cfg.pretrained, backbone=cfg.classifier_backbone,
                              num_classes=ds.n_classes, with_symmetry_net=False)
         dls = cam_dls(ds, cams, tr, va, cfg.image_size, cfg.batch_size, cfg.seed + k, cfg.num_workers,
-                      zero=not with_cam, norm=model_norm(model))
+                      zero=not with_cam, norm=model_norm(model), balanced=cfg.balanced)
         learn = make_learner(dls, model, run, metrics=fastai_metrics(ds.task, ds.n_classes), monitor="valid_loss",
                              opt_func=partial(Adam, wd=cfg.wd, decouple_wd=False), stage=f"{tag}_fold{k}")
         _fit(learn, cfg.epochs, cfg.lr, cfg.schedule, "valid_loss", cfg.patience, fname=f"best_{tag}")
