@@ -18,6 +18,12 @@ from .runs import repo_root, runs_root
 # Settings the demo uses per notebook (on top of each notebook's own defaults); `--smoke` uses smoke=True instead.
 DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "00_quickstart": {},
+    "multimodal": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "image_size": 64, "epochs": 3,
+                   "batch_size": 32, "max_images": 400, "artefact_epochs": 2, "n_attribution": 4},
+    "se_lcn": {"seg_encoder": "tu-tf_efficientnet_lite0", "classifier_backbone": "tf_efficientnet_lite0",
+               "pretrained": "true", "image_size": 64, "cam_size": 64, "max_images": 400, "seg_epochs": 2,
+               "sym_epochs": 3, "epochs": 3, "folds": 1, "patience": 0, "seg_batch_size": 16, "sym_batch_size": 16,
+               "batch_size": 32, "n_attribution": 4},
 }
 # The figures worth a glance in the summary, in order of preference.
 HEADLINE = ("bma", "balanced_accuracy", "auc_macro", "auc", "ap", "f1_macro", "dice")
