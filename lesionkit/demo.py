@@ -18,8 +18,16 @@ from .runs import repo_root, runs_root
 # Settings the demo uses per notebook (on top of each notebook's own defaults); `--smoke` uses smoke=True instead.
 DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "00_quickstart": {},
+    "arl": {"depth": 18, "image_size": 64, "epochs": 3, "max_images": 400, "optimizer": "adam", "lr": 2e-3,
+            "schedule": "one_cycle", "batch_size": 32, "n_explain": 4, "attribution_methods": "gradcam,native"},
+    "attention_b3": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "image_size": 64, "epochs": 2,
+                     "max_images": 300, "batch_size": 32, "lr": 1e-3, "augment": "fastai", "n_bootstrap": 200,
+                     "n_explain": 3},
     "multimodal": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "image_size": 64, "epochs": 3,
                    "batch_size": 32, "max_images": 400, "artefact_epochs": 2, "n_attribution": 4},
+    "patch_attention": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "image_size": 48, "epochs": 2,
+                        "folds": 2, "max_images": 200, "batch_size": 8, "lr": 1e-3, "schedule": "one_cycle",
+                        "attribution_methods": "integrated_gradients", "n_explain": 3},
     "se_lcn": {"seg_encoder": "tu-tf_efficientnet_lite0", "classifier_backbone": "tf_efficientnet_lite0",
                "pretrained": "true", "image_size": 64, "cam_size": 64, "max_images": 400, "seg_epochs": 2,
                "sym_epochs": 3, "epochs": 3, "folds": 1, "patience": 0, "seg_batch_size": 16, "sym_batch_size": 16,

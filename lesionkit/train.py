@@ -117,28 +117,30 @@ class _nullcontext:
 
 
 def predict(learn: Learner, dl: Any, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities (softmax) and targets for `dl`; with `tta`, averaged over flips and transposes."""
+    """Class probabilities (N, C) and targets for `dl`; with `tta`, averaged over horizontal/vertical flips.
+
+    A single-logit model (binary, sigmoid) gives two columns [1 - p, p]. Flips act on the last two axes, so patch
+    batches (B, P, 3, H, W) flip each patch in place.
+    """
     learn.model.eval()
-    with learn.no_bar(), learn.no_logging():
-        probs, targets = learn.get_preds(dl=dl)
-        if tta:
-            views = [probs]
-            for flip in ((3,), (2,), (2, 3)):
-                views.append(_preds_with(learn, dl, lambda x, f=flip: torch.flip(x, f)))
-            probs = torch.stack(views).mean(0)
-    probs = probs.float()
-    if probs.ndim == 2 and not torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-3):
-        probs = probs.softmax(1)
-    return probs.numpy(), targets.numpy()
+    views = [lambda x: x] + ([lambda x, d=d: torch.flip(x, d) for d in ((-1,), (-2,), (-2, -1))] if tta else [])
+    outs, targets = [], None
+    with learn.no_bar(), learn.no_logging(), torch.no_grad():
+        for view in views:
+            logits, ys = [], []
+            for batch in dl:
+                xb = list(batch[:dl.n_inp])
+                xb[0] = view(xb[0])
+                logits.append(learn.model(*xb).float().cpu())
+                ys.append(batch[dl.n_inp].cpu() if len(batch) > dl.n_inp else torch.zeros(len(xb[0])))
+            outs.append(_probabilities(torch.cat(logits)))
+            targets = torch.cat(ys)
+    probs = torch.stack(outs).mean(0)
+    return probs.numpy(), targets.as_subclass(torch.Tensor).numpy()
 
 
-def _preds_with(learn: Learner, dl: Any, view: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    outs = []
-    with torch.no_grad():
-        for batch in dl:
-            xb = list(batch[:dl.n_inp])
-            xb[0] = view(xb[0])
-            out = learn.model(*xb)
-            outs.append(learn.loss_func.activation(out) if hasattr(learn.loss_func, "activation")
-                        else out.softmax(1))
-    return torch.cat(outs).cpu()
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    if logits.ndim == 1 or logits.shape[1] == 1:
+        p = torch.sigmoid(logits.reshape(-1))
+        return torch.stack([1 - p, p], 1)
+    return logits.softmax(1)

@@ -224,7 +224,7 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> A
     """Grad-CAM on layer4, the ARL masks ("native") and integrated gradients for test images; stored with the run."""
     from ..attribution import load_attributions, precompute_attributions
 
-    methods = [m.strip() for m in cfg.attribution_methods.split(",") if m.strip()]
+    methods = cfg.methods
     x = protocol.model_inputs(ds, idx, cfg.image_size, norm=norm_stats(cfg))
     mean, std = norm_stats(cfg)
     precompute_attributions(learn.model, x, methods, run.dir, classes=ds.classes,

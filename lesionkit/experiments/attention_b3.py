@@ -252,7 +252,7 @@ def explain(kept: dict[str, Any], ds: Any, idx: np.ndarray, cfg: AttentionB3Conf
     from ..attribution import load_attributions, precompute_attributions
     from .common import model_norm
 
-    methods = [m.strip() for m in cfg.attribution_methods.split(",") if m.strip()]
+    methods = cfg.methods
     stores = {}
     for name, learn in kept.items():
         model_methods = [m for m in methods if m != "native" or name != "s2mlp_b3"]  # S2 attention has no map

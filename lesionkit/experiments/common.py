@@ -44,6 +44,18 @@ class TrainConfig(Config):
             raise ConfigError(f"test_dir {self.test_dir!r} does not exist; give a folder or leave it empty")
         if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
             raise ConfigError(f"pretrained={self.pretrained!r} is neither true/false nor an existing weight file")
+        if hasattr(self, "attribution_methods"):
+            from ..attribution import canonical_method
+
+            try:
+                [canonical_method(m) for m in self.methods]
+            except ValueError as err:
+                raise ConfigError(f"attribution_methods={self.attribution_methods!r}: {err}") from None
+
+    @property
+    def methods(self) -> list[str]:
+        """The comma-separated `attribution_methods` parameter (in configs that have one) as a list."""
+        return [m.strip() for m in str(getattr(self, "attribution_methods", "")).split(",") if m.strip()]
 
     def effective(self, **smoke_overrides: Any) -> "TrainConfig":
         """The config actually run: with `smoke`, sizes and epochs shrink to the given overrides."""

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ConfigError, param
+from ..config import param
 from ..runs import Run, start_notebook_run
 from .common import TrainConfig, holdout_splits, model_norm, resolve_data_dir
 
@@ -59,19 +59,6 @@ class MultimodalConfig(TrainConfig):
                                                                        "methods")
     n_attribution: int = param(8, "test images to explain", ge=1, le=256)
     max_images: int = param(0, "use at most this many images (whole patients, stratified); 0 = all", ge=0)
-
-    def validate(self) -> None:
-        super().validate()
-        from ..attribution import canonical_method
-
-        try:
-            [canonical_method(m) for m in self.methods]
-        except ValueError as err:
-            raise ConfigError(f"attribution_methods={self.attribution_methods!r}: {err}") from None
-
-    @property
-    def methods(self) -> list[str]:
-        return [m.strip() for m in self.attribution_methods.split(",") if m.strip()]
 
     def effective(self, **overrides: Any) -> "MultimodalConfig":
         """Smoke: 1 epoch at 64 px on ~160 images, Lite0 (offline weights), no TTA, a few attribution images."""

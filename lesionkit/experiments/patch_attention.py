@@ -300,7 +300,7 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run
     lesion); Grad-CAM is skipped: its layer holds patches stacked, not the image plane. Stored with the run."""
     from ..attribution import load_attributions, precompute_attributions
 
-    methods = [m.strip() for m in cfg.attribution_methods.split(",") if m.strip()]
+    methods = cfg.methods
     x = protocol.model_inputs(ds, idx, cfg.full_size, norm=None)
     window = max(4, cfg.image_size // 4)
     precompute_attributions(learn.model, x, methods, run.dir, classes=ds.classes,

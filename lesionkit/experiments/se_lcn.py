@@ -79,21 +79,11 @@ class SELCNConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
-        from ..attribution import canonical_method
-
         if self.image_size % 16:
             raise ConfigError(f"image_size={self.image_size} must be a multiple of 16 (DeepLabV3+ output stride)")
         if self.seg_data_dir and self.seg_data_dir not in ("synthetic",) and not Path(self.seg_data_dir).exists():
             raise ConfigError(f"seg_data_dir {self.seg_data_dir!r} does not exist; give a folder with lesion masks "
                               "(e.g. PH2) or leave it empty to use data_dir")
-        try:
-            [canonical_method(m) for m in self.methods]
-        except ValueError as err:
-            raise ConfigError(f"attribution_methods={self.attribution_methods!r}: {err}") from None
-
-    @property
-    def methods(self) -> list[str]:
-        return [m.strip() for m in self.attribution_methods.split(",") if m.strip()]
 
     def stage_epochs(self, stage: str) -> int:
         value = {"seg": self.seg_epochs, "sym": self.sym_epochs}.get(stage, 0)
