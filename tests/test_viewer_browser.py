@@ -150,7 +150,7 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
                 page.get_by_role("menuitem", name="Run", exact=True).click()
                 page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
                 img = page.locator(".lesionkit-viewer img.widget-image").first
-                img.wait_for(state="visible", timeout=300_000)
+                img.wait_for(state="visible", timeout=480_000)  # generous: CI runs notebooks beside it
                 page.wait_for_function(
                     "() => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
                     " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
