@@ -125,8 +125,9 @@ def check_rows(ds: LesionDataset, idx: np.ndarray, need_mask: bool = False) -> N
                         f"Fix or drop those rows ({CHECK_HINT}), or pass verify=False to skip this check.")
 
 
-def _prepare(ds: LesionDataset, train_idx: Any, valid_idx: Any, verify: bool, leak_check: bool,
-             need_mask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def prepare_split(ds: LesionDataset, train_idx: Any, valid_idx: Any, verify: bool, leak_check: bool,
+                  need_mask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the two parts, after the leak guard and a quick read of every file (both optional)."""
     n = len(ds.df)
     tr, va = _positions(train_idx, n, "train_idx"), _positions(valid_idx, n, "valid_idx")
     both = np.intersect1d(tr, va)
@@ -172,7 +173,7 @@ def image_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224
     `colour_constancy`: Shades-of-Gray p (e.g. 6) or None. `balanced`: class-balanced sampling of the training
     rows. `verify`/`leak_check`: the pre-flight checks described in the module docstring.
     """
-    tr, va = _prepare(ds, train_idx, valid_idx, verify, leak_check)
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check)
     item, batch = preset_tfms(preset, size, resize, seed)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size, colour_constancy)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
@@ -198,7 +199,7 @@ def meta_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224,
     """Image + metadata DataLoaders (n_inp=2, batches (image, meta, y)) for a plain `Learner` whose model takes
     forward(image, meta). The encoder is fitted on the training rows only (unless given already fitted) and kept
     as `dls.meta_encoder` (save it with the run: `dls.meta_encoder.save(path)`); `dls.n_meta` is its width."""
-    tr, va = _prepare(ds, train_idx, valid_idx, verify, leak_check)
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check)
     encoder = encoder or MetaEncoder()
     if not encoder.fitted:
         encoder.fit(ds.df.iloc[tr])
@@ -221,7 +222,7 @@ def mask_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224,
     Geometric augmentation is applied to image and mask together; only presets 'fastai' and 'none' qualify."""
     if preset not in ("fastai", "none"):
         raise ValueError(f"preset={preset!r}: mask loaders support 'fastai' and 'none' (the others are image-only)")
-    tr, va = _prepare(ds, train_idx, valid_idx, verify, leak_check, need_mask=True)
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check, need_mask=True)
     item, batch = preset_tfms(preset, size, "squish", seed)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [ReadMask(), AddMaskCodes(codes=["background", "lesion"])]],
                      splits=[list(tr), list(va)])
@@ -252,5 +253,5 @@ def test_dl(dls: DataLoaders, source: LesionDataset | pd.DataFrame, idx: Any = N
 test_dl.__test__ = False  # a library function, not a pytest test, wherever a test module imports it
 
 
-__all__ = ["PRESETS", "BalancedDL", "ReadImage", "ReadMask", "add_meta_columns", "check_rows", "image_dls",
+__all__ = ["PRESETS", "BalancedDL", "ReadImage", "ReadMask", "add_meta_columns", "check_rows", "image_dls", "prepare_split",
            "mask_dls", "meta_dls", "test_dl"]

@@ -24,7 +24,7 @@ from fastai.vision.core import PILImage, TensorImage
 from PIL import Image, ImageEnhance
 
 from .augment import ARL_SCALES, WorkerRNG, arl_crop
-from .loaders import GetLabel, ReadImage, Stats, _batch_tfms, _dataloaders, _positions, _prepare, check_rows
+from .loaders import GetLabel, ReadImage, Stats, _batch_tfms, _dataloaders, _positions, prepare_split, check_rows
 from .table import LesionDataset
 
 GRIDS = ("2x2+c", "3x3")
@@ -130,7 +130,7 @@ def patch_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, grid: str = "2x
               leak_check: bool = True, device: Any = None, **kw: Any) -> DataLoaders:
     """DataLoaders of patch grids: x (bs, P, 3, patch, patch), y label_idx. Set patch dropout here or in the model,
     not in both."""
-    tr, va = _prepare(ds, train_idx, valid_idx, verify, leak_check)
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check)
     dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)])
     item = [PatchGrid(grid, full, patch, patch_dropout, seed)]

@@ -84,11 +84,11 @@ def load_data(cfg: TrainConfig, max_images: int | None = None):
     if cfg.smoke and max_images is None:
         max_images = 140
     if max_images and len(ds) > max_images:
-        ds = ds.subset(_lesion_subsample(ds.df, max_images, cfg.seed))
+        ds = ds.subset(lesion_subsample(ds.df, max_images, cfg.seed))
     return ds
 
 
-def _lesion_subsample(df, n: int, seed: int) -> np.ndarray:
+def lesion_subsample(df, n: int, seed: int) -> np.ndarray:
     """Positions of whole lesions, sampled per class in proportion, until about `n` images."""
     rng = np.random.default_rng(seed)
     groups = df["lesion_id"].fillna(df["image_id"])

@@ -84,7 +84,7 @@ def load_data(cfg: MultimodalConfig) -> Any:
     """The melanoma-vs-rest dataset of `cfg.data_dir`, with ISIC 2020 site names where the table has them."""
     from ..data import load_dataset
     from ..data.detect import detect_format
-    from .common import _lesion_subsample
+    from .common import lesion_subsample
 
     root = resolve_data_dir(cfg.data_dir)
     fmt = cfg.data_format if cfg.data_format != "auto" else detect_format(root)
@@ -93,7 +93,7 @@ def load_data(cfg: MultimodalConfig) -> Any:
     if "anatom_site_general_challenge" in ds.df.columns:  # the synthetic set carries both HAM and ISIC sites
         ds.df["site"] = ds.df["anatom_site_general_challenge"]
     if cfg.max_images and len(ds) > cfg.max_images:
-        ds = ds.subset(_lesion_subsample(ds.df.assign(lesion_id=ds.df["patient_id"].fillna(ds.df["lesion_id"])),
+        ds = ds.subset(lesion_subsample(ds.df.assign(lesion_id=ds.df["patient_id"].fillna(ds.df["lesion_id"])),
                                          cfg.max_images, cfg.seed))
     return ds
 

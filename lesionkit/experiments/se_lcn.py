@@ -127,18 +127,18 @@ def _load(source: str, fmt: str, purpose: str) -> Any:
 def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
     """(classifier dataset, segmentation + symmetry dataset). Without `seg_data_dir` both are `data_dir`, same rows
     in the same order (diagnosis resp. binary asymmetry as label)."""
-    from .common import _lesion_subsample
+    from .common import lesion_subsample
 
     cls_ds = _load(cfg.data_dir, cfg.data_format, "classifier")
     seg_source = cfg.seg_data_dir or cfg.data_dir
     seg_ds = _load(seg_source, cfg.data_format if not cfg.seg_data_dir else "auto", "symmetry")
     if cfg.max_images and len(cls_ds) > cfg.max_images:
-        keep = _lesion_subsample(cls_ds.df, cfg.max_images, cfg.seed)
+        keep = lesion_subsample(cls_ds.df, cfg.max_images, cfg.seed)
         cls_ds = cls_ds.subset(keep)
         if not cfg.seg_data_dir:
             seg_ds = seg_ds.subset(keep)
     if cfg.seg_data_dir and cfg.seg_max_images and len(seg_ds) > cfg.seg_max_images:
-        seg_ds = seg_ds.subset(_lesion_subsample(seg_ds.df, cfg.seg_max_images, cfg.seed))
+        seg_ds = seg_ds.subset(lesion_subsample(seg_ds.df, cfg.seg_max_images, cfg.seed))
     if not seg_ds.has_masks:
         raise ValueError(f"{seg_ds.root}: no lesion masks (mask_path is empty): the segmentation stage needs them")
     return cls_ds, seg_ds
@@ -475,9 +475,9 @@ def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_i
     from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
     from fastai.vision.augment import Resize
 
-    from ..data.loaders import BalancedDL, GetLabel, ReadImage, _prepare
+    from ..data.loaders import BalancedDL, GetLabel, ReadImage, prepare_split
 
-    tr, va = _prepare(ds, train_idx, valid_idx, verify=True, leak_check=True)
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [GetCam(cams, zero)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)], n_inp=2)
