@@ -34,8 +34,9 @@ browser-deps:
 	  elif sudo -n true 2>/dev/null; then sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and we are not root: the browser test will be skipped (apt-get install chromium)"; fi; }
 
-# The browser test runs in a pytest of its own, after the rest: inside the xdist run, beside the notebook smoke runs,
-# its JupyterLab kernel never rendered the widget (twice, on a clean clone), while alone it passes in about 40 s.
+# The browser test runs in a pytest of its own, after the rest, so its JupyterLab kernel never competes with the
+# notebook smoke runs for the cores. (It used to fail inside the xdist run: "Run All" reached a kernel still
+# starting. It now waits for an idle kernel and passes there too; the separate run keeps its timing predictable.)
 test: install browser-deps
 	@export LESIONKIT_DATA="$(DATA)"; \
 	  $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS); rc=$$?; \

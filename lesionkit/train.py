@@ -116,31 +116,62 @@ class _nullcontext:
         return None
 
 
-def predict(learn: Learner, dl: Any, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities (N, C) and targets for `dl`; with `tta`, averaged over horizontal/vertical flips.
+TTA_VIEWS = ("none", "flips4", "dihedral8")
 
-    A single-logit model (binary, sigmoid) gives two columns [1 - p, p]. Flips act on the last two axes, so patch
-    batches (B, P, 3, H, W) flip each patch in place.
+
+def tta_views(x: torch.Tensor, tta: bool | str = False) -> list[torch.Tensor]:
+    """Test-time views on the last two (spatial) axes, so patch grids (B, P, 3, h, w) flip each patch in place.
+
+    ``False``/"none": the image; ``True``/"flips4": identity, horizontal, vertical and both flips; "dihedral8" (the
+    multimodal 1st place, §A.8): those four and each of them transposed.
     """
-    learn.model.eval()
-    views = [lambda x: x] + ([lambda x, d=d: torch.flip(x, d) for d in ((-1,), (-2,), (-2, -1))] if tta else [])
-    outs, targets = [], None
-    with learn.no_bar(), learn.no_logging(), torch.no_grad():
-        for view in views:
-            logits, ys = [], []
-            for batch in dl:
-                xb = list(batch[:dl.n_inp])
-                xb[0] = view(xb[0])
-                logits.append(learn.model(*xb).float().cpu())
-                ys.append(batch[dl.n_inp].cpu() if len(batch) > dl.n_inp else torch.zeros(len(xb[0])))
-            outs.append(_probabilities(torch.cat(logits)))
-            targets = torch.cat(ys)
-    probs = torch.stack(outs).mean(0)
-    return probs.numpy(), targets.as_subclass(torch.Tensor).numpy()
+    name = ("flips4" if tta else "none") if isinstance(tta, bool) else str(tta)
+    if name not in TTA_VIEWS:
+        raise ValueError(f"unknown TTA {tta!r}: use one of {TTA_VIEWS} (or True for flips4)")
+    if name == "none":
+        return [x]
+    flips = [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)]
+    return flips + [v.transpose(-2, -1) for v in flips] if name == "dihedral8" else flips
 
 
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
-    if logits.ndim == 1 or logits.shape[1] == 1:
+def to_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Logits → class probabilities; a single logit (BCE models such as ARL) becomes (1 − p, p)."""
+    if logits.ndim == 1 or logits.shape[-1] == 1:
         p = torch.sigmoid(logits.reshape(-1))
         return torch.stack([1 - p, p], 1)
-    return logits.softmax(1)
+    return logits.softmax(-1)
+
+
+def plain_tensor(x: Any) -> torch.Tensor:
+    """A plain torch.Tensor (fastai's TensorImage etc. dispatch every op through __torch_function__)."""
+    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, dl: Any, tta: bool | str = False,
+                  n_inp: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities (N, K), integer targets or None) over ``dl`` in eval mode, softmax averaged over the TTA views
+    of the first input (see :func:`tta_views`); other inputs (metadata) pass unchanged.
+
+    ``n_inp``: inputs per batch; default 2 for multimodal models (``n_meta``), else 1 (not the loader's ``n_inp``:
+    see :func:`predict`). Only the first target is read from batches that carry more (e.g. diagnosis
+    factors)."""
+    model.eval()
+    n_inp = n_inp or (2 if getattr(model, "n_meta", 0) else 1)
+    probs, ys = [], []
+    for batch in dl:
+        xs = [plain_tensor(b) for b in batch[:n_inp]]
+        views = [to_probs(model(v, *xs[1:]).float()) for v in tta_views(xs[0], tta)]
+        probs.append(torch.stack(views).mean(0).cpu())
+        if len(batch) > n_inp:
+            ys.append(plain_tensor(batch[n_inp]).cpu())
+    return torch.cat(probs).numpy(), (torch.cat(ys).numpy().astype(int) if ys else None)
+
+
+def predict(learn: Learner, dl: Any, tta: bool | str = False,
+            n_inp: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`predict_probs` of the learner's model (no fastai callbacks run, so no history rows are added).
+
+    ``n_inp`` defaults to the *training* loaders' (the DataBlock's): a fastai test loader recounts it as "all but the
+    last item", wrong for batches with extra targets such as (image, y, diagnosis factor)."""
+    return predict_probs(learn.model, dl, tta=tta, n_inp=n_inp or getattr(learn.dls, "n_inp", None))

@@ -7,31 +7,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import timm
 import torch
-from PIL import Image
 
-from lesionkit.attribution import AttributionsNotFoundError, load_attributions, precompute_attributions
+from lesionkit.attribution import AttributionsNotFoundError, load_attributions
+from lesionkit.testing import tiny_attribution_run
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")
 def run_dir(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    df = pd.read_csv(synthetic_dir / "labels.csv").head(8)
-    classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-    rgb = np.stack([np.asarray(Image.open(synthetic_dir / f)) for f in df.filename]).astype(np.float32) / 255
-    masks = np.stack([np.asarray(Image.open(synthetic_dir / f)) for f in df.mask_filename])
-    torch.manual_seed(0)
-    model = timm.create_model("resnet18", pretrained=False, num_classes=len(classes))
-    mean, std = np.array(model.default_cfg["mean"]), np.array(model.default_cfg["std"])
-    x = torch.from_numpy(((rgb - mean) / std).transpose(0, 3, 1, 2)).float()
-    out = tmp_path_factory.mktemp("run")
-    precompute_attributions(
-        model, x, ["gradcam", "gradcam++", "ig"], out, classes=classes, labels=[classes.index(d) for d in df.dx],
-        image_ids=list(df.image_id), masks=masks, method_kw={"integrated_gradients": {"n_steps": 4}},
-        model_name="resnet18")
-    return out
+    return tiny_attribution_run(tmp_path_factory.mktemp("run"), synthetic_dir,
+                                method_kw={"integrated_gradients": {"n_steps": 4}})
 
 
 def test_store_round_trip(run_dir: Path) -> None:

@@ -106,6 +106,19 @@ def test_history_splits_losses_and_metrics():
         plots.plot_history(hist.iloc[:0])
 
 
+def test_history_keeps_lr_apart_and_stages_unaveraged():
+    hist = pd.DataFrame({"stage": ["fold0"] * 2 + ["fold1"] * 2, "epoch": [0, 1, 0, 1],
+                         "train_loss": [1.0, 0.8, 2.0, 1.6], "auc": [0.6, 0.7, 0.5, 0.9],
+                         "lr": [1e-3, 1e-4, 1e-3, 1e-4]})
+    fig = plots.plot_history(hist)
+    _render(fig)
+    assert [ax.get_title() for ax in fig.axes] == ["losses", "metrics", "learning rate"]
+    assert fig.axes[2].get_yscale() == "log"
+    metric_lines = [line for line in fig.axes[1].get_lines() if len(line.get_xdata()) == 2]
+    ys = sorted(tuple(line.get_ydata()) for line in metric_lines)
+    assert ys == [(0.5, 0.9), (0.6, 0.7)], "each fold is its own line, not the mean of the two"
+
+
 def test_fold_comparison_mean_and_std():
     df = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "fold": [0, 1, 2] * 2,
                        "bma": [0.70, 0.72, 0.74, 0.60, 0.65, 0.70]})

@@ -94,6 +94,8 @@ def test_timm_protocol(name: str) -> None:
         split = model.forward_head(feats, *args)
         pre = model.forward_head(feats, *args, pre_logits=True)
     torch.testing.assert_close(split, full)
+    with torch.inference_mode():  # deployment / benchmark path: SE-LCN's built-in CAM still gets its gradients
+        torch.testing.assert_close(model(x, *args), full)
     if cfg.get("task") != "segmentation":
         assert pre.shape == (B, model.head_hidden_size)
 

@@ -13,7 +13,7 @@ from lesionkit.data.splits import grouped_holdout
 from lesionkit.experiments.quickstart import QuickstartConfig
 from lesionkit.registry import create_model
 from lesionkit.runs import start_run
-from lesionkit.train import fit, make_learner, predict
+from lesionkit.train import fit, make_learner, predict, tta_views
 
 
 class _StopAt(Callback):
@@ -61,3 +61,36 @@ def test_predict_returns_probabilities_and_tta_changes_little(small_learner) -> 
     assert abs(probs.sum(1) - 1).max() < 1e-4 and abs(probs_tta.sum(1) - 1).max() < 1e-4
     assert not (probs == probs_tta).all()
     assert len(run.history()) == 1, "get_preds must not add history rows"
+
+
+def test_tta_views_are_the_flip_and_dihedral_groups() -> None:
+    x = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    assert len(tta_views(x, False)) == 1 and tta_views(x, "none")[0] is x
+    flips, dihedral = tta_views(x, True), tta_views(x, "dihedral8")
+    assert len(flips) == 4 and len(dihedral) == 8
+    assert torch.equal(dihedral[4], x.transpose(-2, -1)) and torch.equal(flips[3], x.flip(-1).flip(-2))
+    # the 8 views of a 2×2 image with distinct pixels are the 8 distinct symmetries of the square
+    assert len({tuple(v[0, 0].flatten().tolist()) for v in dihedral}) == 8
+    patches = torch.rand(2, 5, 3, 4, 4)  # patch grids flip each patch in place, never reorder the patches
+    assert torch.equal(tta_views(patches, True)[1][:, 2], patches[:, 2].flip(-1))
+    with pytest.raises(ValueError, match="dihedral8"):
+        tta_views(x, "rot90")
+
+
+class _TwoInputs(torch.nn.Module):
+    def forward(self, x: torch.Tensor, cam: torch.Tensor | None = None) -> torch.Tensor:
+        assert cam is not None, "the second input (a CAM) was not passed"
+        return torch.stack([x.mean((1, 2, 3)), cam.mean((1, 2, 3))], 1)
+
+
+def test_predict_takes_n_inp_from_the_training_loaders_not_the_test_loader() -> None:
+    from types import SimpleNamespace
+
+    x, cam, y = torch.rand(3, 3, 4, 4), torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 1])
+    two = SimpleNamespace(model=_TwoInputs(), dls=SimpleNamespace(n_inp=2))  # SE-LCN: (image, cam) → y
+    probs, targets = predict(two, [(x, cam, y)])
+    assert probs.shape == (3, 2) and targets.tolist() == [0, 1, 1]
+    one = SimpleNamespace(model=torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 2)),
+                          dls=SimpleNamespace(n_inp=1))  # patch attention: (image) → y, dx factor
+    probs, targets = predict(one, [(x, y, torch.ones(3))])
+    assert probs.shape == (3, 2) and targets.tolist() == [0, 1, 1]

@@ -32,27 +32,15 @@ pytestmark = [
 BUILD_RUN = """\
 import sys
 sys.path.insert(0, {repo!r})
-import numpy as np, torch, timm
+import torch
 import lesionkit
-from lesionkit.attribution import precompute_attributions
 from lesionkit.data.synthetic import make_synthetic
-from PIL import Image
-import pandas as pd
+from lesionkit.testing import tiny_attribution_run
 
 torch.set_num_threads(1)
-root = make_synthetic({synth!r}, n_lesions=8, size=48, seed=0)
-df = pd.read_csv(root / "labels.csv").head(6)
-classes = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
-rgb = np.stack([np.asarray(Image.open(root / f)) for f in df.filename]).astype(np.float32) / 255
-masks = np.stack([np.asarray(Image.open(root / f)) for f in df.mask_filename])
-torch.manual_seed(0)
-model = timm.create_model("resnet18", pretrained=False, num_classes=len(classes))
-mean, std = np.array(model.default_cfg["mean"]), np.array(model.default_cfg["std"])
-x = torch.from_numpy(((rgb - mean) / std).transpose(0, 3, 1, 2)).float()
-run_dir = {run!r}
-precompute_attributions(model, x, ["gradcam++", "occlusion"], run_dir, classes=classes,
-                        labels=[classes.index(d) for d in df.dx], image_ids=list(df.image_id), masks=masks,
-                        method_kw={{"occlusion": {{"window": 12, "stride": 6}}}})
+synthetic = make_synthetic({synth!r}, n_lesions=8, size=48, seed=0)
+run_dir = tiny_attribution_run({run!r}, synthetic, n_images=6, methods=["gradcam++", "occlusion"],
+                               method_kw={{"occlusion": {{"window": 12, "stride": 6}}}})
 print("run ready")
 """
 
@@ -92,6 +80,23 @@ def _wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float
     raise TimeoutError(f"JupyterLab did not answer within {timeout}s:\n{log.read_text()[-3000:]}")
 
 
+def _wait_for_idle_kernel(base: str, token: str, timeout: float = 180) -> None:
+    """Block until the notebook's session has a kernel that reports idle (the server's REST API), so "Run All" is
+    never sent to a kernel that is still starting."""
+    deadline = time.monotonic() + timeout
+    states: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
+                states = [s["kernel"]["execution_state"] for s in json.load(r) if s.get("kernel")]
+        except OSError:
+            states = []
+        if "idle" in states:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"no idle kernel within {timeout}s (kernel states: {states})")
+
+
 def _stop(proc: subprocess.Popen) -> None:
     """Stop the server we started and its kernels (its own process group), politely first."""
     if proc.poll() is not None:
@@ -116,6 +121,11 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
     shots = Path(os.environ.get("LESIONKIT_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     (tmp_path / "viewer.ipynb").write_text(json.dumps(_notebook(REPO, tmp_path), indent=1))
+
+    # no news toast over the page and no update check (both would reach for the network)
+    notification = tmp_path / "jset" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
 
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "jrt"),
@@ -144,8 +154,7 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
                 page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
                 page.goto(f"http://127.0.0.1:{port}/lab/tree/viewer.ipynb?token={token}", timeout=120_000)
                 page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-                # the kernel must be up before "Run All" (a queued run on a starting kernel is fine, but be explicit)
-                page.wait_for_selector(".jp-Notebook", state="visible", timeout=60_000)
+                _wait_for_idle_kernel(f"http://127.0.0.1:{port}", token)
                 page.locator(".jp-Notebook .jp-Cell").first.click()
                 page.get_by_role("menuitem", name="Run", exact=True).click()
                 page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
@@ -173,6 +182,10 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
                 after = img.screenshot(path=str(shots / "map_after.png"))
                 page.screenshot(path=str(shots / "page_after.png"), full_page=True)
                 assert readout.inner_text().strip() == "2"
+            except Exception:  # keep what the page showed and what the server said, for the failure report
+                page.screenshot(path=str(shots / "page_failure.png"), full_page=True)
+                print(f"page at failure: {shots / 'page_failure.png'}\njupyterlab log tail:\n{log.read_text()[-4000:]}")
+                raise
             finally:
                 browser.close()
     finally:

@@ -226,22 +226,10 @@ def fit(learn: Any, epochs: int, lr: float, schedule: str = "warmup_cosine") -> 
 
 
 def predict(learn: Any, dl: Any, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """P(classes) and targets; `tta` = the 1st place's 8 views (identity, flips of H, W, both; each also
-    transposed), softmax probabilities averaged (§A.8)."""
-    model = learn.model.eval()
-    probs, ys = [], []
-    views = [(t, f) for t in (False, True) for f in ((), (2,), (3,), (2, 3))] if tta else [(False, ())]
-    with torch.no_grad():
-        for image, meta, y in dl:
-            image, meta = image.as_subclass(torch.Tensor), meta.as_subclass(torch.Tensor)
-            p = 0
-            for transpose, flip in views:
-                x = image.transpose(2, 3) if transpose else image
-                x = torch.flip(x, flip) if flip else x
-                p = p + model(x, meta).float().softmax(1)
-            probs.append(p / len(views))
-            ys.append(y.as_subclass(torch.Tensor))
-    return torch.cat(probs).numpy(), torch.cat(ys).numpy().astype(int)
+    """P(classes) and targets of (image, meta, y) batches; `tta` = the 1st place's 8 dihedral views (§A.8)."""
+    from ..train import predict as predict_learner
+
+    return predict_learner(learn, dl, tta="dihedral8" if tta else False, n_inp=2)
 
 
 def run_model(ds: Any, splits: list[dict[str, np.ndarray]], cfg: MultimodalConfig, run: Run,

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..train import plain_tensor, predict_probs, to_probs  # noqa: F401  (predict_probs, to_probs: re-exported)
+
 SCHEDULES = ("one_cycle", "flat_cos", "constant", "step", "warmup_cosine")
 """fastai's schedules, plus the papers': "step" (halve the LR at fixed fractions of training: Gessert et al.'s
 every 10 of 50 epochs after epoch 10, ARL's at 30/60/90 of 100) and "warmup_cosine" (the ISIC 2020 1st place and
@@ -197,46 +199,6 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
 
 
 # --- prediction -----------------------------------------------------------------------------------------------------
-def _plain(x: Any) -> torch.Tensor:
-    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
-
-
-def to_probs(out: torch.Tensor) -> torch.Tensor:
-    """Logits → class probabilities; a single logit (BCE models such as ARL) becomes (1 − p, p)."""
-    if out.ndim == 1 or out.shape[-1] == 1:
-        p = torch.sigmoid(out.reshape(-1))
-        return torch.stack([1 - p, p], dim=1)
-    return out.softmax(-1)
-
-
-def _flip_views(x: torch.Tensor, tta: bool) -> list[torch.Tensor]:
-    """The identity plus horizontal, vertical and both flips on the last two (spatial) axes: works for images
-    (B, 3, H, W) and patch grids (B, P, 3, h, w) alike (flipping the whole image would reorder the patches)."""
-    if not tta:
-        return [x]
-    return [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)]
-
-
-@torch.no_grad()
-def predict_probs(model: torch.nn.Module, dl: Any, tta: bool = False,
-                  n_inp: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(probabilities (N, K), targets or None) over ``dl`` in eval mode, optionally averaged over flips.
-
-    Unlike ``lesionkit.train.predict`` this handles single-logit (sigmoid) models and 5-D patch inputs, and reads
-    only the first target of batches that carry extra ones (e.g. diagnosis factors). ``n_inp``: inputs per batch
-    (default: 2 for multimodal models with ``n_meta``, else 1; fastai's test loaders do not keep ``n_inp``)."""
-    model.eval()
-    n_inp = n_inp or (2 if getattr(model, "n_meta", 0) else 1)
-    probs, ys = [], []
-    for batch in dl:
-        xs = [_plain(b) for b in batch[:n_inp]]
-        views = [to_probs(model(v, *xs[1:]).float()) for v in _flip_views(xs[0], tta)]
-        probs.append(torch.stack(views).mean(0).cpu())
-        if len(batch) > n_inp:
-            ys.append(_plain(batch[n_inp]).cpu())
-    return torch.cat(probs).numpy(), (torch.cat(ys).numpy().astype(int) if ys else None)
-
-
 @torch.no_grad()
 def predict_views(model: torch.nn.Module, dl: Any) -> tuple[np.ndarray, np.ndarray | None]:
     """Probabilities averaged over the views of a ``lesionkit.data.views.tta_dl`` loader ((B, V, 3, S, S) batches):
@@ -244,12 +206,12 @@ def predict_views(model: torch.nn.Module, dl: Any) -> tuple[np.ndarray, np.ndarr
     model.eval()
     probs, ys = [], []
     for batch in dl:
-        x = _plain(batch[0])
+        x = plain_tensor(batch[0])
         b, v = x.shape[:2]
         p = to_probs(model(x.reshape(b * v, *x.shape[2:])).float())
         probs.append(p.reshape(b, v, -1).mean(1).cpu())
         if len(batch) > 1:
-            ys.append(_plain(batch[1]).cpu())
+            ys.append(plain_tensor(batch[1]).cpu())
     return torch.cat(probs).numpy(), (torch.cat(ys).numpy().astype(int) if ys else None)
 
 

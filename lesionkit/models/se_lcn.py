@@ -167,14 +167,15 @@ class SymmetryNet(nn.Module):
                      size: tuple[int, int] | None = None) -> torch.Tensor:
         """Grad-CAM++ of the last Fire expand3x3 activation for ``target`` (default: argmax class).
 
-        Runs in eval mode with gradients enabled and detached from the caller's graph. Returns (B, 1, H, W) in [0, 1],
-        resized to ``size`` (default: the input size).
+        Runs in eval mode with gradients enabled and detached from the caller's graph, also when called under
+        ``torch.no_grad()`` or ``torch.inference_mode()`` (prediction loops). Returns (B, 1, H, W) in [0, 1], resized
+        to ``size`` (default: the input size).
         """
         was_training = self.training
         self.eval()
         try:
-            with torch.enable_grad():
-                x = x.detach()
+            with torch.inference_mode(False), torch.enable_grad():
+                x = x.detach().clone()  # an inference-mode tensor cannot enter autograd; its clone here can
                 fire = self.features[12]
                 squeezed = fire.squeeze_activation(fire.squeeze(self.features[:12](x)))
                 e1 = fire.expand1x1_activation(fire.expand1x1(squeezed))

@@ -142,10 +142,13 @@ def plot_reliability(y_true: ArrayLike, probs: ArrayLike, n_bins: int = 15) -> F
 
 
 def plot_history(history_df: pd.DataFrame) -> Figure:
-    """Training history: losses (left) and metrics (right) per epoch from a recorder-style table.
+    """Training history per epoch from a recorder-style table (lesionkit's history.csv): losses, metrics and the
+    learning rate (log scale) in separate panels.
 
-    Expects an ``epoch`` column (else the row number is used); columns containing "loss" go on the left, every other
-    numeric column except ``time``/``epoch`` on the right.
+    Expects an ``epoch`` column (else the row number is used); columns containing "loss" are losses, ``lr`` the
+    learning rate, every other numeric column except ``time``/``epoch`` a metric. When a ``stage`` column names
+    several stages (fold models, SE-LCN's three networks) each stage gets its own line style, so epochs of different
+    models are never averaged together.
     """
     df = history_df.copy()
     if df.empty:
@@ -153,17 +156,23 @@ def plot_history(history_df: pd.DataFrame) -> Figure:
     if "epoch" not in df.columns:
         df["epoch"] = np.arange(len(df))
     numeric = [c for c in df.select_dtypes("number").columns if c not in ("epoch", "time")]
-    losses = [c for c in numeric if "loss" in c]
-    metrics = [c for c in numeric if c not in losses]
     if not numeric:
         raise ValueError(f"history table has no numeric loss/metric columns: {list(history_df.columns)}")
-    fig = Figure(figsize=(10 if metrics else 5.5, 4), layout="constrained")
-    axes = fig.subplots(1, 2 if metrics and losses else 1, squeeze=False)[0]
-    groups = [(cols, title) for cols, title in ((losses, "losses"), (metrics, "metrics")) if cols]
+    losses = [c for c in numeric if "loss" in c]
+    rates = [c for c in numeric if c == "lr"]
+    metrics = [c for c in numeric if c not in losses and c not in rates]
+    style = "stage" if "stage" in df.columns and df["stage"].nunique() > 1 else None
+    groups = [(cols, title) for cols, title in ((losses, "losses"), (metrics, "metrics"), (rates, "learning rate"))
+              if cols]
+    fig = Figure(figsize=(1 + 4.5 * len(groups), 4), layout="constrained")
+    axes = fig.subplots(1, len(groups), squeeze=False)[0]
+    id_vars = ["epoch"] + ([style] if style else [])
     for ax, (cols, title) in zip(axes, groups):
-        long = df.melt(id_vars="epoch", value_vars=cols, var_name="series", value_name="value")
-        sns.lineplot(long, x="epoch", y="value", hue="series", marker="o", ax=ax)
-        ax.set(ylabel="loss" if title == "losses" else "metric value", title=title)
+        long = df.melt(id_vars=id_vars, value_vars=cols, var_name="series", value_name="value")
+        sns.lineplot(long, x="epoch", y="value", hue="series", style=style, marker="o", errorbar=None, ax=ax)
+        ax.set(ylabel={"losses": "loss", "metrics": "metric value"}.get(title, "lr"), title=title)
+        if title == "learning rate" and (long["value"] > 0).all():
+            ax.set_yscale("log")
     return fig
 
 
