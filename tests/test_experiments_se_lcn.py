@@ -109,6 +109,20 @@ def test_cam_dls_pairs_each_image_with_its_own_cam(tmp_path: Path) -> None:
     assert zero.valid.one_batch()[1].abs().sum() == 0
 
 
+def test_cam_dls_squish_non_square_images_like_the_cams_symmetry_loaders(tmp_path: Path) -> None:
+    ds = _images(tmp_path, n=4, size=16)
+    stripes = np.zeros((16, 32, 3), np.uint8)  # red | black | white columns: a crop would lose the red and white
+    stripes[:, :8, 0], stripes[:, 24:] = 255, 255
+    for path in ds.df["path"]:
+        Image.fromarray(stripes).save(path)
+    cams = {f"IMG{i}": np.zeros((4, 4), np.float32) for i in range(4)}
+    dls = se.cam_dls(ds, cams, np.array([0, 2]), np.array([1, 3]), size=16, bs=2)
+    for image in (dls.valid.one_batch()[0], dls.train.one_batch()[0]):
+        assert image.shape == (2, 3, 16, 16)
+        assert (image[:, 0, :, :3] > 0.9).all() and (image[:, 1, :, :3] < 0.1).all(), "the red quarter is kept"
+        assert (image[:, :, :, -3:] > 0.9).all(), "the white quarter is kept"
+
+
 def test_cam_dls_balanced_sampling_weights_each_class_equally(tmp_path: Path) -> None:
     from lesionkit.data.loaders import BalancedDL
 

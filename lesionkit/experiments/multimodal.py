@@ -370,20 +370,18 @@ def artefact_dls(ds: Any, targets: pd.DataFrame, parts: dict[str, np.ndarray], s
                  num_workers: int = 0) -> Any:
     """Loaders of the code's preprocessing: resize, [-1, 1] scaling (Normalize 0.5/0.5), no augmentation."""
     from fastai.data.core import Datasets
-    from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor
-    from fastai.vision.augment import Resize
 
-    from ..data.loaders import ReadImage
+    from ..data.augment import preset_tfms
+    from ..data.loaders import ReadImage, _batch_tfms, _dataloaders
 
     df = ds.df.reset_index(drop=True).copy()
     cols = [f"head:{h}" for h in targets.columns]
     df[cols] = targets.to_numpy()
     dsets = Datasets(df, tfms=[[ReadImage(size)], [GetHeads(cols)]],
                      splits=[list(parts["train"]), list(parts["valid"])])
-    dls = dsets.dataloaders(bs=bs, after_item=[Resize(size), ToTensor()], num_workers=num_workers,
-                            after_batch=[IntToFloatTensor(), Normalize.from_stats((0.5,) * 3, (0.5,) * 3)])
-    dls.train.rng.seed(seed)
-    return dls
+    item, _ = preset_tfms("none", size)  # squish: the code's A.Resize(size, size)
+    return _dataloaders(dsets, bs, item, _batch_tfms([], ((0.5,) * 3, (0.5,) * 3)), seed, num_workers, False, None,
+                        None)
 
 
 def train_artefacts(ds: Any, parts: dict[str, np.ndarray], cfg: MultimodalConfig, run: Run) -> dict[str, Any] | None:

@@ -469,28 +469,19 @@ def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_i
     """(image, CAM) → label loaders (n_inp=2), no augmentation (the original's online transforms are identity,
     and a flip would have to move the CAM too). `balanced`: training rows drawn with replacement, weight 1/class
     count (the original trains on an offline class-balanced copy of HAM10000 instead)."""
-    import random
-
     from fastai.data.core import Datasets
-    from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
-    from fastai.vision.augment import Resize
+    from fastai.data.transforms import Categorize
 
-    from ..data.loaders import BalancedDL, GetLabel, ReadImage, prepare_split
+    from ..data.augment import preset_tfms
+    from ..data.loaders import GetLabel, ReadImage, _batch_tfms, _dataloaders, prepare_split
 
     tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [GetCam(cams, zero)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)], n_inp=2)
-    after_batch = [IntToFloatTensor()] + ([Normalize.from_stats(*norm)] if norm is not None else [])
-    opts: dict[str, Any] = {}
-    if balanced:
-        labels = ds.df["label"].to_numpy()[tr]
-        counts = pd.Series(labels).value_counts()
-        opts = {"dl_type": BalancedDL, "dl_kwargs": ({"wgts": 1.0 / pd.Series(labels).map(counts).to_numpy(float)}, {})}
-    dls = dsets.dataloaders(bs=bs, after_item=[Resize(size), ToTensor()], after_batch=after_batch,
-                            num_workers=num_workers, **opts)
-    dls.train.rng = random.Random(seed)
-    return dls
+    item, _ = preset_tfms("none", size)  # squish, as the symmetry net's loaders that made the CAMs
+    return _dataloaders(dsets, bs, item, _batch_tfms([], norm), seed, num_workers, balanced,
+                        ds.df["label"].to_numpy()[tr], None)
 
 
 def classifier_folds(ds: Any, parts: dict[str, np.ndarray], folds: int,
