@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
-HAM_CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+from lesionkit.data.synthetic import CLASSES
+
+HAM_CLASSES = list(CLASSES)  # the synthetic set's (HAM10000's) seven classes, in its order
 
 
 def tiny_attribution_run(run_dir: str | Path, synthetic_dir: str | Path, n_images: int = 8,

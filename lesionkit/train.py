@@ -18,6 +18,7 @@ from fastai.callback.tracker import SaveModelCallback
 from fastai.learner import Learner
 from torch import nn
 
+from .losses._base import plain as plain_tensor  # fastai tensor subclasses -> torch.Tensor
 from .runs import Run, atomic_write
 
 
@@ -140,11 +141,6 @@ def to_probs(logits: torch.Tensor) -> torch.Tensor:
         p = torch.sigmoid(logits.reshape(-1))
         return torch.stack([1 - p, p], 1)
     return logits.softmax(-1)
-
-
-def plain_tensor(x: Any) -> torch.Tensor:
-    """A plain torch.Tensor (fastai's TensorImage etc. dispatch every op through __torch_function__)."""
-    return x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else torch.as_tensor(x)
 
 
 @torch.no_grad()

@@ -167,8 +167,6 @@ def precompute_attributions(
 
     probs, display = predict_proba(model, x, meta_t, batch_size, **attr_kw)
     target_arr = _choose_targets(probs, label_arr, targets, top_k)
-    probs, display = predict_proba(model, x, meta_t, batch_size, **attr_kw)
-    target_arr = _choose_targets(probs, label_arr, targets, top_k)
     arrays: dict[str, np.ndarray] = {}
     layers: dict[str, str | None] = {}
     timings: dict[str, float] = {}

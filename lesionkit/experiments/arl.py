@@ -189,7 +189,7 @@ def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     keys = ("auc", "accuracy", "sensitivity", "specificity", "params")
     ours = {f"{cfg.models[label]}/{k}": v for label, m in means.items() for k, v in m.items() if k in keys}
     n = df.groupby("model")["fold"].nunique().max()
-    label = (f"{'synthetic' if cfg.data_dir == 'synthetic' else cfg.data_dir}, {cfg.positive} vs rest, "
+    label = (f"{cfg.data_dir}, {cfg.positive} vs rest, "
              f"{cfg.image_size} px, depth {cfg.depth}, {cfg.epochs} ep, {cfg.tta} TTA"
              + (f", mean of {n} folds" if n > 1 else ""))
     model_keys = {"ARL-CNN50": "arl", "ARL-CNN50 (Vipermdl code)": "arl", "ResNet-50": "resnet",

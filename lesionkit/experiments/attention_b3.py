@@ -113,11 +113,12 @@ def param_table(cfg: AttentionB3Config, n_classes: int) -> Any:
     the attention adds over the plain backbone (the "up to 95 % fewer parameters" claim is about these totals)."""
     import pandas as pd
 
-    base9 = protocol.count_params(build_model("effb3_baseline", cfg, PAPER_CLASSES, pretrained=False))
-    rows = []
-    for name in dict.fromkeys(["effb3_baseline", *cfg.model_list]):
+    rows: list[dict[str, Any]] = []
+    for name in dict.fromkeys(["effb3_baseline", *cfg.model_list]):  # the baseline first: its count is base9
         p9 = protocol.count_params(build_model(name, cfg, PAPER_CLASSES, pretrained=False))
-        pk = protocol.count_params(build_model(name, cfg, n_classes, pretrained=False))
+        pk = p9 if n_classes == PAPER_CLASSES else protocol.count_params(build_model(name, cfg, n_classes,
+                                                                                    pretrained=False))
+        base9 = rows[0]["params_9_classes"] if rows else p9
         rows.append({"model": MODEL_NAMES[name], "params_9_classes": p9, f"params_{n_classes}_classes": pk,
                      "attention_params": p9 - base9})
     return pd.DataFrame(rows)
@@ -226,7 +227,7 @@ def summarize(df: Any, params: Any, run: Run, cfg: AttentionB3Config) -> dict[st
     ours = {f"{label}/{k}": v for label, mm in means.items() for k, v in mm.items() if k in keys}
     ours.update({f"{r['model']}/params": float(r["params_9_classes"]) for _, r in params.iterrows()})
     n = df.groupby("model")["fold"].nunique().max()
-    label = (f"{'synthetic' if cfg.data_dir == 'synthetic' else cfg.data_dir}, {cfg.positive} vs rest from "
+    label = (f"{cfg.data_dir}, {cfg.positive} vs rest from "
              f"{len(cfg.model_list)} models' softmax, {cfg.image_size} px, {cfg.backbone}, {cfg.epochs} ep"
              + (", flip TTA" if cfg.tta else "") + (f", mean of {n} folds" if n > 1 else "")
              + "; params with the paper's 9-class head")

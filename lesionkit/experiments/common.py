@@ -130,25 +130,12 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
     Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
     """
     from ..data.loaders import test_dl
-    from ..metrics import binary_report, multiclass_report, predict_labels, write_predictions
     from ..train import predict
+    from .protocol import record_evaluation, save_evaluation_figures
 
-    dl = test_dl(learn.dls, ds, idx, with_labels=True)
-    probs, y = predict(learn, dl, tta=tta)
-    y = y.astype(int)
-    binary = ds.n_classes == 2
-    report = binary_report(y, probs[:, 1]) if binary else multiclass_report(y, probs, ds.classes)
-    write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[idx].tolist(), probs, ds.classes,
-                      y_true=y, stem=name)
-    run.log_metrics({name: report})
-    figs = {}
-    if figures:
-        from ..viz.plots import plot_confusion_matrix, plot_roc_curves
-
-        figs = {f"{name}_confusion": plot_confusion_matrix(y, predict_labels(probs, ties="first"), ds.classes),
-                f"{name}_roc": plot_roc_curves(y, probs, ds.classes)}
-        for fig_name, fig in figs.items():
-            run.save_figure(fig, fig_name)
+    probs, y = predict(learn, test_dl(learn.dls, ds, idx, with_labels=True), tta=tta)
+    report = record_evaluation(run, name, ds, idx, probs, y, figures=False)
+    figs = save_evaluation_figures(run, name, y, probs, ds.classes) if figures else {}
     return {"report": report, "probs": probs, "y": y, "figures": figs}
 
 

@@ -236,7 +236,7 @@ def record_evaluation(run: Any, name: str, ds: Any, idx: np.ndarray, probs: np.n
                       positive: str | None = None, figures: bool = True, log: bool = True) -> dict[str, Any]:
     """Score, write predictions (+ truth) in the official format as ``predictions/<name>.csv``, log the report
     under ``name`` in metrics.json and save confusion/ROC figures; returns the report."""
-    from ..metrics import predict_labels, write_predictions
+    from ..metrics import write_predictions
 
     report = score(y, probs, ds.classes, positive)
     write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[idx].tolist(), probs, ds.classes,
@@ -244,11 +244,22 @@ def record_evaluation(run: Any, name: str, ds: Any, idx: np.ndarray, probs: np.n
     if log:
         run.log_metrics({name: report})
     if figures:
-        from ..viz.plots import plot_confusion_matrix, plot_roc_curves
-
-        run.save_figure(plot_confusion_matrix(y, predict_labels(probs, ties="first"), ds.classes), f"{name}_confusion")
-        run.save_figure(plot_roc_curves(y, probs, ds.classes), f"{name}_roc")
+        save_evaluation_figures(run, name, y, probs, ds.classes)
     return report
+
+
+def save_evaluation_figures(run: Any, name: str, y: np.ndarray, probs: np.ndarray,
+                            classes: Sequence[str]) -> dict[str, Any]:
+    """The confusion matrix (ties broken by the first class) and ROC curves, saved as ``<name>_confusion`` and
+    ``<name>_roc``; returns {figure name: Figure}."""
+    from ..metrics import predict_labels
+    from ..viz.plots import plot_confusion_matrix, plot_roc_curves
+
+    figs = {f"{name}_confusion": plot_confusion_matrix(y, predict_labels(probs, ties="first"), classes),
+            f"{name}_roc": plot_roc_curves(y, probs, classes)}
+    for fig_name, fig in figs.items():
+        run.save_figure(fig, fig_name)
+    return figs
 
 
 # --- data helpers ---------------------------------------------------------------------------------------------------
@@ -300,4 +311,5 @@ def pick_examples(y: np.ndarray, probs: np.ndarray, n: int = 6, seed: int = 0) -
 
 __all__ = ["CVSplits", "SCHEDULES", "count_params", "cross_validate", "cv_splits", "fit_schedule", "flat_metrics",
            "fold_means", "fold_table", "model_inputs", "one_vs_rest", "opt_func", "pick_examples", "predict_probs",
-           "predict_views", "record_evaluation", "score", "step_schedule", "to_probs", "warmup_cosine_schedule"]
+           "predict_views", "record_evaluation", "save_evaluation_figures", "score", "step_schedule", "to_probs",
+           "warmup_cosine_schedule"]
