@@ -178,7 +178,7 @@ def train_flops(model: nn.Module, inputs: tuple) -> int:
 
 def bench_one(name: str, batch: int, steps: int, warmup: int, device: str, amp: str | None,
               rounds: int = 2) -> dict[str, Any]:
-    from lesionkit.registry import create_model
+    from lesionkit.models import create_model
 
     torch.manual_seed(0)
     model = create_model(name).to(device)
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"matmul peak (2048², fp32, {args.threads} threads, {args.device}): {peak:.1f} GFLOP/s", flush=True)
     rows = []
     if args.models == ["all"]:
-        from lesionkit.registry import list_models
+        from lesionkit.models import list_models
 
         args.models = list_models()
     failed = {}

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    from lesionkit.registry import create_model
+    from lesionkit.models import create_model
 
     torch.manual_seed(a.seed)
     df, images, masks = load_ph2(a.data, a.size)

@@ -15,8 +15,9 @@ _LAZY = {
     "ConfigError": "lesionkit.config",
     "start_run": "lesionkit.runs",
     "env_report": "lesionkit.runs",
-    "create_model": "lesionkit.registry",
-    "list_models": "lesionkit.registry",
+    "create_model": "lesionkit.models",
+    "list_models": "lesionkit.models",
+    "load_model": "lesionkit.models",
     "make_synthetic": "lesionkit.data.synthetic",
     "viewer": "lesionkit.viz.widgets",
 }

@@ -7,7 +7,7 @@ import torch
 
 from lesionkit.attribution import METHODS, attribute
 
-registry = pytest.importorskip("lesionkit.registry")
+registry = pytest.importorskip("lesionkit.models")
 torch.set_num_threads(1)
 
 # the cheapest settings that still run each algorithm end to end

@@ -136,7 +136,7 @@ def test_tta_averages_softmax_over_the_eight_views() -> None:
 
 
 def test_image_only_wrapper_ignores_meta() -> None:
-    from lesionkit.registry import create_model
+    from lesionkit.models import create_model
 
     model = create_model("multimodal_b2_image", backbone="tf_efficientnet_lite0", num_classes=2).eval()
     wrapped = mm._MetaOptional(model, use_meta=False).eval()

@@ -183,7 +183,7 @@ def test_shared_dataset_gives_one_split_for_all_stages(synthetic_dir: Path) -> N
 
 def test_symmetry_cams_from_an_untrained_net_are_normalised(synthetic_dir: Path, tmp_path: Path) -> None:
     from lesionkit.data.loaders import image_dls
-    from lesionkit.registry import create_model
+    from lesionkit.models import create_model
     from lesionkit.train import make_learner
     from lesionkit.runs import Run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from lesionkit.layers import ResidualAttention
-from lesionkit.registry import create_model
+from lesionkit.models import create_model
 
 torch.set_num_threads(1)
 

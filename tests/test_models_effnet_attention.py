@@ -6,7 +6,7 @@ import timm
 import torch
 
 from lesionkit.layers import CBAM, S2Attention, SpatialAttention, SpatialGroupEnhance, spatial_shift1, spatial_shift2
-from lesionkit.registry import create_model
+from lesionkit.models import create_model
 
 torch.set_num_threads(1)
 

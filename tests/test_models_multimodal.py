@@ -6,7 +6,7 @@ import torch
 
 from lesionkit.layers import MetaBranch, MultiSampleDropoutHead
 from lesionkit.models.multimodal import ARTEFACT_HEADS, ArtefactClassifier, MultimodalEfficientNet
-from lesionkit.registry import create_model
+from lesionkit.models import create_model
 
 torch.set_num_threads(1)
 

@@ -6,7 +6,7 @@ import torch
 
 from lesionkit.layers import PatchGate
 from lesionkit.models.patch_attention import PATCH_COMBINERS, extract_patches, patch_grid, unstack_patches
-from lesionkit.registry import create_model
+from lesionkit.models import create_model
 
 torch.set_num_threads(1)
 

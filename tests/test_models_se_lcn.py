@@ -6,7 +6,7 @@ import torch
 
 from lesionkit.layers import ELayer
 from lesionkit.models.se_lcn import SELCNClassifier, SymmetryNet, lae_box, lae_mask
-from lesionkit.registry import create_model
+from lesionkit.models import create_model
 
 torch.set_num_threads(1)
 

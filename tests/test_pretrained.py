@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lesionkit.pretrained import (LoadReport, PretrainedUnavailableError, WeightFileError, load_pretrained,
-                                  local_weight_file, parse_pretrained, read_state_dict)
-from lesionkit.registry import create_model
+from lesionkit.models.pretrained import (LoadReport, PretrainedUnavailableError, WeightFileError, load_pretrained,
+                                         local_weight_file, parse_pretrained, read_state_dict)
+from lesionkit.models import create_model
 
 torch.set_num_threads(1)
 

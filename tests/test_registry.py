@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from captum.attr import LayerGradCam
 
-from lesionkit.registry import UnknownModelError, create_model, list_models, register_model
+from lesionkit.models import UnknownModelError, create_model, list_models, register_model
 
 torch.set_num_threads(1)
 
@@ -157,7 +157,7 @@ def test_list_models_filters_by_pattern_and_module() -> None:
 
 
 def test_register_model_warns_on_overwrite_from_another_module() -> None:
-    from lesionkit import registry
+    from lesionkit.models import _registry as registry
 
     def sge_b3(pretrained: bool = False, **kwargs):  # same name, defined in this test module
         return nn.Identity()

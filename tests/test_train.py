@@ -11,7 +11,7 @@ from lesionkit.data import load_dataset
 from lesionkit.data.loaders import image_dls
 from lesionkit.data.splits import grouped_holdout
 from lesionkit.experiments.quickstart import QuickstartConfig
-from lesionkit.registry import create_model
+from lesionkit.models import create_model
 from lesionkit.runs import start_run
 from lesionkit.train import fit, make_learner, predict, tta_views
 

@@ -96,7 +96,7 @@ def norm_stats(cfg: ARLConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
 
 def build_model(cfg: ARLConfig, kind: str) -> torch.nn.Module:
     """kind "arl": ARL-ResNet of `depth` and `variant`; "resnet": timm's plain ResNet of the same depth. One logit."""
-    from ..registry import create_model
+    from ..models import create_model
 
     if kind == "arl":
         return create_model(f"arl_resnet{cfg.depth}", pretrained=cfg.pretrained, num_classes=1,

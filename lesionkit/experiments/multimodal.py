@@ -181,7 +181,7 @@ def build_learner(ds: Any, parts: dict[str, np.ndarray], cfg: MultimodalConfig, 
     from ..data.loaders import meta_dls
     from ..data.metadata import MetaEncoder
     from ..metrics import fastai_metrics
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import make_learner
 
     encoder = MetaEncoder(use_n_images=cfg.use_n_images, use_image_size=cfg.use_image_size,
@@ -391,7 +391,7 @@ def train_artefacts(ds: Any, parts: dict[str, np.ndarray], cfg: MultimodalConfig
     from fastai.optimizer import Adam
 
     from ..losses import MultiHeadCrossEntropy
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import RunHistory, drop_checkpoints, fit as lk_fit
 
     targets = artefact_targets(ds.df)

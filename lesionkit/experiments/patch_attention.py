@@ -181,7 +181,7 @@ class FactorCallback(Callback):
 
 def build_model(cfg: PatchAttentionConfig, n_classes: int) -> torch.nn.Module:
     """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``)."""
-    from ..registry import create_model
+    from ..models import create_model
 
     return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone,
                         n_patches=cfg.n_patches, num_classes=n_classes, patch_size=cfg.image_size,

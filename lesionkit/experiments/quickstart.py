@@ -27,7 +27,7 @@ def build_learner(ds: Any, splits: dict, cfg: QuickstartConfig, run: Run) -> Any
     """Model from the registry (offline weights), DataLoaders normalised for it, a Learner writing to `run`."""
     from ..data.loaders import image_dls
     from ..metrics import fastai_metrics
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import make_learner
 
     model = create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=ds.n_classes)

@@ -200,7 +200,7 @@ def train_segmenter(seg_ds: Any, parts: dict[str, np.ndarray], cfg: SELCNConfig,
 
     from ..data.loaders import mask_dls
     from ..losses import DiceRankLoss
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import make_learner
 
     model = create_model("selcn_segmenter", pretrained=cfg.pretrained, encoder=cfg.seg_encoder)
@@ -359,7 +359,7 @@ def train_symmetry(sym_ds: Any, parts: dict[str, np.ndarray], cfg: SELCNConfig, 
 
     from ..data.loaders import image_dls
     from ..metrics import fastai_metrics
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import make_learner
 
     model = create_model("selcn_symmetry")
@@ -504,7 +504,7 @@ def train_classifier(ds: Any, cams: dict[str, np.ndarray], parts: dict[str, np.n
     from fastai.optimizer import Adam
 
     from ..metrics import fastai_metrics
-    from ..registry import create_model
+    from ..models import create_model
     from ..train import drop_checkpoints, make_learner
     from .common import evaluate
 

@@ -19,15 +19,17 @@ import torch
 from timm.models.resnet import ResNet
 
 from lesionkit.layers.arl import ARLBasicBlock, ARLBottleneck
-from lesionkit.models._helpers import build_model, collect_maps, make_cfg, set_cfg
-from lesionkit.registry import register_model
+
+from ._base import LesionModel, build_model
+from ._helpers import collect_maps
+from ._registry import register_model
 
 __all__: list[str] = ["ARLResNet"]
 
 _DEPTHS = {18: (ARLBasicBlock, (2, 2, 2, 2)), 34: (ARLBasicBlock, (3, 4, 6, 3)), 50: (ARLBottleneck, (3, 4, 6, 3))}
 
 
-class ARLResNet(ResNet):
+class ARLResNet(ResNet, LesionModel):
     """ResNet with attention residual learning in every block.
 
     Args:
@@ -47,15 +49,13 @@ class ARLResNet(ResNet):
         super().__init__(block=block, layers=layers, num_classes=num_classes,
                          block_args=dict(arl_mode=arl_mode, alpha=alpha, learn_alpha=learn_alpha), **kwargs)
         self.depth = depth
-        set_cfg(self, make_cfg((3, 224, 224), (7, 7), "layer4", num_classes=num_classes, first_conv="conv1",
-                               classifier="fc", architecture=f"arl_resnet{depth}", arl_mode=arl_mode))
+        self.backbone_name = self.backbone_arch_of(depth=depth)  # ImageNet ResNet weights load into the whole model
+        self.set_default_cfg((3, 224, 224), (7, 7), "layer4", num_classes=num_classes, first_conv="conv1",
+                             architecture=f"arl_resnet{depth}", arl_mode=arl_mode)
 
-    @staticmethod
-    def backbone_arch_of(depth: int = 50, **_: Any) -> str:
+    @classmethod
+    def backbone_arch_of(cls, depth: int = 50, **_: Any) -> str:
         return f"resnet{depth}"
-
-    def pretrained_target(self) -> tuple[str, torch.nn.Module]:
-        return f"resnet{self.depth}", self
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         layers = []

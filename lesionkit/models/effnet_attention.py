@@ -34,15 +34,17 @@ from lesionkit.layers.cbam import CBAM
 from lesionkit.layers.s2_attention import S2Attention
 from lesionkit.layers.sge import SpatialGroupEnhance
 from lesionkit.layers.spatial_attention import SpatialAttention
-from lesionkit.models._helpers import build_model, collect_maps, make_cfg, set_cfg, stage_channels
-from lesionkit.registry import register_model
+
+from ._base import LesionModel, build_model
+from ._helpers import collect_maps, stage_channels
+from ._registry import register_model
 
 __all__: list[str] = ["AttentionEfficientNet", "ATTENTION_KINDS"]
 
 ATTENTION_KINDS = ("none", "sge", "spatial", "s2mlp", "s2cbam")
 
 
-class AttentionEfficientNet(nn.Module):
+class AttentionEfficientNet(LesionModel):
     """A timm EfficientNet with attention blocks after chosen stages.
 
     Args:
@@ -55,6 +57,8 @@ class AttentionEfficientNet(nn.Module):
         s2_stage: stage after which S2 attention sits (5: 232 channels on B3).
         **kwargs: timm options for the backbone (in_chans, drop_rate, drop_path_rate, ...). The paper has no dropout.
     """
+
+    classifier_name = "backbone.classifier"
 
     def __init__(self, attention: str = "sge", backbone: str = "tf_efficientnet_b3", num_classes: int = 9,
                  sge_groups: int = 8, sge_beta_init: float = 0.0, spatial_kernel: int = 7, cbam_kernel: int = 49,
@@ -81,19 +85,8 @@ class AttentionEfficientNet(nn.Module):
         self.num_classes = num_classes
         self.num_features = self.backbone.num_features
         self.head_hidden_size = self.backbone.num_features
-        set_cfg(self, make_cfg((3, 384, 384), (12, 12), "backbone.bn2", num_classes=num_classes,
-                               first_conv="backbone.conv_stem", classifier="backbone.classifier",
-                               architecture=f"{attention}_{backbone}"))
-
-    @staticmethod
-    def backbone_arch_of(backbone: str = "tf_efficientnet_b3", **_: Any) -> str:
-        return backbone
-
-    def pretrained_target(self) -> tuple[str, nn.Module]:
-        return self.backbone_name, self.backbone
-
-    def get_classifier(self) -> nn.Module:
-        return self.backbone.get_classifier()
+        self.set_default_cfg((3, 384, 384), (12, 12), "backbone.bn2", num_classes=num_classes,
+                             first_conv="backbone.conv_stem", architecture=f"{attention}_{backbone}")
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.backbone.reset_classifier(num_classes, global_pool or self.backbone.global_pool.pool_type)
@@ -107,12 +100,6 @@ class AttentionEfficientNet(nn.Module):
             if str(i) in self.attn:
                 x = self.attn[str(i)](x)
         return bb.bn2(bb.conv_head(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.backbone.forward_head(x, pre_logits=pre_logits)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
     def _map_layers(self) -> list[tuple[str, nn.Module]]:
         out = []

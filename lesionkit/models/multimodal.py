@@ -25,15 +25,16 @@ import torch.nn as nn
 
 from lesionkit.layers.meta_branch import MetaBranch
 from lesionkit.layers.msd_head import MultiSampleDropoutHead
-from lesionkit.models._helpers import build_model, make_cfg, set_cfg
-from lesionkit.registry import register_model
+
+from ._base import LesionModel, build_model
+from ._registry import register_model
 
 __all__: list[str] = ["MultimodalEfficientNet", "ArtefactClassifier", "ARTEFACT_HEADS"]
 
 ARTEFACT_HEADS = ("hair_dense", "hair_short", "hair_medium", "black_frame", "ruler", "other")
 
 
-class MultimodalEfficientNet(nn.Module):
+class MultimodalEfficientNet(LesionModel):
     """Image + metadata classifier; ``forward(image, meta=None)``, ``meta`` of shape (B, n_meta).
 
     Args:
@@ -48,6 +49,8 @@ class MultimodalEfficientNet(nn.Module):
         **kwargs: timm backbone options (in_chans, drop_path_rate, ...).
     """
 
+    classifier_name = "head.fc"  # the Linear shared by the dropout samples
+
     def __init__(self, backbone: str = "tf_efficientnet_b2", num_classes: int = 2, n_meta: int = 14,
                  meta_dims: Sequence[int] = (512, 128), meta_dropout: float = 0.3, n_dropout: int = 5,
                  dropout: float = 0.5, backbone_drop_rate: float = 0.0, meta_order: str = "bn_act",
@@ -60,32 +63,17 @@ class MultimodalEfficientNet(nn.Module):
         self.meta = MetaBranch(self.n_meta, tuple(meta_dims), meta_dropout, meta_order) if self.n_meta else None
         self.num_features = self.backbone.num_features
         self.head_hidden_size = self.num_features + (self.meta.out_features if self.meta is not None else 0)
-        self._head_args = (n_dropout, dropout)
         self.num_classes = num_classes
         self.head = MultiSampleDropoutHead(self.head_hidden_size, num_classes, n_dropout, dropout)
-        set_cfg(self, make_cfg((3, 256, 256), (8, 8), "backbone.bn2", num_classes=num_classes,
-                               first_conv="backbone.conv_stem", classifier="head.fc", n_meta=self.n_meta,
-                               architecture=f"multimodal_{backbone}"))
+        self.set_default_cfg((3, 256, 256), (8, 8), "backbone.bn2", num_classes=num_classes,
+                             first_conv="backbone.conv_stem", n_meta=self.n_meta,
+                             architecture=f"multimodal_{backbone}")
 
-    @staticmethod
-    def backbone_arch_of(backbone: str = "tf_efficientnet_b2", **_: Any) -> str:
-        return backbone
-
-    def pretrained_target(self) -> tuple[str, nn.Module]:
-        return self.backbone_name, self.backbone
-
-    def get_classifier(self) -> nn.Module:
-        return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.head = MultiSampleDropoutHead(self.head_hidden_size, num_classes, *self._head_args)
-
-    def forward_features(self, image: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward_features(image)
+    def new_classifier(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.head_hidden_size, num_classes)  # the dropout samples have no parameters
 
     def forward_head(self, x: torch.Tensor, meta: torch.Tensor | None = None, pre_logits: bool = False) -> torch.Tensor:
-        h = self.backbone.forward_head(x, pre_logits=True)
+        h = self.pool_features(x)
         if self.meta is not None:
             if meta is None:
                 raise ValueError(f"this model was built with n_meta={self.n_meta}: call model(image, meta) with meta "
@@ -98,11 +86,8 @@ class MultimodalEfficientNet(nn.Module):
     def forward(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(image), meta)
 
-    def attention_maps(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return {}
 
-
-class ArtefactClassifier(nn.Module):
+class ArtefactClassifier(LesionModel):
     """Multi-head artefact/bias classifier; ``forward(x)`` → (B, n_heads, 2) logits.
 
     Args:
@@ -112,6 +97,8 @@ class ArtefactClassifier(nn.Module):
         backbone_drop_rate: dropout on pooled features (0.3, efficientnet_pytorch's B2 default in the code).
         **kwargs: timm backbone options.
     """
+
+    classifier_name = "heads"
 
     def __init__(self, backbone: str = "tf_efficientnet_b2", heads: Sequence[str] = ARTEFACT_HEADS,
                  head_dropout: float = 0.2, backbone_drop_rate: float = 0.3, num_classes: int = 2,
@@ -124,42 +111,21 @@ class ArtefactClassifier(nn.Module):
         self.head_dropout = head_dropout
         self.num_features = self.head_hidden_size = self.backbone.num_features
         self.reset_classifier(num_classes)
-        set_cfg(self, make_cfg((3, 256, 256), (8, 8), "backbone.bn2", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-                               num_classes=num_classes, heads=self.head_names, first_conv="backbone.conv_stem",
-                               classifier="heads", architecture=f"artefact_{backbone}"))
+        self.set_default_cfg((3, 256, 256), (8, 8), "backbone.bn2", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                             num_classes=num_classes, heads=self.head_names, first_conv="backbone.conv_stem",
+                             architecture=f"artefact_{backbone}")
 
-    @staticmethod
-    def backbone_arch_of(backbone: str = "tf_efficientnet_b2", **_: Any) -> str:
-        return backbone
+    def new_classifier(self, num_classes: int) -> nn.Module:
+        return nn.ModuleDict({name: nn.Sequential(nn.Dropout(self.head_dropout),
+                                                  nn.Linear(self.num_features, num_classes))
+                              for name in self.head_names})
 
-    def pretrained_target(self) -> tuple[str, nn.Module]:
-        return self.backbone_name, self.backbone
-
-    def get_classifier(self) -> nn.Module:
-        return self.heads
-
-    def reset_classifier(self, num_classes: int = 2, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.heads = nn.ModuleDict({name: nn.Sequential(nn.Dropout(self.head_dropout),
-                                                        nn.Linear(self.num_features, num_classes))
-                                    for name in self.head_names})
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone.forward_features(x)
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        h = self.backbone.forward_head(x, pre_logits=True)
-        return h if pre_logits else torch.stack([head(h) for head in self.heads.values()], dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+    def classify(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.stack([head(h) for head in self.heads.values()], dim=1)
 
     def as_dict(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split (B, n_heads, 2) logits into {head name: (B, 2)} (the original's dict output)."""
         return {name: logits[:, i] for i, name in enumerate(self.head_names)}
-
-    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {}
 
 
 @register_model

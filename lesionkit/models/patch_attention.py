@@ -30,8 +30,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lesionkit.layers.patch_gate import PatchGate, PatchSE
-from lesionkit.models._helpers import build_model, collect_maps, make_cfg, set_cfg
-from lesionkit.registry import register_model
+
+from ._base import LesionModel, build_model
+from ._helpers import collect_maps
+from ._registry import register_model
 
 __all__: list[str] = ["PatchAttentionNet", "patch_grid", "extract_patches", "unstack_patches", "PATCH_COMBINERS"]
 
@@ -89,7 +91,7 @@ class PatchStack(nn.Module):
         return stacked.reshape(-1, c, self.n_patches * h, w)
 
 
-class PatchAttentionNet(nn.Module):
+class PatchAttentionNet(LesionModel):
     """Shared-backbone patch classifier with patch-level attention.
 
     Args:
@@ -136,10 +138,9 @@ class PatchAttentionNet(nn.Module):
         self.combine = self._make_combiner()
         self.reset_classifier(num_classes)
         pool = self._patch_pool_size(kwargs.get("in_chans", 3))
-        set_cfg(self, make_cfg((3, *image_size), (n_patches * pool[0], pool[1]), "patch_stack",
-                               mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), num_classes=num_classes,
-                               n_patches=n_patches, patch_size=patch_size, classifier="fc",
-                               architecture=f"patch_{backbone}"))
+        self.set_default_cfg((3, *image_size), (n_patches * pool[0], pool[1]), "patch_stack",
+                             mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), num_classes=num_classes,
+                             n_patches=n_patches, patch_size=patch_size, architecture=f"patch_{backbone}")
 
     def _make_combiner(self) -> nn.Module | None:
         if self.combiner == "conv1":
@@ -162,19 +163,8 @@ class PatchAttentionNet(nn.Module):
         self.backbone.train(was_training)
         return int(shape[-2]), int(shape[-1])
 
-    @staticmethod
-    def backbone_arch_of(backbone: str = "inception_v3", **_: Any) -> str:
-        return backbone
-
-    def pretrained_target(self) -> tuple[str, nn.Module]:
-        return self.backbone_name, self.backbone
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.fc = nn.Linear(self.head_hidden_size, num_classes)
+    def new_classifier(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.head_hidden_size, num_classes)
 
     def as_patches(self, x: torch.Tensor) -> torch.Tensor:
         """Accept (B, P, C, h, w) patches or (B, C, H, W) full images (cut with ``extract_patches``)."""
@@ -195,7 +185,7 @@ class PatchAttentionNet(nn.Module):
             x = self.input_gate(x)
         return self.patch_stack(self.backbone.forward_features(x.flatten(0, 1)))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def pool_features(self, x: torch.Tensor) -> torch.Tensor:
         f = unstack_patches(x, self.n_patches).mean((3, 4))  # (B, P, F)
         if self.feature_gate is not None:
             f = self.feature_gate(f)
@@ -211,10 +201,7 @@ class PatchAttentionNet(nn.Module):
             h = f.flatten(1)
         else:
             h = self.combine(f)[0][:, -1]
-        return h if pre_logits else self.fc(h)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return h
 
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Patch gates (B, P) and, for the in-block variant, channel gates (B, C_i) per stage."""

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 
 from lesionkit.layers.e_layer import ELayer
 from lesionkit.layers.gradcam_pp import grad_cam_plus_plus, minmax_normalise
-from lesionkit.models._helpers import build_model, make_cfg, set_cfg
-from lesionkit.registry import register_model
+
+from ._base import LesionModel, build_model
+from ._registry import register_model
 
 __all__: list[str] = ["LesionSegmenter", "SymmetryNet", "SELCNClassifier", "lae_box", "lae_mask"]
 
@@ -68,11 +69,13 @@ def lae_mask(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, 
     return out
 
 
-class LesionSegmenter(nn.Module):
+class LesionSegmenter(LesionModel):
     """DeepLabV3+ (smp) with a timm encoder; ``forward(x)`` → (B, num_classes, H, W) logits.
 
     H and W must be divisible by 16 (smp's check). ``encoder_weights`` stays None: no download.
     """
+
+    classifier_name = "net.segmentation_head"
 
     def __init__(self, encoder: str = "tu-xception41", num_classes: int = 2, in_chans: int = 3,
                  output_stride: int = 16) -> None:
@@ -84,46 +87,40 @@ class LesionSegmenter(nn.Module):
                                      classes=num_classes, encoder_output_stride=output_stride)
         self.num_classes = num_classes
         self.num_features = self.head_hidden_size = self.net.segmentation_head[0].in_channels
-        set_cfg(self, make_cfg((3, 256, 256), None, "net.decoder", num_classes=num_classes, task="segmentation",
-                               classifier="net.segmentation_head", architecture=f"deeplabv3plus_{encoder}"))
+        self.set_default_cfg((3, 256, 256), None, "net.decoder", num_classes=num_classes, task="segmentation",
+                             architecture=f"deeplabv3plus_{encoder}")
 
-    @staticmethod
-    def backbone_arch_of(encoder: str = "tu-xception41", **_: Any) -> str:
+    @classmethod
+    def backbone_arch_of(cls, encoder: str = "tu-xception41", **_: Any) -> str:
         return encoder.removeprefix("tu-")
 
     def pretrained_target(self) -> tuple[str, nn.Module]:
         return self.backbone_arch_of(self.encoder_name), getattr(self.net.encoder, "model", self.net.encoder)
 
-    def get_classifier(self) -> nn.Module:
-        return self.net.segmentation_head
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+    def new_classifier(self, num_classes: int) -> nn.Module:
         from segmentation_models_pytorch.base import SegmentationHead
 
-        self.num_classes = num_classes
-        self.net.segmentation_head = SegmentationHead(self.num_features, num_classes, kernel_size=1, upsampling=4)
+        return SegmentationHead(self.num_features, num_classes, kernel_size=1, upsampling=4)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.decoder(self.net.encoder(x))
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x if pre_logits else self.net.segmentation_head(x)
+    def pool_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # dense prediction: the decoder map is the pre-logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x)  # smp's forward also checks that H and W are divisible by 16
 
     def class_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(B, num_classes) spatial means of the logits: a scalar per class for Captum's Grad-CAM."""
         return self(x).mean((2, 3))
 
-    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {}
 
-
-class SymmetryNet(nn.Module):
+class SymmetryNet(LesionModel):
     """torchvision SqueezeNet 1.0 with a ``num_classes``-way final conv; ReLUs are not in place (hook-safe)."""
 
     cam_module = "features.12.expand3x3_activation"
+    classifier_name = "classifier.1"
 
     def __init__(self, num_classes: int = 2, dropout: float = 0.5) -> None:
         super().__init__()
@@ -136,32 +133,22 @@ class SymmetryNet(nn.Module):
                 module.inplace = False
         self.num_classes = num_classes
         self.num_features = self.head_hidden_size = 512
-        set_cfg(self, make_cfg((3, 256, 256), (15, 15), self.cam_module, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                               num_classes=num_classes, first_conv="features.0", classifier="classifier.1",
-                               architecture="squeezenet1_0"))
+        self.backbone_name = self.backbone_arch_of()  # weights load into the whole model
+        self.set_default_cfg((3, 256, 256), (15, 15), self.cam_module, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                             num_classes=num_classes, first_conv="features.0", architecture="squeezenet1_0")
 
-    @staticmethod
-    def backbone_arch_of(**_: Any) -> str:
+    @classmethod
+    def backbone_arch_of(cls, **_: Any) -> str:
         return "squeezenet1_0"
 
-    def pretrained_target(self) -> tuple[str, nn.Module]:
-        return "squeezenet1_0", self
-
-    def get_classifier(self) -> nn.Module:
-        return self.classifier[1]
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.classifier[1] = nn.Conv2d(512, num_classes, kernel_size=1)
+    def new_classifier(self, num_classes: int) -> nn.Module:
+        return nn.Conv2d(512, num_classes, kernel_size=1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return x.mean((2, 3)) if pre_logits else torch.flatten(self.classifier(x), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        return x.mean((2, 3)) if pre_logits else torch.flatten(self.classifier(x), 1)  # the classifier pools last
 
     def symmetry_cam(self, x: torch.Tensor, target: torch.Tensor | None = None,
                      size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -194,7 +181,7 @@ class SymmetryNet(nn.Module):
         return {"symmetry_cam": self.symmetry_cam(x)}
 
 
-class SELCNClassifier(nn.Module):
+class SELCNClassifier(LesionModel):
     """EfficientNet features + E-layer(CAM) → GAP → Linear; ``forward(x, cam=None)``.
 
     Args:
@@ -204,6 +191,8 @@ class SELCNClassifier(nn.Module):
         drop_rate: dropout before the Linear (the code uses none).
         **kwargs: timm backbone options.
     """
+
+    classifier_name = "classifier"
 
     def __init__(self, backbone: str = "efficientnet_b4", num_classes: int = 7, with_symmetry_net: bool = True,
                  drop_rate: float = 0.0, **kwargs: Any) -> None:
@@ -217,16 +206,8 @@ class SELCNClassifier(nn.Module):
         self.symmetry_net = SymmetryNet() if with_symmetry_net else None
         if self.symmetry_net is not None:
             self.symmetry_net.requires_grad_(False).eval()
-        set_cfg(self, make_cfg((3, 256, 256), (8, 8), "e_layer.act", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                               num_classes=num_classes, first_conv="backbone.conv_stem", classifier="classifier",
-                               architecture=f"selcn_{backbone}"))
-
-    @staticmethod
-    def backbone_arch_of(backbone: str = "efficientnet_b4", **_: Any) -> str:
-        return backbone
-
-    def pretrained_target(self) -> tuple[str, nn.Module]:
-        return self.backbone_name, self.backbone
+        self.set_default_cfg((3, 256, 256), (8, 8), "e_layer.act", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                             num_classes=num_classes, first_conv="backbone.conv_stem", architecture=f"selcn_{backbone}")
 
     def train(self, mode: bool = True) -> "SELCNClassifier":
         super().train(mode)
@@ -234,12 +215,8 @@ class SELCNClassifier(nn.Module):
             self.symmetry_net.eval()  # frozen CAM generator: keep its dropout off
         return self
 
-    def get_classifier(self) -> nn.Module:
-        return self.classifier
-
-    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.num_features, num_classes)
+    def new_classifier(self, num_classes: int) -> nn.Module:
+        return nn.Linear(self.num_features, num_classes)
 
     def symmetry_cam(self, x: torch.Tensor) -> torch.Tensor:
         if self.symmetry_net is None:
@@ -252,11 +229,9 @@ class SELCNClassifier(nn.Module):
             cam = cam.unsqueeze(1)
         return self.e_layer(self.backbone.forward_features(x), cam)
 
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+    def pool_features(self, x: torch.Tensor) -> torch.Tensor:
         h = x.mean((2, 3))
-        if self.drop_rate > 0:
-            h = F.dropout(h, self.drop_rate, self.training)
-        return h if pre_logits else self.classifier(h)
+        return F.dropout(h, self.drop_rate, self.training) if self.drop_rate > 0 else h
 
     def forward(self, x: torch.Tensor, cam: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(x, cam))

@@ -1,8 +1,8 @@
-"""A timm-style model registry: ``register_model`` / ``create_model`` / ``list_models``.
+"""The model registry, timm-style: ``register_model`` / ``list_models`` / ``is_model`` / ``model_entrypoint``.
 
-Paper models live in ``lesionkit/models/<paper>.py`` and end with ``@register_model`` entrypoints. Any name that is
-not registered here but is a timm architecture is built by timm, with lesionkit's offline ``pretrained`` handling
-(``lesionkit.pretrained``) instead of timm's hub download, which would fail on machines without internet.
+Paper files (``lesionkit/models/<paper>.py``) end with ``@register_model`` entrypoints; importing ``lesionkit.models``
+imports them all. This module imports nothing from ``lesionkit`` at import time (the paper files import it), so there
+is no import circle: ``lesionkit.models`` is imported lazily, inside the functions that need every entrypoint.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import fnmatch
 import importlib
 import sys
 import warnings
-from typing import Any, Callable
+from typing import Callable
 
 import torch.nn as nn
 
@@ -59,53 +59,17 @@ def is_model(name: str) -> bool:
 
 
 def model_entrypoint(name: str) -> Callable[..., nn.Module]:
+    """The registered entrypoint of ``name``; ``UnknownModelError`` (with close matches) otherwise."""
     _import_models()
     if name not in _model_entrypoints:
-        raise UnknownModelError(_unknown_message(name))
+        raise UnknownModelError(unknown_message(name))
     return _model_entrypoints[name]
 
 
-def _unknown_message(name: str) -> str:
+def unknown_message(name: str) -> str:
     import timm
 
     close = difflib.get_close_matches(name, list(_model_entrypoints) + timm.list_models(), n=5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return (f"Unknown model {name!r}: not a lesionkit model (see lesionkit.list_models()) nor a timm architecture "
             f"(see timm.list_models()).{hint}")
-
-
-def create_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
-    """Build a lesionkit model, or a plain timm model, by name.
-
-    Args:
-        name: a registered lesionkit name (``list_models()``) or any timm architecture (``timm.list_models()``).
-        pretrained: True/False, "true"/"false", or a local weight file (see ``lesionkit.pretrained``).
-        **kwargs: passed to the entrypoint. Keys whose value is None are dropped, like timm, so callers can forward
-            optional settings without overriding a model's defaults.
-    """
-    from lesionkit.pretrained import parse_pretrained
-
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    pretrained = parse_pretrained(pretrained)
-    _import_models()
-    if name in _model_entrypoints:
-        return _model_entrypoints[name](pretrained=pretrained, **kwargs)
-    return create_timm_model(name, pretrained=pretrained, **kwargs)
-
-
-def create_timm_model(name: str, pretrained: bool | str = False, **kwargs: Any) -> nn.Module:
-    """A timm model built without timm's hub download; weights come from ``lesionkit.pretrained`` instead."""
-    import timm
-
-    from lesionkit.pretrained import load_pretrained, parse_pretrained, require_local_weights
-
-    if not timm.is_model(name.split(".")[0]):
-        raise UnknownModelError(_unknown_message(name))
-    pretrained = parse_pretrained(pretrained)
-    if pretrained is True:
-        require_local_weights(name)  # fail before building anything
-    kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    model = timm.create_model(name, pretrained=False, **kwargs)
-    if pretrained:
-        model.pretrained_report = load_pretrained(model, pretrained, arch=name)
-    return model
