@@ -9,9 +9,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> submodule that defines it (resolved lazily, PEP 562)
+# public name -> submodule that defines it, or "submodule:name" when it is defined there under another name
+# (resolved lazily, PEP 562)
 _LAZY = {
-    "RunConfig": "lesionkit.config",
+    "RunConfig": "lesionkit.experiments.common:TrainConfig",
+    "TrainConfig": "lesionkit.experiments.common",
     "ConfigError": "lesionkit.config",
     "start_run": "lesionkit.runs",
     "env_report": "lesionkit.runs",
@@ -25,7 +27,8 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, _, attr = _LAZY[name].partition(":")
+        return getattr(importlib.import_module(module), attr or name)
     raise AttributeError(f"module 'lesionkit' has no attribute {name!r}")
 
 

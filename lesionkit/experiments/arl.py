@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import param
+from ..config import param, param_like
 from ..runs import Run, start_notebook_run
 from . import protocol
 from .common import TrainConfig, load_data
@@ -32,13 +32,17 @@ NORMS = ("isic2017", "imagenet")
 
 @dataclass(frozen=True)
 class ARLConfig(TrainConfig):
-    depth: int = param(50, "ResNet depth of both models (paper: 50)", choices=(18, 34, 50))
+    test_dir: str = param_like(TrainConfig, "test_dir", "unused here: the test set is held out from data_dir (kept for "
+                                                        "a uniform interface)")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (depth 18, 48 px, 1 epoch, ~120 images) to check the "
+                                                   "pipeline")
+    depth: int = param(50, "ResNet depth of both models: 18, 34 or 50 (paper: 50)", choices=(18, 34, 50))
     variant: str = param("paper", "ARL attention: 'paper' (spatial softmax, learnable alpha) or 'code' (channel "
                                   "softmax, fixed alpha 0.001)", choices=("paper", "code"))
     baseline: bool = param(True, "also train the plain ResNet of the same depth")
     positive: str = param("mel", "class predicted against all the others (ISIC 2017 Part 3: melanoma)")
     image_size: int = param(224, "training resolution in pixels (the paper: 224)", ge=32, le=1024)
-    augment: str = param("arl", "training augmentation: 'arl' (multi-scale crops) or 'fastai'",
+    augment: str = param("arl", "training augmentation: 'arl' (multi-scale crops, flips, rotation) or 'fastai'",
                          choices=("arl", "fastai"))
     norm: str = param("isic2017", "input normalisation: the code's ISIC 2017 statistics or ImageNet's",
                       choices=NORMS)
@@ -47,14 +51,15 @@ class ARLConfig(TrainConfig):
     lr: float = param(1e-4, "learning rate (peak for fastai schedules)", ge=1e-7, le=10.0)
     optimizer: str = param("sgd", "'sgd' (momentum 0.9, the code) or 'adam'", choices=("sgd", "adam"))
     weight_decay: float = param(1e-4, "weight decay (L2 for SGD, decoupled for Adam)", ge=0.0, le=1.0)
-    schedule: str = param("step", "LR schedule: 'step' (halve at 30/60/90% of training, the code) or a fastai one",
-                          choices=protocol.SCHEDULES)
-    monitor: str = param("auc", "validation metric for model selection", choices=("auc", "bma", "valid_loss"))
+    schedule: str = param("step", "LR schedule: 'step' (halve at 30/60/90% of training, the code), "
+                          + ", ".join(s for s in protocol.SCHEDULES if s != "step"), choices=protocol.SCHEDULES)
+    monitor: str = param("auc", "validation metric for model selection: auc, bma or valid_loss",
+                         choices=("auc", "bma", "valid_loss"))
     pretrained: bool | str = param(False, "true/false or a weight file (no offline ImageNet ResNet weights exist)")
     folds: int = param(1, "1: one grouped train/valid split; >1: grouped CV, every model scored on the test set",
                        ge=1, le=10)
     test_frac: float = param(0.2, "share of lesions held out for the test set", ge=0.05, le=0.5)
-    valid_frac: float = param(0.1, "share of lesions for model selection (folds 1)", ge=0.05, le=0.5)
+    valid_frac: float = param(0.1, "share of lesions for model selection (with one fold)", ge=0.05, le=0.5)
     tta: str = param("multiscale", "test-time views: 'multiscale' (the code's 9 views), 'flips8' or 'none'",
                      choices=("multiscale", "flips8", "none"))
     threshold: float = param(0.5, "decision threshold for accuracy, sensitivity, specificity", ge=0.0, le=1.0)

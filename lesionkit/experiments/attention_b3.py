@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import ConfigError, param
+from ..config import ConfigError, param, param_like
 from ..runs import Run, start_notebook_run
 from . import protocol
 from .common import TrainConfig, load_data
@@ -34,6 +34,11 @@ PAPER_CLASSES = 9
 
 @dataclass(frozen=True)
 class AttentionB3Config(TrainConfig):
+    test_dir: str = param_like(TrainConfig, "test_dir", "unused here: the test set is held out from data_dir (kept for "
+                                                        "a uniform interface)")
+    seed: int = param_like(TrainConfig, "seed", "random seed for splits, sampling, bootstrap and initialisation")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (Lite0 backbone, 64 px, 1 epoch, ~80 images) to check "
+                                                   "the pipeline")
     models: str = param("sge_b3,spatial_b3,s2mlp_b3,s2cbam_b3", "comma-separated registry names to train (add "
                                                                 "effb3_baseline for the plain B3)")
     backbone: str = param("tf_efficientnet_b3", "timm EfficientNet the modules go into (paper: tf_efficientnet_b3; "
@@ -49,17 +54,18 @@ class AttentionB3Config(TrainConfig):
     batch_size: int = param(64, "images per batch", ge=1, le=4096)
     lr: float = param(3e-4, "peak learning rate (code: 3e-5 warmed up x10)", ge=1e-7, le=10.0)
     weight_decay: float = param(1e-5, "AdamW weight decay", ge=0.0, le=1.0)
-    schedule: str = param("warmup_cosine", "LR schedule: warmup_cosine (the code) or a fastai one",
-                          choices=protocol.SCHEDULES)
+    schedule: str = param("warmup_cosine", "LR schedule: warmup_cosine (the code), "
+                          + ", ".join(s for s in protocol.SCHEDULES if s != "warmup_cosine"), choices=protocol.SCHEDULES)
     augment: str = param("first_place", "training augmentation: 'first_place' (the code's albumentations list) or "
                                         "'fastai'", choices=("first_place", "fastai"))
-    monitor: str = param("auc_macro", "validation metric for model selection (code: macro one-vs-rest AUC)",
+    monitor: str = param("auc_macro", "validation metric for model selection: auc_macro (the code's macro one-vs-rest "
+                                      "AUC), bma or valid_loss",
                          choices=("auc_macro", "bma", "valid_loss"))
     positive: str = param("mel", "class scored as the positive (melanoma) in the binary metrics")
     folds: int = param(1, "1: one grouped train/valid split; >1: grouped CV, every model scored on the test set",
                        ge=1, le=10)
     test_frac: float = param(0.2, "share of lesions held out for the test set", ge=0.05, le=0.5)
-    valid_frac: float = param(0.15, "share of lesions for model selection (folds 1)", ge=0.05, le=0.5)
+    valid_frac: float = param(0.15, "share of lesions for model selection (with one fold)", ge=0.05, le=0.5)
     tta: bool = param(True, "average the 8 flip/transpose views at test time (the code: 10 flip views)")
     n_bootstrap: int = param(1000, "bootstrap resamples for specificity at sensitivity >= 0.95 (0: point only)",
                              ge=0, le=100_000)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,9 +19,12 @@ SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 class TrainConfig(Config):
     """Parameters every training notebook has (MONAI's rule: each has `epochs` and `smoke`)."""
 
+    cell_last: ClassVar[tuple[str, ...]] = ("seed", "num_workers", "smoke", "interactive", "run_name", "resume",
+                                            "split_from")
+
     data_dir: str = param("synthetic", "dataset folder, or 'synthetic' (the embedded default) / 'synthetic-null' "
                                        "(same images without class signal: the sanity control)")
-    data_format: str = param("auto", "dataset layout (auto = detect from the folder's files)")
+    data_format: str = param("auto", "dataset layout: auto (detected from the folder's files) or a reader name")
     test_dir: str = param("", "optional external test set folder (empty: hold out lesions of data_dir)")
     image_size: int = param(128, "training resolution in pixels", ge=32, le=1024)
     epochs: int = param(5, "training epochs", ge=1, le=10_000)
@@ -33,8 +36,13 @@ class TrainConfig(Config):
     seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
     num_workers: int = param(0, "DataLoader worker processes (0: load in the main process)", ge=0, le=64)
     smoke: bool = param(False, "tiny run (few images, 1 epoch, small size) to check the pipeline")
-    interactive: bool = param(False, "show ipywidgets viewers (off for headless papermill runs)")
+    interactive: bool | str = param("auto", "ipywidgets viewers and progress bars: auto (on in a live Jupyter kernel, "
+                                            "off under papermill), true or false")
     run_name: str = param("", "optional label appended to the run folder's name")
+    resume: str = param("", "continue an interrupted or failed run: its run folder, or 'last' (the newest run of this "
+                            "notebook); empty: a new run")
+    split_from: str = param("", "reuse the train/valid/test split recorded by an earlier run (its run folder); empty: "
+                                "make the split from seed")
 
     def validate(self) -> None:
         if self.data_dir not in SYNTHETIC_SOURCES and not Path(self.data_dir).expanduser().exists():
@@ -42,6 +50,8 @@ class TrainConfig(Config):
                               f"existing dataset folder or one of {list(SYNTHETIC_SOURCES)}")
         if self.test_dir and not Path(self.test_dir).expanduser().exists():
             raise ConfigError(f"test_dir {self.test_dir!r} does not exist; give a folder or leave it empty")
+        if isinstance(self.interactive, str) and self.interactive.strip().lower() != "auto":
+            raise ConfigError(f"interactive={self.interactive!r}: give true, false or auto")
         if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
             raise ConfigError(f"pretrained={self.pretrained!r} is neither true/false nor an existing weight file")
         if hasattr(self, "attribution_methods"):
@@ -51,6 +61,15 @@ class TrainConfig(Config):
                 [canonical_method(m) for m in self.methods]
             except ValueError as err:
                 raise ConfigError(f"attribution_methods={self.attribution_methods!r}: {err}") from None
+
+    @property
+    def is_interactive(self) -> bool:
+        """`interactive` resolved: "auto" is on in a live Jupyter kernel, off under papermill or in a script."""
+        if isinstance(self.interactive, bool):
+            return self.interactive
+        from .. import runs
+
+        return bool(getattr(runs, "in_live_kernel", lambda: False)())
 
     @property
     def methods(self) -> list[str]:
@@ -77,9 +96,12 @@ def resolve_data_dir(source: str, size: int = 224) -> Path:
 
 
 def load_data(cfg: TrainConfig, max_images: int | None = None):
-    """The dataset of `cfg.data_dir`; with `smoke`, a class-stratified subset of whole lesions."""
+    """The dataset of `cfg.data_dir`; a class-stratified subset of whole lesions of about `max_images` images (default:
+    the config's `max_images` where it has one; with `smoke`, 140)."""
     from ..data import load_dataset
 
+    if max_images is None:
+        max_images = getattr(cfg, "max_images", 0) or None
     ds = load_dataset(resolve_data_dir(cfg.data_dir), fmt=cfg.data_format)
     if cfg.smoke and max_images is None:
         max_images = 140

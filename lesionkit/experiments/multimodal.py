@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import param
+from ..config import param, param_like
 from ..runs import Run, start_notebook_run
 from .common import TrainConfig, holdout_splits, model_norm, resolve_data_dir
 
@@ -30,6 +30,17 @@ SCHEDULES = ("warmup_cosine", "one_cycle", "flat_cos", "constant")
 
 @dataclass(frozen=True)
 class MultimodalConfig(TrainConfig):
+    data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (ISIC 2020 layout), or 'synthetic' (the "
+                                                        "embedded default) / 'synthetic-null' (same images without "
+                                                        "class signal: the sanity control)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set folder (scored with the last "
+                                                        "fold's models)")
+    valid_frac: float = param_like(TrainConfig, "valid_frac", "share of patients used for model selection (unused "
+                                                              "with split=image)")
+    test_frac: float = param_like(TrainConfig, "test_frac", "share of patients held out for the final test "
+                                                            "(split=image: of images; unused with folds > 1)")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch, ~160 images, Lite0) to check the "
+                                                   "pipeline")
     backbone: str = param("tf_efficientnet_b2", "timm EfficientNet for both models (paper: B2; offline ImageNet "
                                                 "weights exist only for tf_efficientnet_lite0/lite2)")
     pretrained: bool | str = param(False, "true (lite0/lite2 only), false, or a local weight file")
@@ -37,13 +48,15 @@ class MultimodalConfig(TrainConfig):
     epochs: int = param(20, "epochs per model (paper: 20)", ge=1, le=10_000)
     batch_size: int = param(64, "images per batch (paper: 64)", ge=2, le=4096)
     lr: float = param(3e-5, "base learning rate; warmup_cosine peaks at 10x (paper: 3e-5)", ge=1e-7, le=10.0)
-    schedule: str = param("warmup_cosine", "lr schedule: the paper's warm-up x10 + cosine, or fastai's",
+    schedule: str = param("warmup_cosine", "lr schedule: warmup_cosine (the paper's warm-up x10 + cosine), "
+                          + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"),
                           choices=SCHEDULES)
     split: str = param("patient", "patient: grouped by patient_id (default); image: the code's stratified 80/20 "
                                   "by image (leaks patients)", choices=("patient", "image"))
     folds: int = param(1, "1: one train/valid/test split; k > 1: patient-grouped k-fold, pooled out-of-fold AUC",
                        ge=1, le=20)
-    preset: str = param("first_place", "augmentation preset", choices=("first_place", "fastai", "none"))
+    preset: str = param("first_place", "augmentation preset: first_place (the paper), fastai or none",
+                        choices=("first_place", "fastai", "none"))
     meta_missing: str = param("first_place", "missing sex/age: first_place constants (-1 / 0) or impute "
                                              "(training median / mode)", choices=("first_place", "impute"))
     use_n_images: bool = param(False, "add log1p(images per patient) (1st place; leaks acquisition)")

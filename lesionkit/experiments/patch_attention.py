@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback
 
-from ..config import ConfigError, param
+from ..config import ConfigError, param, param_like
 from ..losses import DX_TYPE_FACTORS, DiagnosisGuidedCrossEntropy, class_weights
 from ..runs import Run, start_notebook_run
 from . import protocol
@@ -39,6 +39,14 @@ MODES = {"off": "class weights", "on": "class weights + dx"}
 
 @dataclass(frozen=True)
 class PatchAttentionConfig(TrainConfig):
+    data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (HAM10000 layout with dx_type), or 'synthetic' "
+                                                        "(the embedded default) / 'synthetic-null' (same images without "
+                                                        "class signal: the sanity control)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "unused here: the fixed test set is held out from data_dir "
+                                                        "(kept for a uniform interface)")
+    valid_frac: float = param_like(TrainConfig, "valid_frac", "share of lesions for model selection (with one fold)")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (small backbone, 32-px patches, 1 epoch, 2 folds, ~120 "
+                                                   "images) to check the pipeline")
     backbone: str = param("inception_v3", "timm backbone shared by the patches (paper: inception_v3 for HAM10000, "
                                           "densenet121 for derm7pt)")
     variant: str = param("paper", "attention: 'paper' (patch-pooled SE in the backbone's stages) or 'code' (the "
@@ -56,9 +64,9 @@ class PatchAttentionConfig(TrainConfig):
     dx_only_class: str = param("", "restrict the diagnosis factor to one class (e.g. 'nv'); empty: all classes")
     epochs: int = param(50, "training epochs per fold model", ge=1, le=10_000)
     batch_size: int = param(5, "images per batch (each gives n_patches backbone passes)", ge=1, le=1024)
-    lr: float = param(2.08e-5, "Adam learning rate (the HAM cfg's 1.25e-5 * 5/3)", ge=1e-7, le=10.0)
-    schedule: str = param("step", "LR schedule: 'step' (the code: halve every 20% of training after 20%), or a "
-                                  "fastai one", choices=protocol.SCHEDULES)
+    lr: float = param(2.08e-5, "Adam learning rate, no weight decay (the HAM cfg's 1.25e-5 * 5/3)", ge=1e-7, le=10.0)
+    schedule: str = param("step", "LR schedule: 'step' (the code: halve every 20% of training after 20%), "
+                          + ", ".join(s for s in protocol.SCHEDULES if s != "step"), choices=protocol.SCHEDULES)
     pretrained: bool | str = param(False, "true (offline weights exist only for tf_efficientnet_lite0/lite2), "
                                           "false, or a weight file")
     folds: int = param(3, "grouped CV folds, each model scored on the same test set (1 = one train/valid split)",

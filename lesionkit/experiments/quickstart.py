@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import param
+from ..config import param, param_like
 from ..runs import Run, start_notebook_run
 from .common import TrainConfig, evaluate, evaluate_external, holdout_splits, load_data, model_norm
 
@@ -13,9 +13,13 @@ NOTEBOOK = "00_quickstart"
 
 @dataclass(frozen=True)
 class QuickstartConfig(TrainConfig):
+    pretrained: bool | str = param_like(TrainConfig, "pretrained", "true, false, or a path to a local weight file "
+                                                                   "(ImageNet Lite0 weights ship offline)")
     arch: str = param("tf_efficientnet_lite0", "timm or lesionkit model name (lesionkit.list_models())")
-    schedule: str = param("one_cycle", "learning-rate schedule", choices=("one_cycle", "flat_cos", "constant"))
+    schedule: str = param("one_cycle", "learning-rate schedule: one_cycle, flat_cos or constant",
+                          choices=("one_cycle", "flat_cos", "constant"))
     tta: bool = param(True, "average test predictions over flips")
+    max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
 
 
 def start(namespace: dict[str, Any]) -> Run:

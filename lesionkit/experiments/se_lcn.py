@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import ConfigError, param
+from ..config import ConfigError, param, param_like
 from ..runs import Run, start_notebook_run
 from .common import TrainConfig, model_norm, resolve_data_dir
 
@@ -37,6 +37,13 @@ INPUT_MODES = ("none", "mask", "lae")
 
 @dataclass(frozen=True)
 class SELCNConfig(TrainConfig):
+    data_dir: str = param_like(TrainConfig, "data_dir", "classifier dataset (HAM10000 layout), or 'synthetic' (the "
+                                                        "embedded default) / 'synthetic-null' (same images without "
+                                                        "class signal: the sanity control)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set folder for the classifier (empty: "
+                                                        "hold out lesions of data_dir)")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch per stage, ~160 images, Lite0) to check "
+                                                   "the pipeline")
     seg_data_dir: str = param("", "dataset with lesion masks and a symmetry label for the segmentation and "
                                   "symmetry stages (empty: data_dir; e.g. PH2)")
     image_size: int = param(256, "resolution of all three networks (paper: 256; a multiple of 16)", ge=32, le=1024)
@@ -68,7 +75,7 @@ class SELCNConfig(TrainConfig):
     sym_wd: float = param(9.669e-4, "symmetry net Adam weight decay", ge=0.0, le=1.0)
     sym_patience: int = param(10, "symmetry net early stopping on validation loss (0 = off)", ge=0)
     sym_weighted: bool = param(True, "1/count class weights in the symmetry loss (paper: yes)")
-    schedule: str = param("paper", "paper: constant Adam (poly decay for segmentation); or fastai one_cycle",
+    schedule: str = param("paper", "paper (constant Adam, poly decay for segmentation) or fastai's one_cycle",
                           choices=("paper", "one_cycle"))
     attribution: bool = param(True, "attribution maps of the SE-LCN classifier, scored against the lesion masks")
     attribution_methods: str = param("gradcam++", "comma-separated lesionkit.attribution methods (paper: "
