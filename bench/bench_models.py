@@ -109,7 +109,7 @@ def fastai_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_fun
     from fastai.data.load import DataLoader
     from fastai.learner import Learner
 
-    from lesionkit.train import torch_adamw
+    from lesionkit.engine import adamw
 
     stamps: dict[str, list[float]] = {"start": [], "stepped": [], "end": []}
 
@@ -136,7 +136,7 @@ def fastai_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_fun
     batches = [(*inputs, target)] * (warmup + steps + 1)  # prebatched (bs=None): no collation cost on either side
     dls = DataLoaders(DataLoader(batches, bs=None), DataLoader(batches[:1], bs=None), device=torch.device(device))
     dls.n_inp = len(inputs)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=torch_adamw, lr=1e-4, cbs=[StepStart(), StepClock()])
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=adamw(weight_decay=0.01).opt_func(), lr=1e-4, cbs=[StepStart(), StepClock()])
     if amp:
         learn = learn.to_bf16() if amp == "bf16" else learn.to_fp16()
     with learn.no_logging(), learn.no_bar():

@@ -157,8 +157,16 @@ class Run:
         return atomic_write(self.dir / f"{name}.pth", buf.getvalue())
 
     def complete(self, **fields: Any) -> None:
+        """Mark completed; the per-epoch checkpoints (kept until now so the run could resume) are removed."""
+        import shutil
+
         self._adopt_notebook()
+        shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
         self._update(status="completed", finished=_now(), **fields)
+
+    def save_split(self, ds: Any, splits: Any) -> Path:
+        """splits.csv: which image ids were in train / valid / test of each fold (see data.splits.Splits)."""
+        return self.save_table(splits.to_frame(ds.df), "splits.csv")
 
     def fail(self, exc: BaseException) -> None:
         """Mark failed with the traceback; everything already written stays."""
@@ -216,6 +224,7 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
         atomic_write(run.dir / "params.json", json.dumps(_jsonable(params), indent=2, default=repr))
         run.fail(err)
         raise
+    run.cfg = _effective(run.cfg)
     run.cfg.save(run.dir / "config.yaml")
     if watch_notebook:
         _watch_ipython_errors(run)
@@ -223,10 +232,73 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
     return run
 
 
+def _effective(cfg: Config) -> Config:
+    """The settings that actually run (a smoke run's small sizes): what config.yaml records."""
+    return cfg.effective() if hasattr(cfg, "effective") else cfg
+
+
 def start_notebook_run(notebook: str, config_cls: type[Config], namespace: dict[str, Any]) -> Run:
-    """The config cell of a notebook: its globals are the parameters (see `Config.from_notebook`)."""
+    """The config cell of a notebook: its globals are the parameters (see `Config.from_notebook`).
+
+    With a non-empty ``resume`` parameter the run continues in the named record instead (see :func:`resume_run`).
+    """
     params = notebook_params(namespace)
+    if str(params.get("resume") or "").strip():
+        return resume_run(notebook, config_cls, str(params["resume"]).strip())
     return start_run(notebook, config_cls, params, run_name=str(params.get("run_name", "")))
+
+
+def find_run(notebook: str, ref: str) -> Path:
+    """A run folder from ``ref``: "last" (this notebook's newest run), a path, or a run id under runs/<notebook>/."""
+    if ref == "last":
+        runs = sorted((p.parent for p in (runs_root() / notebook).glob("*/run.json")), key=lambda p: p.name)
+        if not runs:
+            raise ConfigError(f"resume='last': no earlier run of {notebook} under {runs_root() / notebook}")
+        return runs[-1]
+    for cand in (Path(ref).expanduser(), runs_root() / notebook / ref):
+        if (cand / "run.json").is_file():
+            return cand.resolve()
+    raise ConfigError(f"resume={ref!r}: no run record there (a folder with run.json); give a run folder, its id "
+                      f"under {runs_root() / notebook}, or 'last'")
+
+
+def resume_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
+    """Reopen an interrupted or failed run with the settings it recorded (config.yaml); its finished stages are
+    loaded, the interrupted one continues from its last epoch checkpoint. A completed run is refused."""
+    run_dir = find_run(notebook, ref)
+    info = json.loads((run_dir / "run.json").read_text())
+    status = run_status(info)
+    if status == "completed":
+        raise ConfigError(f"run {run_dir} completed; nothing to resume (start a new run, or reuse its split with "
+                          f"split_from)")
+    if status == "running":
+        raise ConfigError(f"run {run_dir} is still running (pid {info.get('pid')}); stop it before resuming")
+    cfg = config_cls.load(run_dir / "config.yaml")
+    run = Run(run_dir, notebook, _effective(cfg), info)
+    resumed = [*info.get("resumed", []), {"time": _now(), "after": status, "error": info.get("error")}]
+    for key in ("error", "traceback", "finished"):
+        run.info.pop(key, None)
+    old_nb = run_dir / "notebook.ipynb"
+    if old_nb.exists():  # the interrupted attempt's executed notebook stays, under its own name
+        old_nb.rename(run_dir / f"notebook-attempt{len(resumed)}.ipynb")
+    run._update(status="running", pid=os.getpid(), resumed=resumed)
+    print(f"resuming {run_dir} (was {status}) with its recorded config", flush=True)
+    _watch_ipython_errors(run)
+    _mark_failed_on_sigterm(run)
+    return run
+
+
+def in_live_kernel() -> bool:
+    """True in an interactive Jupyter kernel (JupyterLab, Notebook), False in a script or under papermill, so
+    progress bars and widgets show where someone looks and one line per epoch is printed elsewhere."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return _papermill_output_path() is None
 
 
 def _watch_ipython_errors(run: Run) -> None:

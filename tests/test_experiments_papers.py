@@ -98,12 +98,16 @@ def test_arl_config_models_and_variant() -> None:
         arl.ARLConfig.from_params({"depth": 101})
 
 
+def _arl_model(cfg: arl.ARLConfig, kind: str) -> torch.nn.Module:
+    return {v.key: v for v in arl.variants(None, cfg)}[kind].model()  # the recipe's own model builder
+
+
 def test_arl_models_differ_only_by_the_arl_term() -> None:
     cfg = arl.ARLConfig.from_params({"depth": 18})
-    a, r = arl.build_model(cfg, "arl"), arl.build_model(cfg, "resnet")
+    a, r = _arl_model(cfg, "arl"), _arl_model(cfg, "resnet")
     n_blocks = 8
     assert sum(p.numel() for p in a.parameters()) - sum(p.numel() for p in r.parameters()) == n_blocks  # one alpha
-    code = arl.build_model(arl.ARLConfig.from_params({"depth": 18, "variant": "code"}), "arl")
+    code = _arl_model(arl.ARLConfig.from_params({"depth": 18, "variant": "code"}), "arl")
     assert sum(p.numel() for p in code.parameters()) == sum(p.numel() for p in r.parameters())
     assert a(torch.rand(2, 3, 64, 64)).shape == (2, 1)
     assert set(arl.alphas(a)["alpha"].round(6)) == {0.001}

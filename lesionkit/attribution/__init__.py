@@ -2,6 +2,7 @@
 scores of a map against the lesion mask, and maps precomputed and stored with a run for the viewer."""
 from __future__ import annotations
 
+from lesionkit.attribution.explain import explain_rows
 from lesionkit.attribution.core import METHODS, Attribution, as_plain_tensor, attribute, canonical_method, denormalize
 from lesionkit.attribution.inplace import disable_inplace
 from lesionkit.attribution.layers import LayerResolutionError, resolve_layer
@@ -30,6 +31,7 @@ __all__ = [
     "AttributionStore",
     "AttributionsNotFoundError",
     "deletion_insertion",
+    "explain_rows",
     "iou_dilated",
     "load_attributions",
     "mask_scores",

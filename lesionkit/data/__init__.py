@@ -33,7 +33,6 @@ _LAZY = {
     "test_dl": "lesionkit.data.loaders",
     "patch_dls": "lesionkit.data.views",
     "tta_dl": "lesionkit.data.views",
-    "tta_predict": "lesionkit.data.views",
     "check_dataset": "lesionkit.data.check",
     "load_rgb": "lesionkit.data.images",
     "DataError": "lesionkit.data.errors",

@@ -93,7 +93,7 @@ class BalancedDL(TfmdDL):
         return list(gen.choice(self.n, self.n, p=self.wgts))
 
 
-def _positions(idx: Any, n: int, what: str) -> np.ndarray:
+def positions(idx: Any, n: int, what: str) -> np.ndarray:
     a = np.asarray(idx)
     if a.dtype == bool:
         a = np.flatnonzero(a)
@@ -129,7 +129,7 @@ def prepare_split(ds: LesionDataset, train_idx: Any, valid_idx: Any, verify: boo
                   need_mask: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the two parts, after the leak guard and a quick read of every file (both optional)."""
     n = len(ds.df)
-    tr, va = _positions(train_idx, n, "train_idx"), _positions(valid_idx, n, "valid_idx")
+    tr, va = positions(train_idx, n, "train_idx"), positions(valid_idx, n, "valid_idx")
     both = np.intersect1d(tr, va)
     if len(both):
         ids = ", ".join(ds.df["image_id"].iloc[both[:10]])
@@ -141,14 +141,14 @@ def prepare_split(ds: LesionDataset, train_idx: Any, valid_idx: Any, verify: boo
     return tr, va
 
 
-def _batch_tfms(batch_tfms: list, norm: Stats | None) -> list:
+def batch_tfms_for(batch_tfms: list, norm: Stats | None) -> list:
     out = [IntToFloatTensor(), *batch_tfms]
     if norm is not None:
         out.append(Normalize.from_stats(*norm))
     return out
 
 
-def _dataloaders(dsets: Datasets, bs: int, item_tfms: list, batch_tfms: list, seed: int, num_workers: int,
+def build_dataloaders(dsets: Datasets, bs: int, item_tfms: list, batch_tfms: list, seed: int, num_workers: int,
                  balanced: bool, train_labels: np.ndarray | None, device: Any, **kw: Any) -> DataLoaders:
     opts: dict[str, Any] = dict(bs=bs, after_item=[*item_tfms, ToTensor()], after_batch=batch_tfms,
                                 num_workers=num_workers, **kw)
@@ -178,7 +178,7 @@ def image_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224
     dsets = Datasets(ds.df, tfms=[[ReadImage(size, colour_constancy)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)])
-    dls = _dataloaders(dsets, bs, item, _batch_tfms(batch, norm), seed, num_workers, balanced,
+    dls = build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
                        ds.df["label"].to_numpy()[tr], device, **kw)
     return dls
 
@@ -209,7 +209,7 @@ def meta_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224,
     dsets = Datasets(df, tfms=[[ReadImage(size, colour_constancy)], [GetMeta(cols)],
                                [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)], n_inp=2)
-    dls = _dataloaders(dsets, bs, item, _batch_tfms(batch, norm), seed, num_workers, balanced,
+    dls = build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
                        ds.df["label"].to_numpy()[tr], device, **kw)
     dls.meta_encoder, dls.n_meta = encoder, encoder.n_features
     return dls
@@ -226,14 +226,14 @@ def mask_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224,
     item, batch = preset_tfms(preset, size, "squish", seed)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [ReadMask(), AddMaskCodes(codes=["background", "lesion"])]],
                      splits=[list(tr), list(va)])
-    return _dataloaders(dsets, bs, item, _batch_tfms(batch, norm), seed, num_workers, False, None, device, **kw)
+    return build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, False, None, device, **kw)
 
 
 def test_dl(dls: DataLoaders, source: LesionDataset | pd.DataFrame, idx: Any = None, with_labels: bool = True,
             encoder: MetaEncoder | None = None, verify: bool = True, **kw: Any) -> TfmdDL:
     """A loader with the validation transforms over rows `idx` of `source` (any dataset with the same classes)."""
     df = source.df if isinstance(source, LesionDataset) else source
-    rows = df if idx is None else df.iloc[_positions(idx, len(df), "idx")]
+    rows = df if idx is None else df.iloc[positions(idx, len(df), "idx")]
     if with_labels:
         vocab = list(dls.vocab) if hasattr(dls, "vocab") else None
         if vocab is not None:

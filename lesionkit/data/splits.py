@@ -151,3 +151,85 @@ def assert_no_group_leak(df: pd.DataFrame, parts: Sequence[np.ndarray] | Mapping
         raise GroupLeakError("group leak: " + "; ".join(problems) +
                              ". Split with lesionkit.data.splits.grouped_kfold / grouped_holdout, which keep each "
                              "group on one side.")
+
+
+# --- the one split rule the experiments use ---------------------------------------------------------------------
+from dataclasses import dataclass  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A fixed test set plus ``len(folds)`` (train, valid) pairs over the other rows; positions into the dataset."""
+
+    test: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+
+    def __len__(self) -> int:
+        return len(self.folds)
+
+    def parts(self, fold: int = 0) -> dict[str, np.ndarray]:
+        tr, va = self.folds[fold]
+        return {"train": tr, "valid": va, "test": self.test}
+
+    def sizes(self) -> pd.DataFrame:
+        return pd.DataFrame([{"fold": k, "train": len(tr), "valid": len(va), "test": len(self.test)}
+                             for k, (tr, va) in enumerate(self.folds)])
+
+    def to_frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Long table (image_id, fold, part): what a run records as splits.csv."""
+        ids = df["image_id"].astype(str).to_numpy()
+        rows = [pd.DataFrame({"image_id": ids[idx], "fold": k, "part": part})
+                for k in range(len(self)) for part, idx in self.parts(k).items()]
+        return pd.concat(rows, ignore_index=True)
+
+    @classmethod
+    def from_frame(cls, table: pd.DataFrame, df: pd.DataFrame, source: str = "splits.csv") -> "Splits":
+        """The split a recorded table describes, as positions into ``df``; every id must be in ``df``."""
+        need = {"image_id", "fold", "part"}
+        if not need <= set(table.columns):
+            raise ValueError(f"{source}: columns {sorted(need - set(table.columns))} missing; a lesionkit split table "
+                             f"has image_id, fold, part")
+        pos = pd.Series(np.arange(len(df)), index=df["image_id"].astype(str))
+        ids = table["image_id"].astype(str)
+        missing = sorted(set(ids) - set(pos.index))
+        if missing:
+            raise ValueError(f"{source}: {len(missing)} image ids are not in this dataset (e.g. {missing[:3]}): the "
+                             f"split belongs to another dataset or a different max_images subset")
+        table = table.assign(_pos=pos.loc[ids].to_numpy())
+
+        def part(k: int, name: str) -> np.ndarray:
+            return np.sort(table.loc[(table["fold"] == k) & (table["part"] == name), "_pos"].to_numpy())
+
+        folds = sorted(int(k) for k in table["fold"].unique())
+        splits = cls(test=part(folds[0], "test"), folds=[(part(k, "train"), part(k, "valid")) for k in folds])
+        for tr, va in splits.folds:
+            assert_no_group_leak(df, {"train": tr, "valid": va, "test": splits.test})
+        return splits
+
+
+def make_splits(df: pd.DataFrame, folds: int = 1, test_frac: float = 0.2, valid_frac: float = 0.2, seed: int = 0,
+                stratify_col: str | None = "label_idx", group_col: GroupCols = DEFAULT_GROUPS,
+                test: np.ndarray | None = None) -> Splits:
+    """Hold out ``test_frac`` of the groups once (or use the given ``test`` rows, e.g. an official test part), then
+    ``folds`` grouped, stratified folds of the rest (1: one grouped train/valid split with ``valid_frac`` of the
+    rest). Groups join rows sharing a lesion *or* a patient id; a missing id (2019 rows of the ISIC 2019+2020 merge
+    have no patient) makes no link, so partial columns split without error and without a group on two sides."""
+    if folds < 1:
+        raise ValueError(f"folds={folds}: need at least 1")
+    if test is None:
+        rest, test = grouped_holdout(df, test_frac=test_frac, group_col=group_col, stratify_col=stratify_col,
+                                     seed=seed)
+    else:
+        test = np.asarray(test, dtype=int)
+        rest = np.setdiff1d(np.arange(len(df)), test)
+    sub = df.iloc[rest]
+    if folds == 1:
+        tr, va = grouped_holdout(sub, test_frac=valid_frac, group_col=group_col, stratify_col=stratify_col,
+                                 seed=seed + 1)
+        pairs = [(rest[tr], rest[va])]
+    else:
+        pairs = [(rest[tr], rest[va]) for tr, va in
+                 grouped_kfold(sub, n_splits=folds, group_col=group_col, stratify_col=stratify_col, seed=seed + 1)]
+    for tr, va in pairs:
+        assert_no_group_leak(df, {"train": tr, "valid": va, "test": test}, group_cols=group_col)
+    return Splits(test=np.sort(test), folds=pairs)

@@ -4,10 +4,10 @@
   '2x2+c' (P=5: four corners + centre, the HAM10000 config) or '3x3' (P=9, the derm7pt config). Batches are
   (B, P, 3, 224, 224). Training augments the whole image first (flips, brightness 32/255, saturation 0.5) and
   may zero whole patches (patch dropout); inputs stay in [0, 1] by default, as in the released code.
-- TTA views, batches (B, V, 3, S, S): 'flips8' (the 1st-place 8 flip/transpose views), 'multicrop' (an ordered
-  n x n grid of S crops from the image resized to scale*S), 'multiscale' (ARL's 9 views: 2 crops at each scale
-  0.2/0.4/0.6/0.8 plus the whole image; seeded per image, so repeated predictions agree).
-`tta_predict` averages a model's probabilities over the views.
+- TTA views that need the image itself, batches (B, V, 3, S, S): 'multicrop' (an ordered n x n grid of S crops from
+  the image resized to scale*S), 'multiscale' (ARL's 9 views: 2 crops at each scale 0.2/0.4/0.6/0.8 plus the whole
+  image; seeded per image, so repeated predictions agree). The loader says ``stacked_views``, so
+  ``lesionkit.engine.predict`` averages over them; flips and transposes are tensor views there (``tta_views``).
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from fastai.vision.core import PILImage, TensorImage
 from PIL import Image, ImageEnhance
 
 from .augment import ARL_SCALES, WorkerRNG, arl_crop
-from .loaders import GetLabel, ReadImage, Stats, _batch_tfms, _dataloaders, _positions, prepare_split, check_rows
+from .loaders import GetLabel, ReadImage, Stats, batch_tfms_for, build_dataloaders, positions, prepare_split, check_rows
 from .table import LesionDataset
 
 GRIDS = ("2x2+c", "3x3")
-VIEWS = ("flips8", "multicrop", "multiscale")
+VIEWS = ("multicrop", "multiscale")  # flips: lesionkit.engine.tta_views acts on the batch tensor
 
 
 def grid_boxes(grid: str, full: tuple[int, int] = (450, 600), patch: int = 224) -> list[tuple[int, int]]:
@@ -86,22 +86,12 @@ class PatchGrid(RandTransform):
         return _to_tensor(crops)
 
 
-def flip_views(a: np.ndarray) -> list[np.ndarray]:
-    """The 1st-place 8 views in its order: k >= 4 transposes, then k % 4: none, vflip, hflip, both."""
-    out = []
-    for k in range(8):
-        v = a.transpose(1, 0, 2) if k >= 4 else a
-        v = [v, v[::-1], v[:, ::-1], v[::-1, ::-1]][k % 4]
-        out.append(np.ascontiguousarray(v))
-    return out
-
-
 class Views(RandTransform):
     """PILImage -> uint8 TensorImage (V, 3, size, size) of test-time views (any split)."""
 
     split_idx, order = None, 1
 
-    def __init__(self, kind: str = "flips8", size: int = 224, grid: int = 3, scale: float = 1.5, seed: int = 6666):
+    def __init__(self, kind: str = "multicrop", size: int = 224, grid: int = 3, scale: float = 1.5, seed: int = 6666):
         super().__init__(p=1.0)
         if kind not in VIEWS:
             raise ValueError(f"views={kind!r}: choose from {VIEWS}")
@@ -112,8 +102,6 @@ class Views(RandTransform):
 
     def encodes(self, img: PILImage) -> TensorImage:
         s = self.size
-        if self.kind == "flips8":
-            return _to_tensor(flip_views(np.asarray(img.resize((s, s), Image.BILINEAR))))
         if self.kind == "multicrop":
             big = int(round(self.scale * s))
             a = np.asarray(img.resize((big, big), Image.BILINEAR))
@@ -134,18 +122,18 @@ def patch_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, grid: str = "2x
     dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)])
     item = [PatchGrid(grid, full, patch, patch_dropout, seed)]
-    dls = _dataloaders(dsets, bs, item, _batch_tfms([], norm), seed, num_workers, balanced,
+    dls = build_dataloaders(dsets, bs, item, batch_tfms_for([], norm), seed, num_workers, balanced,
                        ds.df["label"].to_numpy()[tr], device, **kw)
     dls.n_patches = len(item[0].boxes)
     return dls
 
 
-def tta_dl(ds: LesionDataset, idx: Any = None, size: int = 224, views: str = "flips8", bs: int = 16,
+def tta_dl(ds: LesionDataset, idx: Any = None, size: int = 224, views: str = "multicrop", bs: int = 16,
            norm: Stats | None = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), with_labels: bool = True,
            grid: int = 3, scale: float = 1.5, seed: int = 6666, num_workers: int = 0, verify: bool = True,
            device: Any = None) -> TfmdDL:
     """A loader of (B, V, 3, size, size) test-time views over rows `idx` of ds (all rows by default)."""
-    pos = np.arange(len(ds.df)) if idx is None else _positions(idx, len(ds.df), "idx")
+    pos = np.arange(len(ds.df)) if idx is None else positions(idx, len(ds.df), "idx")
     if verify:
         check_rows(ds, pos)
     rows = ds.df.iloc[pos]
@@ -158,24 +146,9 @@ def tta_dl(ds: LesionDataset, idx: Any = None, size: int = 224, views: str = "fl
                                 after_batch=[IntToFloatTensor(), *([Normalize.from_stats(*norm)] if norm else [])])
     if device is not None:
         opts["device"] = device
-    return TfmdDL(dsets, **opts)
+    dl = TfmdDL(dsets, **opts)
+    dl.stacked_views = True  # lesionkit.engine.predict: (B, V, ...) batches are views of one image
+    return dl
 
 
-@torch.no_grad()
-def tta_predict(model: torch.nn.Module, dl: TfmdDL,
-                activation: str = "softmax") -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(probabilities averaged over the views (N, C), targets or None) for a view loader from `tta_dl`."""
-    model.eval()
-    probs, targets = [], []
-    for b in dl:
-        x = b[0]
-        bsz, v = x.shape[:2]
-        out = model(x.reshape(bsz * v, *x.shape[2:]).as_subclass(torch.Tensor))
-        p = out.softmax(-1) if activation == "softmax" else out.sigmoid()
-        probs.append(p.reshape(bsz, v, -1).mean(1).cpu())
-        if len(b) > 1:
-            targets.append(b[1].as_subclass(torch.Tensor).cpu())
-    return torch.cat(probs), (torch.cat(targets) if targets else None)
-
-
-__all__ = ["GRIDS", "VIEWS", "PatchGrid", "Views", "flip_views", "grid_boxes", "patch_dls", "tta_dl", "tta_predict"]
+__all__ = ["GRIDS", "VIEWS", "PatchGrid", "Views", "grid_boxes", "patch_dls", "tta_dl"]

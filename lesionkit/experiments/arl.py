@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from ..config import param, param_like
+from ..engine import SCHEDULES
 from ..runs import Run, start_notebook_run
-from . import protocol
-from .common import TrainConfig, load_data
+from .common import TrainConfig, load_data, split
 
 NOTEBOOK = "arl"
 PAPER = "arl"
@@ -52,7 +52,7 @@ class ARLConfig(TrainConfig):
     optimizer: str = param("sgd", "'sgd' (momentum 0.9, the code) or 'adam'", choices=("sgd", "adam"))
     weight_decay: float = param(1e-4, "weight decay (L2 for SGD, decoupled for Adam)", ge=0.0, le=1.0)
     schedule: str = param("step", "LR schedule: 'step' (halve at 30/60/90% of training, the code), "
-                          + ", ".join(s for s in protocol.SCHEDULES if s != "step"), choices=protocol.SCHEDULES)
+                          + ", ".join(s for s in SCHEDULES if s != "step"), choices=SCHEDULES)
     monitor: str = param("auc", "validation metric for model selection: auc, bma or valid_loss",
                          choices=("auc", "bma", "valid_loss"))
     pretrained: bool | str = param(False, "true/false or a weight file (no offline ImageNet ResNet weights exist)")
@@ -89,8 +89,9 @@ def start(namespace: dict[str, Any]) -> Run:
 
 def load(cfg: ARLConfig) -> Any:
     """The dataset as a binary task: `positive` (index 1) vs the rest."""
-    ds = load_data(cfg, max_images=cfg.max_images or None)
-    return protocol.one_vs_rest(ds, cfg.positive)
+    from ..data.tasks import one_vs_rest
+
+    return one_vs_rest(load_data(cfg), cfg.positive)
 
 
 def norm_stats(cfg: ARLConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -99,16 +100,13 @@ def norm_stats(cfg: ARLConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return ARL_ISIC2017_STATS if cfg.norm == "isic2017" else IMAGENET_STATS
 
 
-def build_model(cfg: ARLConfig, kind: str) -> torch.nn.Module:
+def model_name(cfg: ARLConfig, kind: str) -> tuple[str, dict[str, Any]]:
     """kind "arl": ARL-ResNet of `depth` and `variant`; "resnet": timm's plain ResNet of the same depth. One logit."""
-    from ..models import create_model
-
     if kind == "arl":
-        return create_model(f"arl_resnet{cfg.depth}", pretrained=cfg.pretrained, num_classes=1,
-                            arl_mode="spatial" if cfg.variant == "paper" else "channel",
-                            learn_alpha=cfg.variant == "paper")
+        return f"arl_resnet{cfg.depth}", {"num_classes": 1, "arl_mode": "spatial" if cfg.variant == "paper" else
+                                          "channel", "learn_alpha": cfg.variant == "paper"}
     if kind == "resnet":
-        return create_model(f"resnet{cfg.depth}", pretrained=cfg.pretrained, num_classes=1)
+        return f"resnet{cfg.depth}", {"num_classes": 1}
     raise ValueError(f"model kind {kind!r}: 'arl' or 'resnet'")
 
 
@@ -120,72 +118,60 @@ def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLCon
                      seed=cfg.seed, num_workers=cfg.num_workers, norm=norm_stats(cfg))
 
 
-def build_learner(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLConfig, run: Run, kind: str,
-                  stage: str = "") -> Any:
-    """Learner with BCE on one logit, the chosen optimizer, multi-scale crops, selection on `monitor`."""
+def optimizer(cfg: ARLConfig) -> Any:
+    """The code's SGD (momentum 0.9, L2 weight decay 1e-4 on every parameter) or AdamW (decoupled decay)."""
+    from ..engine import OptimizerSpec
+
+    if cfg.optimizer == "sgd":
+        return OptimizerSpec("sgd", momentum=0.9, weight_decay=cfg.weight_decay)
+    return OptimizerSpec("adamw", weight_decay=cfg.weight_decay)
+
+
+def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
+    """The recipe: ARL-CNN (and the plain ResNet) with BCE on one logit, the chosen optimiser, LR halved at
+    30/60/90 % of training (the code's 30/60/90 of 100 epochs), selection on ``monitor``, ``tta`` test views."""
     from fastai.losses import BCEWithLogitsLossFlat
 
-    from ..metrics import fastai_metrics
-    from ..train import make_learner
-
-    dls = train_dls(ds, train_idx, valid_idx, cfg)
-    return make_learner(dls, build_model(cfg, kind), run, loss_func=BCEWithLogitsLossFlat(thresh=cfg.threshold),
-                        metrics=fastai_metrics("binary", 1), monitor=cfg.monitor,
-                        opt_func=protocol.opt_func(cfg.optimizer, wd=cfg.weight_decay), stage=stage)
-
-
-def predict_test(model: torch.nn.Module, ds: Any, idx: np.ndarray, cfg: ARLConfig,
-                 learn: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (N, 2), labels) on rows `idx` with the chosen test-time views."""
     from ..data.views import tta_dl
+    from ..engine import Schedule, Variant
+    from ..metrics import fastai_metrics
+    from ..models import create_model
 
-    if cfg.tta == "none":
-        probs, y = protocol.predict_probs(model, learn.dls.test_dl(ds.df.iloc[idx], with_labels=True))
-    else:
-        dl = tta_dl(ds, idx, size=cfg.image_size, views=cfg.tta, bs=cfg.batch_size, norm=norm_stats(cfg),
-                    seed=6666 + cfg.seed)
-        probs, y = protocol.predict_views(model, dl)
-    return probs, y
+    def test_dl(learn: Any, rows: np.ndarray) -> Any:
+        if cfg.tta != "multiscale":
+            return learn.dls.test_dl(ds.df.iloc[rows], with_labels=True)
+        return tta_dl(ds, rows, size=cfg.image_size, views="multiscale", bs=cfg.batch_size, norm=norm_stats(cfg),
+                      seed=6666 + cfg.seed)
+
+    def make(kind: str, label: str) -> Any:
+        name, kwargs = model_name(cfg, kind)
+        return Variant(key=kind, label=label, model=lambda: create_model(name, pretrained=cfg.pretrained, **kwargs),
+                       dls=lambda tr, va: train_dls(ds, tr, va, cfg),
+                       loss=lambda tr: BCEWithLogitsLossFlat(thresh=cfg.threshold),
+                       metrics=fastai_metrics("binary", 1), optimizer=optimizer(cfg),
+                       schedule=Schedule(cfg.schedule, step_start=0.0, step_every=0.3, step_gamma=0.5),
+                       epochs=cfg.epochs, lr=cfg.lr, monitor=cfg.monitor,
+                       views="dihedral8" if cfg.tta == "flips8" else "none", test_dl=test_dl)
+
+    return [make(kind, label) for label, kind in cfg.models.items()]
 
 
-def evaluate(probs: np.ndarray, y: np.ndarray, cfg: ARLConfig) -> dict[str, Any]:
+def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
+    """Train each model on each fold, test it on the fixed test set (``lesionkit.engine.run_folds``); predictions
+    go to ``predictions/test_<kind>_fold<k>.csv`` in the ISIC binary format."""
+    from ..engine import run_folds
     from ..metrics import binary_report
 
-    return binary_report(y, probs[:, 1], threshold=cfg.threshold)
-
-
-def train_and_test(ds: Any, cv: protocol.CVSplits, cfg: ARLConfig, run: Run) -> tuple[Any, dict[str, Any]]:
-    """Train each model on each fold, test it on the fixed test set; (per-fold DataFrame, {kind: fold-0 learner}).
-    Predictions go to ``predictions/test_<kind>_fold<k>.csv`` in the ISIC binary format."""
-    import pandas as pd
-
-    from ..train import drop_checkpoints
-
-    kept: dict[str, Any] = {}
-    frames = []
-    for label, kind in cfg.models.items():
-        def fit_eval(k: int, tr: np.ndarray, va: np.ndarray, kind: str = kind) -> dict[str, Any]:
-            learn = build_learner(ds, tr, va, cfg, run, kind, stage=f"{kind}_fold{k}")
-            protocol.fit_schedule(learn, cfg.epochs, cfg.lr, cfg.schedule, monitor=cfg.monitor, step_start=0.0,
-                                  step_every=0.3, step_gamma=0.5, fname=f"best_{kind}_{k}")
-            probs, y = predict_test(learn.model, ds, cv.test, cfg, learn)
-            protocol.record_evaluation(run, f"test_{kind}_fold{k}", ds, cv.test, probs, y, figures=k == 0, log=False)
-            if k == 0:
-                learn.test_preds = (probs, y)  # fold 0's test predictions, reused to pick images to explain
-                kept[kind] = learn
-            return {**evaluate(probs, y, cfg), "params": protocol.count_params(learn.model)}
-
-        frames.append(protocol.cross_validate(cv, fit_eval, model=label, run=run))
-    for learn in kept.values():
-        drop_checkpoints(learn)
-    return pd.concat(frames, ignore_index=True), kept
+    return run_folds(run, ds, splits, variants(ds, cfg), lambda y, p: binary_report(y, p[:, 1], cfg.threshold),
+                     seed=cfg.seed)
 
 
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     """Fold means per model, the 2–4-number summary and the comparison with the paper and the code's results."""
+    from ..engine import fold_means
     from .reported import comparison_table
 
-    means = protocol.fold_means(df)
+    means = fold_means(df)
     arl = means[f"ARL-CNN{cfg.depth}"]
     summary = {"auc": arl["auc"], "sensitivity": arl["sensitivity"], "specificity": arl["specificity"]}
     base = means.get(f"ResNet-{cfg.depth}")
@@ -205,15 +191,14 @@ def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     return {"summary": summary, "comparison": table}
 
 
-def save_models(kept: dict[str, Any], cfg: ARLConfig, ds: Any, run: Run) -> None:
-    for kind, learn in kept.items():
-        name = f"arl_resnet{cfg.depth}" if kind == "arl" else f"resnet{cfg.depth}"
-        spec = {"name": name, "kwargs": {"num_classes": 1, **({"arl_mode": "spatial" if cfg.variant == "paper"
-                                                                 else "channel",
-                                                                 "learn_alpha": cfg.variant == "paper"}
-                                                              if kind == "arl" else {})},
-                "classes": ds.classes, "output": "one logit, sigmoid = P(positive)", "norm": cfg.norm}
-        run.save_model(learn.model, name="model" if kind == "arl" else "model_resnet", spec=spec)
+def save_models(learners: dict[str, Any], cfg: ARLConfig, ds: Any, run: Run) -> None:
+    """The fold-0 models as model.pth (ARL) and model_resnet.pth, each with the spec that rebuilds it."""
+    from ..models import model_spec
+
+    for kind, learn in learners.items():
+        run.save_model(learn.model, name="model" if kind == "arl" else "model_resnet",
+                       spec=model_spec(learn.model, classes=ds.classes, output="one logit, sigmoid = P(positive)",
+                                       norm=cfg.norm))
 
 
 def alphas(model: torch.nn.Module) -> Any:
@@ -227,17 +212,13 @@ def alphas(model: torch.nn.Module) -> Any:
 
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> Any:
     """Grad-CAM on layer4, the ARL masks ("native") and integrated gradients for test images; stored with the run."""
-    from ..attribution import load_attributions, precompute_attributions
+    from ..attribution import explain_rows
 
-    methods = cfg.methods
-    x = protocol.model_inputs(ds, idx, cfg.image_size, norm=norm_stats(cfg))
     mean, std = norm_stats(cfg)
-    precompute_attributions(learn.model, x, methods, run.dir, classes=ds.classes,
-                            labels=ds.df["label_idx"].to_numpy()[idx], image_ids=ds.df["image_id"].iloc[idx].tolist(),
-                            targets="pred", batch_size=8, model_name=f"ARL-CNN{cfg.depth} ({cfg.variant})",
-                            method_kw={"integrated_gradients": {"n_steps": 16}}, mean=mean, std=std)
-    return load_attributions(run.dir)
+    return explain_rows(learn.model, ds, idx, cfg.methods, run.dir, size=cfg.image_size, norm=(mean, std),
+                        model_name=f"ARL-CNN{cfg.depth} ({cfg.variant})",
+                        method_kw={"integrated_gradients": {"n_steps": 16}}, mean=mean, std=std)
 
 
-__all__ = ["ARLConfig", "start", "load", "train_dls", "build_model", "build_learner", "predict_test", "train_and_test",
+__all__ = ["ARLConfig", "start", "load", "split", "train_dls", "model_name", "optimizer", "variants", "train_and_test",
            "summarize", "save_models", "alphas", "explain"]

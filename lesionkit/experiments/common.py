@@ -123,20 +123,16 @@ def lesion_subsample(df, n: int, seed: int) -> np.ndarray:
     return np.flatnonzero(groups.isin(set(keep)).to_numpy())
 
 
-def holdout_splits(ds, cfg: TrainConfig) -> dict[str, np.ndarray]:
-    """train / valid / test positions with no lesion or patient on two sides (checked by the guard)."""
-    from ..data.splits import assert_no_group_leak, grouped_holdout
+def split(ds: Any, cfg: TrainConfig, run: Any, folds: int = 1, valid_frac: float | None = None) -> Any:
+    """The run's grouped split (``lesionkit.engine.run_splits``): ``cfg.split_from``'s, else a new one from
+    ``cfg.seed``; ``valid_frac`` is a share of the rows left after the test hold-out (default: the config's
+    ``valid_frac`` of all rows, rescaled). Recorded as splits.csv."""
+    from ..engine import run_splits
 
-    group = "patient_id" if ds.df["patient_id"].notna().all() else "lesion_id"
-    rest, test = grouped_holdout(ds.df, test_frac=cfg.test_frac, group_col=group, stratify_col="label_idx",
-                                 seed=cfg.seed)
-    sub = ds.df.iloc[rest]
-    tr, va = grouped_holdout(sub, test_frac=cfg.valid_frac / (1 - cfg.test_frac), group_col=group,
-                             stratify_col="label_idx", seed=cfg.seed + 1)
-    parts = {"train": rest[tr], "valid": rest[va], "test": test}
-    assert_no_group_leak(ds.df, list(parts.values()), group_cols=[c for c in ("lesion_id", "patient_id")
-                                                                   if ds.df[c].notna().any()])
-    return parts
+    if valid_frac is None:
+        valid_frac = cfg.valid_frac / (1 - cfg.test_frac)
+    return run_splits(run, ds, folds=folds, test_frac=cfg.test_frac, valid_frac=valid_frac, seed=cfg.seed,
+                      split_from=cfg.split_from)
 
 
 def model_norm(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -145,35 +141,38 @@ def model_norm(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
-def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test", tta: bool = False,
+def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test", tta: bool | str = False,
              figures: bool = True) -> dict[str, Any]:
     """Score rows `idx` like the official scorer, save predictions in the official format and the figures.
 
     Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
     """
     from ..data.loaders import test_dl
-    from ..train import predict
-    from .protocol import record_evaluation, save_evaluation_figures
+    from ..engine import predict_learner, record_evaluation, save_evaluation_figures
 
-    probs, y = predict(learn, test_dl(learn.dls, ds, idx, with_labels=True), tta=tta)
+    probs, y = predict_learner(learn, test_dl(learn.dls, ds, idx, with_labels=True), views=tta)
     report = record_evaluation(run, name, ds, idx, probs, y, figures=False)
     figs = save_evaluation_figures(run, name, y, probs, ds.classes) if figures else {}
     return {"report": report, "probs": probs, "y": y, "figures": figs}
 
 
-def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool = False) -> dict[str, Any] | None:
-    """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given.
-
-    Its classes must be the training set's (same names); rows are read with the same validation as training data.
-    """
+def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
+    """The optional external test set (`cfg.test_dir`) with the training classes' indices; None when not given.
+    Its classes must be the training set's (same names); rows are read with the same validation as training data."""
     if not cfg.test_dir:
         return None
     from ..data import load_dataset
 
     ext = load_dataset(Path(cfg.test_dir).expanduser().resolve(), fmt="auto")
-    unknown = sorted(set(ext.classes) - set(ds.classes))
+    unknown = sorted(set(ext.classes) - set(classes))
     if unknown:
-        raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {ds.classes}")
-    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(ds.classes)})
-    ext.classes = list(ds.classes)
-    return evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)
+        raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {classes}")
+    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)})
+    ext.classes = list(classes)
+    return ext
+
+
+def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool | str = False) -> dict[str, Any] | None:
+    """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given."""
+    ext = load_external(cfg, list(ds.classes))
+    return None if ext is None else evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)

@@ -1,31 +1,32 @@
 """multimodal: EfficientNet image features + patient metadata (methods-b §C, built on the 1st-place §A), against
 the same network on the image alone, and the six-head artefact/bias classifier of the same paper (§C.6).
 
-Paper choices are the defaults: EfficientNet-B2 at 256 px, Adam 3e-5 with warm-up ×10 then cosine (§A.7/§C.5),
-the 1st-place augmentation (§A.6) and 8-view flip/transpose TTA (§A.8), metadata = sex, age/90 and one-hot site
-(§A.3) fitted on the training rows only. Deliberate departures, each an option: the split is patient-grouped
-(`split="image"` is the code's stratified, non-grouped 80/20, which leaks patients), and `n_images` / `image_size`
-are off (they encode acquisition, not the patient; `use_n_images`, `use_image_size` turn them on).
+Paper choices are the defaults: EfficientNet-B2 at 256 px, torch Adam at 3e-5 without weight decay, one warm-up
+epoch ×10 then cosine (§A.7/§C.5), the 1st-place augmentation (§A.6) and 8-view flip/transpose TTA with averaged
+probabilities (§A.8), metadata = sex, age/90 and one-hot site (§A.3) fitted on training rows only; the artefact
+classifier: torch Adam 1e-4 without weight decay, constant, 30 epochs, batch 16 (§C.6). Deliberate departures, each
+an option: the split is grouped by lesion and patient (`split="image"` is the code's stratified, non-grouped 80/20,
+which leaks patients), and `n_images` / `image_size` are off (they encode acquisition, not the patient).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..config import param, param_like
+from ..data.melanoma import load_melanoma, metadata_preview as preview, split_table, to_melanoma
 from ..runs import Run, start_notebook_run
-from .common import TrainConfig, holdout_splits, model_norm, resolve_data_dir
+from .common import TrainConfig, model_norm, resolve_data_dir, split
 
 NOTEBOOK = "multimodal"
 PAPER = "multimodal"
-# synthetic / shared-data columns -> the six heads of multi_classification.py (bubbles count as "other")
-HAIR_LEVELS = {"hair_dense": "dense", "hair_short": "short", "hair_medium": "medium"}
 SCHEDULES = ("warmup_cosine", "one_cycle", "flat_cos", "constant")
+WARMUP = 10.0  # §A.7: GradualWarmupScheduler(multiplier=10, total_epoch=1)
+MODELS = {"image": "image only", "meta": "image + metadata"}  # variant key -> table label
+METRICS = ("auc", "ap", "pauc80", "sensitivity", "specificity", "accuracy", "f1_weighted", "spec_at_sens95")
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,12 @@ class MultimodalConfig(TrainConfig):
     data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (ISIC 2020 layout), or 'synthetic' (the "
                                                         "embedded default) / 'synthetic-null' (same images without "
                                                         "class signal: the sanity control)")
-    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set folder (scored with the last "
-                                                        "fold's models)")
-    valid_frac: float = param_like(TrainConfig, "valid_frac", "share of patients used for model selection (unused "
-                                                              "with split=image)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set folder (scored with the fold-0 "
+                                                        "models)")
+    valid_frac: float = param_like(TrainConfig, "valid_frac", "share of patients used for model selection (one fold; "
+                                                              "unused with split=image)")
     test_frac: float = param_like(TrainConfig, "test_frac", "share of patients held out for the final test "
-                                                            "(split=image: of images; unused with folds > 1)")
+                                                            "(split=image: of images)")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch, ~160 images, Lite0) to check the "
                                                    "pipeline")
     backbone: str = param("tf_efficientnet_b2", "timm EfficientNet for both models (paper: B2; offline ImageNet "
@@ -47,14 +48,15 @@ class MultimodalConfig(TrainConfig):
     image_size: int = param(256, "training resolution in pixels (paper: 256)", ge=32, le=1024)
     epochs: int = param(20, "epochs per model (paper: 20)", ge=1, le=10_000)
     batch_size: int = param(64, "images per batch (paper: 64)", ge=2, le=4096)
-    lr: float = param(3e-5, "base learning rate; warmup_cosine peaks at 10x (paper: 3e-5)", ge=1e-7, le=10.0)
+    lr: float = param(3e-5, "torch Adam base learning rate, no weight decay; warmup_cosine peaks at 10x (paper: "
+                            "3e-5)", ge=1e-7, le=10.0)
     schedule: str = param("warmup_cosine", "lr schedule: warmup_cosine (the paper's warm-up x10 + cosine), "
                           + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"),
                           choices=SCHEDULES)
-    split: str = param("patient", "patient: grouped by patient_id (default); image: the code's stratified 80/20 "
-                                  "by image (leaks patients)", choices=("patient", "image"))
-    folds: int = param(1, "1: one train/valid/test split; k > 1: patient-grouped k-fold, pooled out-of-fold AUC",
-                       ge=1, le=20)
+    split: str = param("patient", "patient: grouped by lesion and patient (default); image: the code's stratified "
+                                  "80/20 by image (leaks patients)", choices=("patient", "image"))
+    folds: int = param(1, "1: one train/valid/test split; k > 1: k grouped folds of the non-test rows, every fold "
+                          "model and their ensemble scored on the same test set", ge=1, le=20)
     preset: str = param("first_place", "augmentation preset: first_place (the paper), fastai or none",
                         choices=("first_place", "fastai", "none"))
     meta_missing: str = param("first_place", "missing sex/age: first_place constants (-1 / 0) or impute "
@@ -65,7 +67,8 @@ class MultimodalConfig(TrainConfig):
     tta: bool = param(True, "8-view flip/transpose TTA at test time (1st place; the multimodal code has none)")
     artefacts: bool = param(True, "train the six-head artefact/bias classifier (needs artefact labels)")
     artefact_epochs: int = param(30, "artefact classifier epochs (paper: 30)", ge=1, le=10_000)
-    artefact_lr: float = param(1e-4, "artefact classifier Adam lr, constant (paper: 1e-4)", ge=1e-7, le=10.0)
+    artefact_lr: float = param(1e-4, "artefact classifier torch Adam lr, no weight decay, constant (paper: 1e-4)",
+                               ge=1e-7, le=10.0)
     artefact_batch_size: int = param(16, "artefact classifier batch size (paper: 16)", ge=2, le=4096)
     attribution: bool = param(True, "attribution maps of the image+metadata model on test images")
     attribution_methods: str = param("integrated_gradients,gradcam++", "comma-separated lesionkit.attribution "
@@ -91,423 +94,217 @@ def start(namespace: dict[str, Any]) -> Run:
 
 
 # --- data ------------------------------------------------------------------------------------------------------------
-
-
 def load_data(cfg: MultimodalConfig) -> Any:
-    """The melanoma-vs-rest dataset of `cfg.data_dir`, with ISIC 2020 site names where the table has them."""
-    from ..data import load_dataset
-    from ..data.detect import detect_format
+    """Melanoma vs rest from `cfg.data_dir` (ISIC 2020 site names); `max_images`: whole patients, stratified."""
     from .common import lesion_subsample
 
-    root = resolve_data_dir(cfg.data_dir)
-    fmt = cfg.data_format if cfg.data_format != "auto" else detect_format(root)
-    kw = {"target": "melanoma"} if fmt in ("synthetic", "isic2020", "isic2017", "ph2") else {}
-    ds = to_melanoma(load_dataset(root, fmt=fmt, **kw))
-    if "anatom_site_general_challenge" in ds.df.columns:  # the synthetic set carries both HAM and ISIC sites
-        ds.df["site"] = ds.df["anatom_site_general_challenge"]
+    ds = load_melanoma(resolve_data_dir(cfg.data_dir), cfg.data_format)
     if cfg.max_images and len(ds) > cfg.max_images:
-        ds = ds.subset(lesion_subsample(ds.df.assign(lesion_id=ds.df["patient_id"].fillna(ds.df["lesion_id"])),
-                                         cfg.max_images, cfg.seed))
+        patients = ds.df.assign(lesion_id=ds.df["patient_id"].fillna(ds.df["lesion_id"]))
+        ds = ds.subset(lesion_subsample(patients, cfg.max_images, cfg.seed))
     return ds
 
 
-def to_melanoma(ds: Any) -> Any:
-    """A binary melanoma (index 1) vs other dataset; multiclass sets with a 'mel' class are relabelled."""
-    from ..data.table import LesionDataset
+def make_splits(ds: Any, cfg: MultimodalConfig, run: Run) -> Any:
+    """The run's split (splits.csv): grouped by lesion and patient with `cfg.folds` folds (`common.split`), or with
+    `split="image"` the code's stratified 80/20 by image (no groups, no `split_from`) whose validation is the test
+    set (it selects and reports on the same 20 %)."""
+    from ..data.splits import Splits, make_splits as split_rows
 
-    if ds.task == "binary":
-        return ds
-    if "mel" not in ds.classes:
-        raise ValueError(f"{ds.name}: the multimodal notebook needs a melanoma target; classes are {ds.classes}")
-    df = ds.df.copy()
-    df["label"] = np.where(df["label"] == "mel", "melanoma", "other")
-    df["label_idx"] = (df["label"] == "melanoma").astype(int)
-    return LesionDataset(ds.name, ds.root, df, ["other", "melanoma"], "binary", {**ds.info, "pos_idx": 1})
-
-
-def make_splits(ds: Any, cfg: MultimodalConfig) -> list[dict[str, np.ndarray]]:
-    """One dict of train/valid/test positions per fold. Patient-grouped unless `split="image"`."""
-    from ..data.splits import grouped_holdout, grouped_kfold
-
-    if cfg.split == "image":
-        return [_image_split(ds, cfg)]
-    if cfg.folds == 1:
-        return [holdout_splits(ds, cfg)]
-    group = "patient_id" if ds.df["patient_id"].notna().all() else "lesion_id"
-    out = []
-    for k, (rest, test) in enumerate(grouped_kfold(ds.df, cfg.folds, group_col=group, stratify_col="label_idx",
-                                                   seed=cfg.seed)):
-        tr, va = grouped_holdout(ds.df.iloc[rest], test_frac=cfg.valid_frac, group_col=group,
-                                 stratify_col="label_idx", seed=cfg.seed + 1 + k)
-        out.append({"train": rest[tr], "valid": rest[va], "test": test})
-    return out
+    if cfg.split == "patient":
+        return split(ds, cfg, run, folds=cfg.folds)
+    test = split_rows(ds.df, test_frac=cfg.test_frac, seed=cfg.seed, group_col=()).test
+    splits = Splits(test=test, folds=[(np.setdiff1d(np.arange(len(ds)), test), test)])
+    run.save_split(ds, splits)
+    return splits
 
 
-def _image_split(ds: Any, cfg: MultimodalConfig) -> dict[str, np.ndarray]:
-    """The code's split (train_test_split(stratify=target, random_state)): 80/20 by image; validation = test, as
-    in the code, which selects and reports on the same 20 %."""
-    from sklearn.model_selection import train_test_split
+def meta_encoder(ds: Any, splits: Any, cfg: MultimodalConfig) -> Any:
+    """The 1st place's encoding fitted on the rows the folds train on (never a test row; one fold: its training
+    rows), so both models and every fold share one n_meta."""
+    from ..data.metadata import MetaEncoder
 
-    idx = np.arange(len(ds))
-    tr, te = train_test_split(idx, test_size=cfg.test_frac, stratify=ds.df["label_idx"], random_state=cfg.seed)
-    return {"train": np.sort(tr), "valid": np.sort(te), "test": np.sort(te)}
-
-
-def split_table(ds: Any, splits: list[dict[str, np.ndarray]]) -> pd.DataFrame:
-    """Images, patients and melanomas per part and fold: what the AUC below rests on."""
-    rows = []
-    for k, parts in enumerate(splits):
-        for part, idx in parts.items():
-            sub = ds.df.iloc[idx]
-            rows.append({"fold": k, "part": part, "images": len(sub), "patients": sub["patient_id"].nunique(),
-                         "melanomas": int((sub["label_idx"] == 1).sum())})
-    return pd.DataFrame(rows)
+    train = np.unique(np.concatenate([tr for tr, _ in splits.folds]))
+    return MetaEncoder(use_n_images=cfg.use_n_images, use_image_size=cfg.use_image_size,
+                       missing=cfg.meta_missing).fit(ds.df.iloc[train])
 
 
-def metadata_preview(ds: Any, parts: dict[str, np.ndarray], cfg: MultimodalConfig, n: int = 6) -> pd.DataFrame:
+def metadata_preview(ds: Any, splits: Any, cfg: MultimodalConfig, n: int = 6) -> pd.DataFrame:
     """The encoded metadata of the first `n` training rows, beside the raw sex / age / site they come from."""
-    from ..data.metadata import MetaEncoder
-
-    enc = MetaEncoder(use_n_images=cfg.use_n_images, use_image_size=cfg.use_image_size,
-                      missing=cfg.meta_missing).fit(ds.df.iloc[parts["train"]])
-    rows = ds.df.iloc[parts["train"][:n]]
-    feats = pd.DataFrame(enc.transform(rows), columns=enc.feature_names, index=rows["image_id"])
-    raw = rows.set_index("image_id")[["sex", "age", "site"]].add_prefix("raw_")
-    return pd.concat([raw, feats], axis=1)
+    return preview(ds, splits.folds[0][0][:n], meta_encoder(ds, splits, cfg))
 
 
-def stage_history(run: Run, prefix: str) -> pd.DataFrame:
-    """history.csv rows of the stages starting with `prefix` (e.g. "meta"), epochs numbered across folds."""
-    hist = run.history()
-    if hist.empty:
-        return hist
-    hist = hist[hist["stage"].astype(str).str.startswith(prefix)].drop(columns=["lr", "stage"], errors="ignore")
-    return hist.reset_index(drop=True).assign(epoch=lambda d: np.arange(len(d)))
-
-
-# --- training ------------------------------------------------------------------------------------------------------
-
-
-def build_learner(ds: Any, parts: dict[str, np.ndarray], cfg: MultimodalConfig, run: Run, use_meta: bool,
-                  stage: str = "") -> Any:
-    """The multimodal model (n_meta from the fitted encoder) or its image-only twin, on meta_dls (n_inp=2)."""
+# --- the recipe: image only vs image + metadata ---------------------------------------------------------------------
+def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool) -> Any:
+    """One model of the comparison (§C.4-C.5): torch Adam (β 0.9/0.999, eps 1e-8, no weight decay) at `lr`, one
+    warm-up epoch from lr to 10·lr then cosine to 0, best validation AUC kept, 8 views at test (§A.8)."""
     from ..data.loaders import meta_dls
-    from ..data.metadata import MetaEncoder
+    from ..engine import Schedule, Variant, adam
     from ..metrics import fastai_metrics
     from ..models import create_model
-    from ..train import make_learner
 
-    encoder = MetaEncoder(use_n_images=cfg.use_n_images, use_image_size=cfg.use_image_size,
-                          missing=cfg.meta_missing).fit(ds.df.iloc[parts["train"]])
+    enc, key = meta_encoder(ds, splits, cfg), "meta" if use_meta else "image"
     name = "multimodal_b2" if use_meta else "multimodal_b2_image"
-    kw = dict(backbone=cfg.backbone, num_classes=2, n_meta=encoder.n_features if use_meta else 0,
+    kw = dict(backbone=cfg.backbone, num_classes=2, n_meta=enc.n_features if use_meta else 0,
               backbone_drop_rate=cfg.backbone_drop_rate)
-    model = create_model(name, pretrained=cfg.pretrained, **kw)
-    dls = meta_dls(ds, parts["train"], parts["valid"], size=cfg.image_size, bs=cfg.batch_size, preset=cfg.preset,
-                   seed=cfg.seed, num_workers=cfg.num_workers, norm=model_norm(model), encoder=encoder,
-                   leak_check=cfg.split == "patient")
-    y_valid = ds.df["label_idx"].to_numpy()[parts["valid"]]
-    monitor = "auc" if len(np.unique(y_valid)) == 2 else "valid_loss"
-    learn = make_learner(dls, _MetaOptional(model, use_meta), run, metrics=fastai_metrics("binary", 2),
-                         monitor=monitor, stage=stage or name)
-    learn.lesionkit_spec = {"name": name, **kw, "classes": ds.classes, "meta_features": encoder.feature_names}
-    return learn
+    norm = model_norm(create_model(name, **kw))
+    y = ds.df["label_idx"].to_numpy()
+    both = all(len(np.unique(y[va])) == 2 for _, va in splits.folds)
+    return Variant(key=key, label=MODELS[key],
+                   model=lambda: create_model(name, pretrained=cfg.pretrained, **kw),  # image only: ignores meta
+                   dls=lambda tr, va: meta_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size,
+                                               preset=cfg.preset, seed=cfg.seed, num_workers=cfg.num_workers,
+                                               norm=norm, encoder=enc, leak_check=cfg.split == "patient"),
+                   optimizer=adam(weight_decay=0.0),
+                   schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=WARMUP),
+                   epochs=cfg.epochs, lr=cfg.lr * WARMUP if cfg.schedule == "warmup_cosine" else cfg.lr,
+                   monitor="auc" if both else "valid_loss", metrics=fastai_metrics("binary", 2),
+                   views="dihedral8" if cfg.tta else "none", average="probs")
 
 
-class _MetaOptional(torch.nn.Module):
-    """Both models see (image, meta) batches from the same loader; the image-only one ignores meta."""
-
-    def __init__(self, model: torch.nn.Module, use_meta: bool) -> None:
-        super().__init__()
-        self.model, self.use_meta = model, use_meta
-
-    def get_classifier(self) -> torch.nn.Module:
-        return self.model.get_classifier()
-
-    def forward(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model(image, meta if self.use_meta else None)
+def variants(ds: Any, splits: Any, cfg: MultimodalConfig) -> list[Any]:
+    return [variant(ds, splits, cfg, use_meta=False), variant(ds, splits, cfg, use_meta=True)]
 
 
-def fit(learn: Any, epochs: int, lr: float, schedule: str = "warmup_cosine") -> Any:
-    """Train and keep the best epoch on the learner's monitor. `lr` is the paper's base rate (--init-lr):
-    "warmup_cosine" (§A.7) warms up from lr to 10·lr over the first epoch, then anneals to 0 (per batch here, per
-    epoch in the code); the fastai schedules use `lr` as their peak."""
-    from .protocol import fit_schedule
+def train(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> Any:
+    """Both models on every fold (`engine.run_folds`: resumable, scored on the test rows, folds.csv; with folds > 1
+    also the fold ensemble); the fold-0 weights and the metadata encoder go to the run record."""
+    from ..engine import run_folds, score
+    from ..models import model_spec
 
-    peak = 10 * lr if schedule == "warmup_cosine" else lr
-    return fit_schedule(learn, epochs, peak, schedule, monitor=learn.lesionkit_monitor)
-
-
-def predict(learn: Any, dl: Any, tta: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """P(classes) and targets of (image, meta, y) batches; `tta` = the 1st place's 8 dihedral views (§A.8)."""
-    from ..train import predict as predict_learner
-
-    return predict_learner(learn, dl, tta="dihedral8" if tta else False, n_inp=2)
-
-
-def run_model(ds: Any, splits: list[dict[str, np.ndarray]], cfg: MultimodalConfig, run: Run,
-              use_meta: bool) -> dict[str, Any]:
-    """Train one model per fold and predict its test rows. Returns pooled out-of-fold probabilities, per-fold AUCs,
-    seconds, and the last fold's learner (kept for attribution). Weights of the last fold go to the run record."""
-    from ..data.loaders import test_dl
-    from ..metrics import binary_auc
-    from ..train import drop_checkpoints
-
-    tag = "meta" if use_meta else "image"
-    probs = np.full(len(ds), np.nan)
-    fold_auc, t0, learn = [], time.perf_counter(), None
-    for k, parts in enumerate(splits):
-        learn = build_learner(ds, parts, cfg, run, use_meta, stage=f"{tag}_fold{k}")
-        fit(learn, cfg.epochs, cfg.lr, cfg.schedule)
-        p, y = predict(learn, test_dl(learn.dls, ds, parts["test"]), tta=cfg.tta)
-        probs[parts["test"]] = p[:, 1]
-        fold_auc.append(_auc_or_nan(binary_auc, y, p[:, 1]))
-        drop_checkpoints(learn)
-    run.save_model(learn.model.model, name=f"model_{tag}", spec=learn.lesionkit_spec)
-    learn.dls.meta_encoder.save(run.dir / f"meta_encoder_{tag}.json")
-    return {"tag": tag, "probs": probs, "fold_auc": fold_auc, "seconds": time.perf_counter() - t0, "learn": learn}
+    res = run_folds(run, ds, splits, variants(ds, splits, cfg), report=lambda y, p: score(y, p, ds.classes),
+                    seed=cfg.seed, ensemble=True)
+    for key, learn in res.learners.items():
+        enc = learn.dls.meta_encoder
+        run.save_model(learn.model, f"model_{key}",
+                       spec=model_spec(learn.model, classes=ds.classes, meta_features=enc.feature_names))
+    enc.save(run.dir / "meta_encoder.json")
+    return res
 
 
-def _auc_or_nan(fn: Any, y: np.ndarray, p: np.ndarray) -> float:
-    return float(fn(y, p)) if len(np.unique(y)) == 2 else float("nan")
+def evaluate(ds: Any, splits: Any, res: Any, run: Run) -> pd.DataFrame:
+    """One row per model: test scores of its model (folds > 1: of the fold ensemble, mean probabilities as §A.8),
+    the AUC's fold mean ± std (ddof 0), counts; test predictions also in the ISIC 2020 format (image_name,target)."""
+    from ..metrics import fold_summary, write_predictions
 
-
-def evaluate(ds: Any, results: list[dict[str, Any]], run: Run) -> pd.DataFrame:
-    """Score each model's pooled test predictions like the ISIC 2020 scorer, save them in its format
-    (image_name,target) and return one row per model: AUC (pooled and fold mean ± std), AP, pAUC, sens/spec."""
-    from ..metrics import binary_report, write_predictions
-
+    per_fold = res.table[pd.to_numeric(res.table["fold"], errors="coerce").notna()]
+    spread = fold_summary(per_fold, metrics=["auc"]).set_index("model")
     rows = []
-    for res in results:
-        keep = np.flatnonzero(~np.isnan(res["probs"]))
-        y, p = ds.df["label_idx"].to_numpy()[keep].astype(int), res["probs"][keep]
-        report = binary_report(y, p) if len(np.unique(y)) == 2 else {"auc": float("nan")}
-        write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[keep].tolist(),
-                          np.stack([1 - p, p], 1), ds.classes, y_true=y, fmt="isic2020", stem=f"test_{res['tag']}")
-        run.log_metrics({f"test_{res['tag']}": report})
-        folds = np.asarray(res["fold_auc"], float)
-        rows.append({"model": "image + metadata" if res["tag"] == "meta" else "image only",
-                     "auc": report.get("auc"), "auc_fold_mean": float(np.nanmean(folds)) if folds.size else np.nan,
-                     "auc_fold_std": float(np.nanstd(folds)) if folds.size > 1 else np.nan,
-                     "ap": report.get("ap"), "pauc80": report.get("pauc80"),
-                     "sensitivity": report.get("sensitivity"), "specificity": report.get("specificity"),
-                     "n_test": len(keep), "n_melanoma": int(y.sum()), "train_seconds": round(res["seconds"], 1)})
+    for key, label in MODELS.items():
+        final = res.table[res.table["model"] == label].iloc[-1]  # the ensemble row, or the only fold's
+        write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[splits.test].tolist(),
+                          np.mean(res.probs[key], axis=0), ds.classes, y_true=res.y, fmt="isic2020",
+                          stem=f"test_{key}")
+        rows.append({"model": label, **{m: float(final[m]) for m in METRICS},
+                     "auc_fold_mean": spread.loc[label, "auc_mean"], "auc_fold_std": spread.loc[label, "auc_std"],
+                     "n_test": len(splits.test), "n_melanoma": int(res.y.sum()),
+                     "train_seconds": float(per_fold.loc[per_fold["model"] == label, "seconds"].sum())})
+        run.log_metrics({f"test_{key}": rows[-1]})
     table = pd.DataFrame(rows)
     run.save_table(table, "metadata_comparison.csv")
     return table
 
 
-def evaluate_external(cfg: MultimodalConfig, results: list[dict[str, Any]], run: Run) -> pd.DataFrame:
-    """Both models (their last fold) on the external `test_dir`, metadata encoded with each model's training
-    encoder; predictions saved as external_<model> in the ISIC 2020 format."""
-    from ..data.loaders import test_dl
-    from ..metrics import binary_report, write_predictions
+def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> pd.DataFrame:
+    """Both fold-0 models on the external `test_dir` (metadata encoded with the training encoder, same views);
+    predictions and reports saved as external_<model>."""
+    from ..engine import record_evaluation, test_predictions
 
-    ext = load_data(MultimodalConfig(**{**cfg.to_dict(), "data_dir": cfg.test_dir, "test_dir": "", "max_images": 0,
-                                        "smoke": False}))
-    rows = []
-    for res in results:
-        p, y = predict(res["learn"], test_dl(res["learn"].dls, ext, np.arange(len(ext))), tta=cfg.tta)
-        report = binary_report(y, p[:, 1]) if len(np.unique(y)) == 2 else {"auc": float("nan")}
-        write_predictions(run.dir / "predictions", ext.df["image_id"].tolist(), p, ext.classes, y_true=y,
-                          fmt="isic2020", stem=f"external_{res['tag']}")
-        run.log_metrics({f"external_{res['tag']}": report})
-        rows.append({"model": res["tag"], "images": len(ext), "melanomas": int(y.sum()), "auc": report.get("auc"),
-                     "ap": report.get("ap")})
+    ext = load_melanoma(resolve_data_dir(cfg.test_dir))
+    rows, idx = [], np.arange(len(ext))
+    for v in variants(ds, splits, cfg):
+        probs, y = test_predictions(res.learners[v.key], v, ext, idx)
+        report = record_evaluation(run, f"external_{v.key}", ext, idx, probs, y, figures=False)
+        rows.append({"model": v.label, "images": len(ext), "melanomas": int(y.sum()), "auc": report["auc"],
+                     "ap": report["ap"]})
     return pd.DataFrame(rows)
 
 
-def plot_roc_pair(ds: Any, results: list[dict[str, Any]]) -> Any:
-    """ROC curves of the image-only and image + metadata models on the same test rows."""
-    from matplotlib.figure import Figure
-    from sklearn.metrics import roc_auc_score, roc_curve
+def plot_roc_pair(res: Any) -> Any:
+    """ROC curves of both models on the test rows (the probabilities `evaluate` scored)."""
+    from ..viz.compare import plot_roc_pair as plot
 
-    fig = Figure(figsize=(4.2, 4), layout="constrained")
-    ax = fig.subplots()
-    y_all = ds.df["label_idx"].to_numpy()
-    for res in results:
-        keep = ~np.isnan(res["probs"])
-        y, p = y_all[keep], res["probs"][keep]
-        if len(np.unique(y)) < 2:
-            continue
-        fpr, tpr, _ = roc_curve(y, p)
-        label = "image + metadata" if res["tag"] == "meta" else "image only"
-        ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y, p):.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="melanoma vs rest, test rows")
-    ax.legend(fontsize=8, loc="lower right")
-    return fig
+    return plot(res.y, {label: np.mean(res.probs[key], axis=0)[:, 1] for key, label in MODELS.items()})
 
 
-# --- artefact / bias classifier ------------------------------------------------------------------------------------
-
-
-def artefact_targets(df: pd.DataFrame) -> pd.DataFrame | None:
-    """(n, 6) 0/1 table with the heads of ``ARTEFACT_HEADS``, from the head columns themselves or from the synthetic
-    set's hair (none/short/medium/dense), black_frame, ruler and bubbles (= other); None when the table has
-    neither (real ISIC data ships no artefact labels)."""
-    from ..models.multimodal import ARTEFACT_HEADS
-
-    if all(h in df.columns for h in ARTEFACT_HEADS):
-        return df[list(ARTEFACT_HEADS)].fillna(0).astype(int).reset_index(drop=True)
-    needed = ("hair", "black_frame", "ruler", "bubbles")
-    if not all(c in df.columns for c in needed):
-        return None
-    hair = df["hair"].astype(str).str.strip().str.lower()
-    unknown = sorted(set(hair) - {"none", "nan", *HAIR_LEVELS.values()})
-    if unknown:
-        raise ValueError(f"column 'hair' has value(s) {unknown}; expected none/short/medium/dense")
-    out = {head: (hair == level).astype(int).to_numpy() for head, level in HAIR_LEVELS.items()}
-    out.update(black_frame=df["black_frame"].fillna(0).astype(int).to_numpy(),
-               ruler=df["ruler"].fillna(0).astype(int).to_numpy(),
-               other=df["bubbles"].fillna(0).astype(int).to_numpy())
-    return pd.DataFrame(out)[list(ARTEFACT_HEADS)]
-
-
-class GetHeads:
-    """Row -> LongTensor (6,) of the artefact head targets (columns `head:<name>`)."""
-
-    def __init__(self, cols: list[str]) -> None:
-        self.cols = cols
-
-    def __call__(self, item: Any) -> torch.Tensor:
-        return torch.tensor([int(item[c]) for c in self.cols], dtype=torch.long)
-
-
-def head_accuracy(pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
-    """Mean accuracy over heads and images (the per-epoch number the code prints per head)."""
-    return (pred.argmax(-1) == targ).float().mean()
-
-
-def artefact_dls(ds: Any, targets: pd.DataFrame, parts: dict[str, np.ndarray], size: int, bs: int, seed: int = 0,
-                 num_workers: int = 0) -> Any:
-    """Loaders of the code's preprocessing: resize, [-1, 1] scaling (Normalize 0.5/0.5), no augmentation."""
-    from fastai.data.core import Datasets
-
-    from ..data.augment import preset_tfms
-    from ..data.loaders import ReadImage, _batch_tfms, _dataloaders
-
-    df = ds.df.reset_index(drop=True).copy()
-    cols = [f"head:{h}" for h in targets.columns]
-    df[cols] = targets.to_numpy()
-    dsets = Datasets(df, tfms=[[ReadImage(size)], [GetHeads(cols)]],
-                     splits=[list(parts["train"]), list(parts["valid"])])
-    item, _ = preset_tfms("none", size)  # squish: the code's A.Resize(size, size)
-    return _dataloaders(dsets, bs, item, _batch_tfms([], ((0.5,) * 3, (0.5,) * 3)), seed, num_workers, False, None,
-                        None)
-
-
-def train_artefacts(ds: Any, parts: dict[str, np.ndarray], cfg: MultimodalConfig, run: Run) -> dict[str, Any] | None:
-    """Train the six-head classifier (sum of per-head cross-entropies, Adam at a constant lr, as the code) on the
-    training rows and score every head on the test rows. None, with a printed reason, without artefact labels."""
-    from fastai.learner import Learner
-    from fastai.optimizer import Adam
-
+# --- artefact / bias classifier (§C.6) ------------------------------------------------------------------------------
+def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> Any:
+    """The six-head recipe: sum of per-head cross-entropies, torch Adam (no weight decay) at a constant
+    `artefact_lr`, the code's [-1, 1] scaling without augmentation; the lowest validation loss is kept."""
+    from ..data.artefacts import artefact_dls, head_accuracy
+    from ..engine import Schedule, Variant, adam
     from ..losses import MultiHeadCrossEntropy
     from ..models import create_model
-    from ..train import RunHistory, drop_checkpoints, fit as lk_fit
+
+    return Variant(key="artefacts", label="artefact heads",
+                   model=lambda: create_model("artefact_b2", pretrained=cfg.pretrained, backbone=cfg.backbone),
+                   dls=lambda tr, va: artefact_dls(ds, targets, tr, va, cfg.image_size, cfg.artefact_batch_size,
+                                                   cfg.seed, cfg.num_workers),
+                   optimizer=adam(weight_decay=0.0), schedule=Schedule("constant"), epochs=cfg.artefact_epochs,
+                   lr=cfg.artefact_lr, monitor="valid_loss", loss=lambda tr: MultiHeadCrossEntropy(),
+                   metrics=[head_accuracy])
+
+
+def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> dict[str, Any] | None:
+    """Train the six heads on fold 0's training rows (`engine.train_stage`) and score every head on the test rows.
+    None, with a printed reason, without artefact labels."""
+    from ..data.artefacts import artefact_targets, artefact_test_dl, head_accuracy_table
+    from ..engine import predict_learner, train_stage
+    from ..models import model_spec
 
     targets = artefact_targets(ds.df)
     if targets is None:
         print(f"{ds.name}: no artefact labels (hair/black_frame/ruler/bubbles or the six head columns): the "
               "artefact classifier is skipped. The paper's annotation file (gans_biases.csv) was never published.")
         return None
-    model = create_model("artefact_b2", pretrained=cfg.pretrained, backbone=cfg.backbone)
-    dls = artefact_dls(ds, targets, parts, cfg.image_size, cfg.artefact_batch_size, cfg.seed, cfg.num_workers)
-    learn = Learner(dls, model, loss_func=MultiHeadCrossEntropy(), opt_func=Adam, metrics=[head_accuracy],
-                    path=run.dir, model_dir="checkpoints", cbs=[RunHistory(run, stage="artefacts")])
-    learn.lesionkit_monitor = "valid_loss"
-    t0 = time.perf_counter()
-    lk_fit(learn, cfg.artefact_epochs, cfg.artefact_lr, schedule="constant", fname="best_artefacts")
-    seconds = time.perf_counter() - t0
-    drop_checkpoints(learn)
-    preds, y = _head_preds(learn, dls, ds, targets, parts["test"])
-    table = head_accuracy_table(y, preds, list(targets.columns))
+    v, (tr, va) = artefact_variant(ds, targets, cfg), splits.folds[0]
+    learn = train_stage(run, v.key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor, seed=cfg.seed)
+    probs, y = predict_learner(learn, artefact_test_dl(learn.dls, ds, targets, splits.test), n_inp=1)
+    table = head_accuracy_table(y, probs.argmax(-1), list(targets.columns))
     run.save_table(table, "artefact_heads.csv")
-    run.save_model(model, name="model_artefacts", spec={"name": "artefact_b2", "backbone": cfg.backbone,
-                                                        "heads": list(targets.columns)})
+    run.save_model(learn.model, name="model_artefacts", spec=model_spec(learn.model, heads=list(targets.columns)))
     run.log_metrics({"artefacts": {"mean_accuracy": float(table["accuracy"].mean()),
                                    "per_head": table.set_index("head")["accuracy"].to_dict()}})
-    return {"table": table, "seconds": seconds, "learn": learn}
+    return {"table": table, "learn": learn}
 
 
-def _head_preds(learn: Any, dls: Any, ds: Any, targets: pd.DataFrame, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = ds.df.reset_index(drop=True).iloc[idx].copy()
-    rows[[f"head:{h}" for h in targets.columns]] = targets.to_numpy()[idx]
-    dl = dls.test_dl(rows, with_labels=True)
-    with learn.no_bar():
-        logits, y = learn.get_preds(dl=dl)
-    return logits.argmax(-1).numpy(), y.numpy()
-
-
-def head_accuracy_table(y: np.ndarray, pred: np.ndarray, heads: list[str]) -> pd.DataFrame:
-    """Per head: accuracy, recall of 'none' and of 'yes' (the code's per-class accuracy), and prevalence.
-    Unlike the code, counts start at 0 (it starts n_correct at 2, inflating accuracy by 2/n)."""
-    y, pred = np.asarray(y), np.asarray(pred)
-    rows = []
-    for j, head in enumerate(heads):
-        t, p = y[:, j], pred[:, j]
-        rows.append({"head": head, "accuracy": float((t == p).mean()) if len(t) else np.nan,
-                     "recall_none": float((p[t == 0] == 0).mean()) if (t == 0).any() else np.nan,
-                     "recall_yes": float((p[t == 1] == 1).mean()) if (t == 1).any() else np.nan,
-                     "prevalence": float(t.mean()) if len(t) else np.nan, "n": int(len(t))})
-    return pd.DataFrame(rows)
-
-
-# --- attribution, comparison, summary ------------------------------------------------------------------------------
-
-
-def explain(ds: Any, splits: list[dict[str, np.ndarray]], result: dict[str, Any], cfg: MultimodalConfig,
-            run: Run) -> Any:
-    """Maps of the image + metadata model for the first test images (metadata passed along, not attributed),
-    stored with the run for the viewer; returns the static grid figure."""
-    from ..attribution import load_attributions, precompute_attributions
-    from ..data.loaders import test_dl
+# --- attribution, summary ------------------------------------------------------------------------------------------
+def explain(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> Any:
+    """Maps of the image + metadata model (fold 0) for the first test images (metadata passed along, not
+    attributed), stored with the run for the viewer; returns the static grid figure."""
+    from ..attribution import explain_rows
+    from ..models import model_spec
     from ..viz.maps import plot_store_grid
 
-    learn = result["learn"]
-    idx = splits[-1]["test"][: cfg.n_attribution]
-    image, meta, y = next(iter(test_dl(learn.dls, ds, idx, bs=len(idx))))
-    model = learn.model.model
-    precompute_attributions(model, image, cfg.methods, run.dir, classes=ds.classes, labels=y.cpu().numpy(),
-                            image_ids=ds.df["image_id"].iloc[idx].tolist(), meta=meta, targets="pred",
-                            model_name=learn.lesionkit_spec["name"])
-    fig = plot_store_grid(load_attributions(run.dir))
+    learn, idx = res.learners["meta"], splits.test[: cfg.n_attribution]
+    store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls,
+                         model_name=model_spec(learn.model)["name"])
+    fig = plot_store_grid(store)
     run.save_figure(fig, "attribution_grid")
     return fig
 
 
-def comparison(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: MultimodalConfig, ds: Any,
-               run: Run) -> pd.DataFrame:
-    """This run beside the 1st-place AUCs the multimodal paper builds on (it reports none itself, §C.7)."""
+def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: MultimodalConfig, ds: Any,
+              run: Run) -> tuple[dict[str, float], pd.DataFrame]:
+    """The headline numbers (metrics.json "summary", what the demo prints) and this run beside the 1st-place AUCs
+    the multimodal paper builds on (it reports none itself, §C.7), saved as comparison.csv."""
     from .reported import comparison_table
 
-    by = table.set_index("model")
-    test_meta = run.metrics().get("test_meta", {})
-    ours = {k: test_meta[k] for k in ("ap", "f1_weighted", "accuracy", "spec_at_sens95") if k in test_meta}
-    ours.update({"auc": by.loc["image + metadata", "auc"], "image_only/auc": by.loc["image only", "auc"],
-                 "metadata_gain/auc": by.loc["image + metadata", "auc"] - by.loc["image only", "auc"]})
-    if artefacts is not None:
-        ours["artefacts/mean_head_accuracy"] = float(artefacts["table"]["accuracy"].mean())
-    label = (f"{ds.name} ({len(ds)} images, {int(ds.df['label_idx'].sum())} melanomas), {cfg.backbone} "
-             f"{cfg.image_size} px, {cfg.epochs} epochs, " + (f"{cfg.folds}-fold" if cfg.folds > 1 else "holdout"))
-    out = comparison_table(PAPER, ours, label)
-    run.save_table(out, "comparison.csv")
-    return out
-
-
-def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, run: Run) -> dict[str, float]:
-    """The 2-4 headline numbers the demo prints."""
-    by = table.set_index("model")
-    summary = {"auc_meta": float(by.loc["image + metadata", "auc"]), "auc_image": float(by.loc["image only", "auc"])}
+    meta, image = table.set_index("model").loc[MODELS["meta"]], table.set_index("model").loc[MODELS["image"]]
+    summary = {"auc_meta": float(meta["auc"]), "auc_image": float(image["auc"])}
     summary["auc_gain"] = summary["auc_meta"] - summary["auc_image"]
+    ours = {**{k: meta[k] for k in ("auc", "ap", "f1_weighted", "accuracy", "spec_at_sens95")},
+            "image_only/auc": image["auc"], "metadata_gain/auc": summary["auc_gain"]}
     if artefacts is not None:
-        summary["artefact_acc"] = float(artefacts["table"]["accuracy"].mean())
+        summary["artefact_acc"] = ours["artefacts/mean_head_accuracy"] = float(artefacts["table"]["accuracy"].mean())
+    how = f"{cfg.folds}-fold ensemble" if cfg.folds > 1 else "holdout"
+    out = comparison_table(PAPER, ours, f"{ds.name} ({len(ds)} images, {int(ds.df['label_idx'].sum())} melanomas), "
+                                        f"{cfg.backbone} {cfg.image_size} px, {cfg.epochs} epochs, {how}")
+    run.save_table(out, "comparison.csv")
     run.log_metrics({"summary": summary})
-    return summary
+    return summary, out
 
 
-__all__ = ["MultimodalConfig", "start", "load_data", "to_melanoma", "make_splits", "split_table", "metadata_preview",
-           "stage_history", "build_learner", "fit", "predict", "run_model", "evaluate", "evaluate_external",
-           "plot_roc_pair", "artefact_targets", "artefact_dls", "train_artefacts", "head_accuracy_table", "explain",
-           "comparison", "summarize"]
+__all__ = ["MultimodalConfig", "start", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
+           "metadata_preview", "variant", "variants", "train", "evaluate", "evaluate_external",
+           "plot_roc_pair", "artefact_variant", "train_artefacts", "explain", "summarize"]

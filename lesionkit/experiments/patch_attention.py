@@ -4,8 +4,8 @@ Pipeline (spec methods-a §1): each image is resized to the code's 450×600 geom
 patch side) and cut into P ordered patches (P=5: 2×2 corners + centre; P=9: 3×3 grid); a shared backbone with
 patch attention sees all of them. The loss is cross-entropy with 1/frequency class weights (the cfg's option 5)
 and, with diagnosis-guided weighting, each example is further weighted by how its label was confirmed
-(histo 4, confocal 3, follow_up 2, consensus 1: option 6). The protocol holds out a fixed grouped test set, trains
-one model per grouped fold, selects each on balanced accuracy (mean sensitivity) and reports mean ± std over folds.
+(histo 4, confocal 3, follow_up 2, consensus 1: option 6). :func:`variants` is the code's recipe (§1.4), one per
+weighting mode; ``lesionkit.engine.run_folds`` trains one model per grouped fold, scores each on the fixed test set.
 
 Paper vs code: "paper" (default) puts the patch-pooled SE attention inside the backbone's stages, as the paper
 describes (placement and reduction unverified against the PDF); "code" is the released ``CNN_FC``: one sigmoid gate
@@ -15,18 +15,17 @@ Both compared runs use the same batch-mean loss (L = mean d·w·CE), so weightin
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from fastai.callback.core import Callback
 
 from ..config import ConfigError, param, param_like
-from ..losses import DX_TYPE_FACTORS, DiagnosisGuidedCrossEntropy, class_weights
+from ..data.dx_factor import FactorCallback, FactorCrossEntropy, factor_patch_dls
+from ..engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, fold_table
+from ..losses import DX_TYPE_FACTORS, class_weights
 from ..runs import Run, start_notebook_run
-from . import protocol
 from .common import TrainConfig, load_data
 
 NOTEBOOK = "patch_attention"
@@ -35,6 +34,9 @@ FULL_IMAGE = (450, 600)  # the code's load size (HAM10000 originals), cut into 2
 PAPER_PATCH = 224
 GRIDS = {5: "2x2+c", 9: "3x3"}
 MODES = {"off": "class weights", "on": "class weights + dx"}
+OPTIMIZER = OptimizerSpec("adam", betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)  # train.py:280-291, no decay
+STEPS = {"step_start": 0.2, "step_every": 0.2, "step_gamma": 0.5}  # StepLR(10, 0.5) from epoch 10 of 50 (§1.4)
+PER_CLASS = ("auc", "sensitivity", "specificity")
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,13 @@ class PatchAttentionConfig(TrainConfig):
     dx_only_class: str = param("", "restrict the diagnosis factor to one class (e.g. 'nv'); empty: all classes")
     epochs: int = param(50, "training epochs per fold model", ge=1, le=10_000)
     batch_size: int = param(5, "images per batch (each gives n_patches backbone passes)", ge=1, le=1024)
-    lr: float = param(2.08e-5, "Adam learning rate, no weight decay (the HAM cfg's 1.25e-5 * 5/3)", ge=1e-7, le=10.0)
-    schedule: str = param("step", "LR schedule: 'step' (the code: halve every 20% of training after 20%), "
-                          + ", ".join(s for s in protocol.SCHEDULES if s != "step"), choices=protocol.SCHEDULES)
+    lr: float = param(2.08e-5, "torch Adam learning rate (betas 0.9/0.999, eps 1e-8), no weight decay (the HAM cfg's "
+                               "1.25e-5 * 5/3)", ge=1e-7, le=10.0)
+    schedule: str = param("step", "LR schedule: 'step' (the code's StepLR: halve at 40, 60, 80% of training), "
+                          + ", ".join(s for s in SCHEDULES if s != "step"), choices=SCHEDULES)
     pretrained: bool | str = param(False, "true (offline weights exist only for tf_efficientnet_lite0/lite2), "
                                           "false, or a weight file")
-    folds: int = param(3, "grouped CV folds, each model scored on the same test set (1 = one train/valid split)",
+    folds: int = param(3, "grouped CV folds, each model scored on the same test set (1: one train/valid split)",
                        ge=1, le=10)
     test_frac: float = param(0.25, "share of lesions held out as the fixed test set (code: 2511 of 10015)",
                              ge=0.05, le=0.5)
@@ -126,65 +129,10 @@ def load(cfg: PatchAttentionConfig) -> Any:
     return ds
 
 
-class FactorColumn:
-    """Row → its diagnosis factor as a 0-d float tensor (a second target the callback hands to the loss)."""
-
-    def __call__(self, item: Any) -> torch.Tensor:
-        return torch.tensor(float(item["dx_factor"]))
-
-
 def patch_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: PatchAttentionConfig) -> Any:
-    """DataLoaders of patch grids (B, P, 3, s, s) in [0, 1] with targets (label, dx factor).
-
-    ``lesionkit.data.views.patch_dls`` yields only the label; the factor needs a second target, so the same
-    PatchGrid transform is assembled here with one more target pipeline."""
-    from fastai.data.core import Datasets
-    from fastai.data.transforms import Categorize, IntToFloatTensor, ToTensor
-
-    from ..data.loaders import GetLabel, ReadImage, check_rows
-    from ..data.splits import assert_no_group_leak
-    from ..data.views import PatchGrid
-
-    assert_no_group_leak(ds.df, {"train": train_idx, "valid": valid_idx})
-    check_rows(ds, np.concatenate([train_idx, valid_idx]))
-    full = cfg.full_size
-    dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
-                                  [FactorColumn()]],
-                     splits=[list(train_idx), list(valid_idx)], n_inp=1)
-    dls = dsets.dataloaders(bs=cfg.batch_size, num_workers=cfg.num_workers,
-                            after_item=[PatchGrid(GRIDS[cfg.n_patches], full, cfg.image_size, 0.0, cfg.seed),
-                                        ToTensor()],
-                            after_batch=[IntToFloatTensor()])
-    dls.train.rng = random.Random(cfg.seed)
-    return dls
-
-
-class FactorCrossEntropy(DiagnosisGuidedCrossEntropy):
-    """DiagnosisGuidedCrossEntropy that takes the batch's factors from ``self.factor`` (set by FactorCallback), so
-    fastai metrics keep seeing one target. ``use_factor=False`` ignores them: the same loss without weighting."""
-
-    def __init__(self, weight: torch.Tensor | None = None, use_factor: bool = True) -> None:
-        super().__init__(weight)
-        self.use_factor = use_factor
-        self.factor: torch.Tensor | None = None
-
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, factor: torch.Tensor | None = None) -> torch.Tensor:
-        f = factor if factor is not None else self.factor
-        if f is not None and len(f) != len(pred):
-            raise ValueError(f"{len(f)} diagnosis factors for a batch of {len(pred)}")
-        return super().forward(pred, target, f if self.use_factor else None)
-
-
-class FactorCallback(Callback):
-    """Move the second target (diagnosis factors) from the batch into the loss before the model runs."""
-
-    order = -5
-
-    def before_batch(self) -> None:
-        yb = self.learn.yb
-        self.learn.loss_func.factor = yb[1] if len(yb) > 1 else None
-        if len(yb) > 1:
-            self.learn.yb = yb[:1]
+    """DataLoaders of patch grids (B, P, 3, s, s) in [0, 1] with targets (label, dx factor)."""
+    return factor_patch_dls(ds, train_idx, valid_idx, GRIDS[cfg.n_patches], cfg.image_size, cfg.full_size,
+                            cfg.batch_size, cfg.seed, cfg.num_workers)
 
 
 def build_model(cfg: PatchAttentionConfig, n_classes: int) -> torch.nn.Module:
@@ -197,80 +145,46 @@ def build_model(cfg: PatchAttentionConfig, n_classes: int) -> torch.nn.Module:
                         patch_dropout=cfg.patch_dropout)
 
 
-def build_learner(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: PatchAttentionConfig, run: Run,
-                  mode: str, stage: str = "") -> Any:
-    """Learner for one fold model: Adam without weight decay (the code), class weights from the training rows,
-    the diagnosis factor on or off, selection on balanced accuracy."""
+def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
+    """One Variant per weighting mode: class weights from the training rows, the factor on or off; torch Adam
+    (β 0.9/0.999, eps 1e-8) without weight decay; StepLR halving the LR at 40/60/80% of training (epochs 20/30/40 of
+    50); selection on balanced accuracy (mean per-class recall); the patch grid as the test view (+ flips: `tta`)."""
     from ..metrics import fastai_metrics
-    from ..train import make_learner
 
-    dls = patch_dls(ds, train_idx, valid_idx, cfg)
-    weights = class_weights(ds.df["label_idx"].to_numpy()[train_idx], ds.n_classes, cfg.class_weighting)
-    loss = FactorCrossEntropy(weights, use_factor=mode == "on")
-    learn = make_learner(dls, build_model(cfg, ds.n_classes), run, loss_func=loss,
-                         metrics=fastai_metrics("multiclass", ds.n_classes), monitor="bma",
-                         opt_func=protocol.opt_func("adam", wd=0.0), stage=stage)
-    learn.add_cb(FactorCallback())
-    return learn
+    labels = ds.df["label_idx"].to_numpy()
 
+    def variant(mode: str) -> Variant:
+        return Variant(key=mode, label=MODES[mode], model=lambda: build_model(cfg, ds.n_classes),
+                       dls=lambda tr, va: patch_dls(ds, tr, va, cfg),
+                       loss=lambda tr: FactorCrossEntropy(class_weights(labels[tr], ds.n_classes, cfg.class_weighting),
+                                                          use_factor=mode == "on"),
+                       cbs=lambda: [FactorCallback()], optimizer=OPTIMIZER, schedule=Schedule(cfg.schedule, **STEPS),
+                       epochs=cfg.epochs, lr=cfg.lr, monitor="bma",
+                       metrics=fastai_metrics("multiclass", ds.n_classes), views="flips4" if cfg.tta else "none")
 
-def test_loader(learn: Any, ds: Any, idx: np.ndarray) -> Any:
-    return learn.dls.test_dl(ds.df.iloc[idx], with_labels=True)
-
-
-def cross_validate(ds: Any, cv: protocol.CVSplits, cfg: PatchAttentionConfig, run: Run) -> tuple[Any, dict]:
-    """Train every fold model of every weighting mode, score each on the fixed test set.
-
-    Returns (per-fold DataFrame, {mode: fold-0 learner}); predictions of every fold model are saved as
-    ``predictions/test_<mode>_fold<k>.csv`` and the per-fold table as ``folds.csv``."""
-    import pandas as pd
-
-    kept: dict[str, Any] = {}
-    frames = []
-    for mode in cfg.modes:
-        label = MODES[mode]
-
-        def fit_eval(k: int, tr: np.ndarray, va: np.ndarray, mode: str = mode) -> dict[str, Any]:
-            learn = build_learner(ds, tr, va, cfg, run, mode, stage=f"{mode}_fold{k}")
-            protocol.fit_schedule(learn, cfg.epochs, cfg.lr, cfg.schedule, monitor="bma",
-                                  step_start=0.2, step_every=0.2, step_gamma=0.5, fname=f"best_{mode}_{k}")
-            probs, y = protocol.predict_probs(learn.model, test_loader(learn, ds, cv.test), tta=cfg.tta)
-            report = protocol.record_evaluation(run, f"test_{mode}_fold{k}", ds, cv.test, probs, y,
-                                                figures=k == 0, log=False)
-            if k == 0:
-                learn.test_preds = (probs, y)  # fold 0's test predictions, reused to pick images to explain
-                kept[mode] = learn
-            return report
-
-        frames.append(protocol.cross_validate(cv, fit_eval, model=label, run=run))
-    from ..train import drop_checkpoints
-
-    for learn in kept.values():
-        drop_checkpoints(learn)
-    return pd.concat(frames, ignore_index=True), kept
+    return [variant(m) for m in cfg.modes]
 
 
 def per_class_table(df: Any, classes: list[str]) -> Any:
-    """Per class and weighting mode: AUC, sensitivity, specificity as mean ± std over folds (the paper's tables)."""
+    """Per class and weighting mode: AUC, sensitivity, specificity as mean ± std over folds (the paper's tables);
+    "n/a" where a fold has no value (a class absent from the test set)."""
     import pandas as pd
 
-    rows = []
-    for model, part in df.groupby("model", sort=False):
-        for c in classes:
-            row = {"model": model, "class": c}
-            for m in ("auc", "sensitivity", "specificity"):
-                col = f"per_class/{c}/{m}"
-                v = part[col].to_numpy(float) if col in part else np.array([np.nan])
-                row[m] = f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}" if np.isfinite(v).any() else "n/a"
-            rows.append(row)
-    return pd.DataFrame(rows)
+    cols = [f"per_class/{c}/{m}" for c in classes for m in PER_CLASS]
+    cols = [c for c in cols if c in df and df[c].notna().all()]  # a NaN: the class is absent from the test set
+    text = fold_table(df, metrics=cols).set_index("metric") if cols else pd.DataFrame()
+    cell = {(model, col): text.at[col, model] for col in text.index for model in text.columns}
+    return pd.DataFrame([{"model": model, "class": c, **{m: cell.get((model, f"per_class/{c}/{m}"), "n/a")
+                                                         for m in PER_CLASS}}
+                         for model in df["model"].unique() for c in classes])
 
 
 def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     """Fold means per mode, the gain of diagnosis-guided weighting, the summary and the comparison table."""
+    from ..metrics import fold_summary
     from .reported import comparison_table
 
-    means = protocol.fold_means(df)
+    means = fold_means(df)
     head = MODES["on"] if MODES["on"] in means else next(iter(means))
     summary = {"bma": means[head]["balanced_accuracy"], "auc_macro": means[head].get("auc_macro", float("nan"))}
     ours = {"balanced_accuracy": summary["bma"], "auc_macro": summary["auc_macro"],
@@ -279,45 +193,38 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
         gain = means[MODES["on"]]["balanced_accuracy"] - means[MODES["off"]]["balanced_accuracy"]
         summary.update(bma_without_dx=means[MODES["off"]]["balanced_accuracy"], dx_gain=gain)
         ours["balanced_accuracy_gain_dx_weighting"] = gain
-    folds = df.groupby("model")["fold"].nunique().max()
-    label = (f"{cfg.data_dir if cfg.data_dir != 'synthetic' else 'synthetic'}, {cfg.image_size}-px patches "
-             f"(P={cfg.n_patches}), {cfg.backbone}, {cfg.epochs} ep, mean of {folds} fold models ({head})")
+    label = (f"{cfg.data_dir}, {cfg.image_size}-px patches (P={cfg.n_patches}), {cfg.backbone}, {cfg.epochs} ep, "
+             f"mean of {df.groupby('model')['fold'].nunique().max()} fold models ({head})")
     table = comparison_table(PAPER, ours, label)
     run.save_table(table, "comparison.csv")
+    stds = fold_summary(df, metrics=list(means[head])).set_index("model")
     run.log_metrics({"summary": summary, "folds_mean": means,
-                     "folds_std": {m: {k: float(v) for k, v in part.std(ddof=0, numeric_only=True).items()
-                                       if k not in ("fold", "seconds")}
-                                   for m, part in df.groupby("model")}})
+                     "folds_std": {m: {k[:-4]: float(v) for k, v in row.items() if k.endswith("_std")}
+                                   for m, row in stds.iterrows()}})
     return {"summary": summary, "comparison": table}
 
 
-def save_models(kept: dict[str, Any], cfg: PatchAttentionConfig, ds: Any, run: Run) -> None:
-    """state_dict + spec of each mode's fold-0 model (model.pth for the weighted one, model_<mode>.pth otherwise)."""
-    for mode, learn in kept.items():
-        spec = {"name": "patch_attention", "kwargs": {"backbone": cfg.backbone, "n_patches": cfg.n_patches,
-                                                      "num_classes": ds.n_classes, "patch_size": cfg.image_size,
-                                                      "image_size": list(cfg.full_size),
-                                                      "input_gate": cfg.variant == "code",
-                                                      "in_block": cfg.variant == "paper"},
-                "classes": ds.classes, "dx_weighting": mode, "fold": 0, "input": "[0, 1] (no normalisation)"}
-        run.save_model(learn.model, name="model" if mode == cfg.modes[-1] else f"model_{mode}", spec=spec)
+def save_models(learners: dict[str, Any], cfg: PatchAttentionConfig, ds: Any, run: Run) -> None:
+    """state_dict + spec of each mode's fold-0 model (model.pth for the last mode, model_<mode>.pth otherwise)."""
+    from ..models import model_spec
+
+    for mode, learn in learners.items():
+        run.save_model(learn.model, name="model" if mode == cfg.modes[-1] else f"model_{mode}",
+                       spec=model_spec(learn.model, classes=ds.classes, dx_weighting=mode, fold=0,
+                                       input="[0, 1] (no normalisation)"))
 
 
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run: Run) -> Any:
     """Attribution on whole 450×600-geometry images (the model cuts its patches itself, so maps cover the whole
     lesion); Grad-CAM is skipped: its layer holds patches stacked, not the image plane. Stored with the run."""
-    from ..attribution import load_attributions, precompute_attributions
+    from ..attribution import explain_rows
 
-    methods = cfg.methods
-    x = protocol.model_inputs(ds, idx, cfg.full_size, norm=None)
     window = max(4, cfg.image_size // 4)
-    precompute_attributions(learn.model, x, methods, run.dir, classes=ds.classes,
-                            labels=ds.df["label_idx"].to_numpy()[idx], image_ids=ds.df["image_id"].iloc[idx].tolist(),
-                            targets="pred", batch_size=4, model_name=f"patch_{cfg.backbone} ({cfg.variant})",
-                            method_kw={"integrated_gradients": {"n_steps": 8},
-                                       "occlusion": {"window": window, "stride": window}})
-    return load_attributions(run.dir)
+    return explain_rows(learn.model, ds, idx, cfg.methods, run.dir, size=cfg.full_size, batch_size=4,
+                        model_name=f"patch_{cfg.backbone} ({cfg.variant})",
+                        method_kw={"integrated_gradients": {"n_steps": 8},
+                                   "occlusion": {"window": window, "stride": window}})
 
 
-__all__ = ["PatchAttentionConfig", "start", "load", "patch_dls", "build_model", "build_learner", "cross_validate",
+__all__ = ["OPTIMIZER", "PatchAttentionConfig", "start", "load", "patch_dls", "build_model", "variants",
            "per_class_table", "summarize", "save_models", "explain", "FactorCrossEntropy", "FactorCallback"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..config import param, param_like
 from ..runs import Run, start_notebook_run
-from .common import TrainConfig, evaluate, evaluate_external, holdout_splits, load_data, model_norm
+from .common import TrainConfig, evaluate, evaluate_external, load_data, model_norm, split
 
 NOTEBOOK = "00_quickstart"
 
@@ -27,30 +27,36 @@ def start(namespace: dict[str, Any]) -> Run:
     return start_notebook_run(NOTEBOOK, QuickstartConfig, namespace)
 
 
-def build_learner(ds: Any, splits: dict, cfg: QuickstartConfig, run: Run) -> Any:
-    """Model from the registry (offline weights), DataLoaders normalised for it, a Learner writing to `run`."""
+def variant(ds: Any, cfg: QuickstartConfig) -> Any:
+    """The recipe: the registry's model (offline weights), loaders normalised for it, fastai's schedule, torch's
+    AdamW with its defaults, selection on AUC (binary) or balanced accuracy."""
     from ..data.loaders import image_dls
+    from ..engine import Schedule, Variant, adamw
     from ..metrics import fastai_metrics
     from ..models import create_model
-    from ..train import make_learner
 
-    model = create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=ds.n_classes)
-    dls = image_dls(ds, splits["train"], splits["valid"], size=cfg.image_size, bs=cfg.batch_size,
-                    seed=cfg.seed, num_workers=cfg.num_workers, norm=model_norm(model))
-    metrics = fastai_metrics(ds.task, ds.n_classes)
-    monitor = "auc" if ds.task == "binary" else "bma"
-    learn = make_learner(dls, model, run, metrics=metrics, monitor=monitor)
-    run.info["model_spec"] = {"name": cfg.arch, "num_classes": ds.n_classes, "classes": ds.classes}
+    def model() -> Any:
+        return create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=ds.n_classes)
+
+    norm = model_norm(create_model(cfg.arch, pretrained=False, num_classes=ds.n_classes))
+    return Variant(key="model", label=cfg.arch, model=model,
+                   dls=lambda tr, va: image_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size, seed=cfg.seed,
+                                                num_workers=cfg.num_workers, norm=norm),
+                   optimizer=adamw(weight_decay=0.01), schedule=Schedule(cfg.schedule), epochs=cfg.epochs,
+                   lr=cfg.lr, monitor="auc" if ds.task == "binary" else "bma",
+                   metrics=fastai_metrics(ds.task, ds.n_classes), views="flips4" if cfg.tta else "none")
+
+
+def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
+    """Train the recipe on the split's train/valid rows (resumable), save model.pth + model.json; the Learner."""
+    from ..engine import train_stage
+
+    v = variant(ds, cfg)
+    tr, va = splits.folds[0]
+    learn = train_stage(run, v.key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor, seed=cfg.seed)
+    run.save_model(learn.model, spec={"name": cfg.arch, "kwargs": {"num_classes": ds.n_classes},
+                                      "classes": ds.classes})
     return learn
 
 
-def train(learn: Any, cfg: QuickstartConfig, run: Run) -> Any:
-    from ..train import drop_checkpoints, fit
-
-    fit(learn, cfg.epochs, cfg.lr, schedule=cfg.schedule)
-    run.save_model(learn.model, spec=run.info["model_spec"])
-    drop_checkpoints(learn)
-    return learn
-
-
-__all__ = ["QuickstartConfig", "start", "load_data", "holdout_splits", "build_learner", "train", "evaluate", "evaluate_external"]
+__all__ = ["QuickstartConfig", "start", "load_data", "split", "variant", "train", "evaluate", "evaluate_external"]

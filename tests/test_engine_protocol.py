@@ -1,4 +1,5 @@
-"""The shared evaluation protocol: grouped CV with a fixed test set, per-fold tables, schedules, TTA prediction."""
+"""The evaluation protocol every paper shares, now the engine's: grouped CV with a fixed test set, per-fold rows and
+tables, schedules, TTA prediction, task views."""
 from __future__ import annotations
 
 import math
@@ -11,7 +12,9 @@ import pytest
 import torch
 
 from lesionkit.data.table import LesionDataset
-from lesionkit.experiments import protocol
+from lesionkit import engine
+from lesionkit.data import tasks
+from lesionkit.data.splits import make_splits
 from lesionkit.metrics import BINARY_KEYS
 
 
@@ -30,19 +33,10 @@ def _dataset(n_lesions: int = 60, seed: int = 0) -> LesionDataset:
     return LesionDataset("toy", Path("/nowhere"), pd.DataFrame(rows), classes)
 
 
-class _Run:
-    def __init__(self, d: Path) -> None:
-        self.dir = d
-
-    def save_table(self, df: pd.DataFrame, name: str) -> Path:
-        df.to_csv(self.dir / name, index=False)
-        return self.dir / name
-
-
 @pytest.mark.parametrize("folds", [1, 3])
 def test_cv_splits_keep_groups_apart_and_share_one_test_set(folds: int) -> None:
     ds = _dataset()
-    cv = protocol.cv_splits(ds, folds=folds, test_frac=0.2, valid_frac=0.2, seed=1)
+    cv = make_splits(ds.df, folds=folds, test_frac=0.2, valid_frac=0.2, seed=1)
     assert len(cv) == folds
     patients = ds.df["patient_id"].to_numpy()
     test_patients = set(patients[cv.test])
@@ -59,72 +53,79 @@ def test_cv_splits_keep_groups_apart_and_share_one_test_set(folds: int) -> None:
 
 def test_cv_splits_are_reproducible_and_reject_zero_folds() -> None:
     ds = _dataset()
-    a, b = protocol.cv_splits(ds, 2, seed=3), protocol.cv_splits(ds, 2, seed=3)
+    a, b = make_splits(ds.df, 2, seed=3), make_splits(ds.df, 2, seed=3)
     assert np.array_equal(a.test, b.test) and all(np.array_equal(x[0], y[0]) for x, y in zip(a.folds, b.folds))
     with pytest.raises(ValueError, match="folds=0"):
-        protocol.cv_splits(ds, 0)
+        make_splits(ds.df, 0)
 
 
 def test_flat_metrics_flattens_nested_reports() -> None:
     report = {"auc": 0.9, "per_class": {"mel": {"auc": 0.8, "sensitivity": 0.5}}, "name": "x", "flag": True}
-    assert protocol.flat_metrics(report) == {"auc": 0.9, "per_class/mel/auc": 0.8, "per_class/mel/sensitivity": 0.5}
+    assert engine.flat_metrics(report) == {"auc": 0.9, "per_class/mel/auc": 0.8, "per_class/mel/sensitivity": 0.5}
 
 
-def test_cross_validate_collects_rows_and_keeps_other_models(tmp_path: Path) -> None:
-    cv = protocol.CVSplits(test=np.array([9]), folds=[(np.array([0, 1]), np.array([2])),
-                                                      (np.array([2, 1]), np.array([0]))])
-    run = _Run(tmp_path)
-    seen = []
+def test_run_folds_collects_rows_per_fold_and_an_ensemble_row(tmp_path: Path, monkeypatch) -> None:
+    from lesionkit.engine import runner
 
-    def fit_eval(k: int, tr: np.ndarray, va: np.ndarray) -> dict:
-        seen.append((k, tr.tolist(), va.tolist()))
-        return {"auc": 0.5 + k / 10, "per_class": {"a": {"auc": 1.0 - k / 10}}}
-
-    a = protocol.cross_validate(cv, fit_eval, model="A", run=run, log=None)
-    protocol.cross_validate(cv, fit_eval, model="B", run=run, log=None)
-    assert seen[:2] == [(0, [0, 1], [2]), (1, [2, 1], [0])]
-    assert a["auc"].tolist() == [0.5, 0.6] and a["per_class/a/auc"].tolist() == [1.0, 0.9]
-    saved = pd.read_csv(tmp_path / "folds.csv")
-    assert saved.groupby("model").size().to_dict() == {"A": 2, "B": 2}
-    protocol.cross_validate(cv, fit_eval, model="A", run=run, log=None)  # re-running A replaces its rows
-    assert len(pd.read_csv(tmp_path / "folds.csv")) == 4
+    ds = _dataset()
+    splits = make_splits(ds.df, folds=2, test_frac=0.2, seed=0)
+    trained, written = [], []
+    fake = SimpleNamespace(model=torch.nn.Linear(2, 3))
+    monkeypatch.setattr(runner, "train_stage", lambda run, key, build, *a, **k: trained.append(key) or fake)
+    probs = {0: np.tile([0.2, 0.3, 0.5], (len(splits.test), 1)), 1: np.tile([0.6, 0.3, 0.1], (len(splits.test), 1))}
+    y = ds.df["label_idx"].to_numpy()[splits.test]
+    monkeypatch.setattr(runner, "test_predictions", lambda learn, v, ds, rows: (probs[len(trained) % 2 == 0], y))
+    monkeypatch.setattr(runner, "record_evaluation", lambda run, name, *a, **k: written.append(name))
+    run = SimpleNamespace(dir=tmp_path, save_table=lambda df, name: df.to_csv(tmp_path / name, index=False))
+    variants = [SimpleNamespace(key=k, label=k.upper(), epochs=1, lr=1e-3, schedule="constant", monitor="valid_loss",
+                                patience=0, learner=lambda tr, va: None) for k in ("a", "b")]
+    out = engine.run_folds(run, ds, splits, variants, lambda y, p: {"mean_p0": float(p[:, 0].mean())},
+                           ensemble=True)
+    assert trained == ["a_fold0", "a_fold1", "b_fold0", "b_fold1"]
+    assert written == ["test_a_fold0", "test_a_fold1", "test_a_ensemble", "test_b_fold0", "test_b_fold1",
+                       "test_b_ensemble"]
+    assert out.table["fold"].astype(str).tolist() == ["0", "1", "ensemble"] * 2
+    assert out.table["mean_p0"].tolist() == pytest.approx([0.2, 0.6, 0.4] * 2)
+    assert out.table["params"].iloc[0] == 9 and set(out.learners) == {"a", "b"}
+    assert len(pd.read_csv(tmp_path / "folds.csv")) == 6, "rows are written as the folds finish"
+    assert engine.fold_means(out.table)["A"]["mean_p0"] == pytest.approx(0.4), "ensemble rows are not folds"
 
 
 def test_fold_table_and_means_use_population_std() -> None:
     df = pd.DataFrame({"model": ["A", "A", "B", "B"], "fold": [0, 1, 0, 1], "auc": [0.6, 0.8, 0.5, 0.5],
                        "seconds": [1, 2, 3, 4]})
-    table = protocol.fold_table(df)
+    table = engine.fold_table(df)
     assert table.set_index("metric").loc["auc", "A"] == "0.700 ± 0.100"
     assert "seconds" not in set(table["metric"])
-    assert protocol.fold_means(df) == {"A": {"auc": pytest.approx(0.7)}, "B": {"auc": 0.5}}
+    assert engine.fold_means(df) == {"A": {"auc": pytest.approx(0.7)}, "B": {"auc": 0.5}}
 
 
 def test_step_schedule_halves_at_fractions_of_training() -> None:
-    arl = protocol.step_schedule(1.0, start=0.0, every=0.3)
+    arl = engine.schedules.step_schedule(1.0, start=0.0, every=0.3)
     assert [arl(p) for p in (0.0, 0.29, 0.31, 0.61, 0.91)] == [1.0, 1.0, 0.5, 0.25, 0.125]
-    gessert = protocol.step_schedule(1.0, start=0.2, every=0.2)  # 50 epochs: first halving at epoch 20
+    gessert = engine.schedules.step_schedule(1.0, start=0.2, every=0.2)  # 50 epochs: first halving at epoch 20
     assert [gessert(p) for p in (0.1, 0.39, 0.41, 0.61)] == [1.0, 1.0, 0.5, 0.25]
 
 
 def test_warmup_cosine_rises_then_anneals_to_zero() -> None:
-    s = protocol.warmup_cosine_schedule(1.0, epochs=10)
+    s = engine.schedules.warmup_cosine_schedule(1.0, epochs=10)
     assert s(0.0) == pytest.approx(0.1) and s(0.1) == pytest.approx(1.0) and s(1.0) == pytest.approx(0.0, abs=1e-9)
     after = [s(p) for p in np.linspace(0.1, 1.0, 20)]
     assert all(x >= y for x, y in zip(after, after[1:]))
-    assert protocol.warmup_cosine_schedule(1.0, epochs=1)(0.0) == pytest.approx(1.0)  # no room to warm up
+    assert engine.schedules.warmup_cosine_schedule(1.0, epochs=1)(0.0) == pytest.approx(1.0)  # no room to warm up
 
 
 def test_fit_schedule_rejects_unknown_schedules_before_training() -> None:
     with pytest.raises(ValueError, match="choose one of"):
-        protocol.fit_schedule(None, 1, 1e-3, schedule="cosine_restarts")
-    with pytest.raises(ValueError, match="'adam' or 'sgd'"):
-        protocol.opt_func("lamb")
+        engine.Schedule("cosine_restarts")
+    with pytest.raises(ValueError, match="choose one of"):
+        engine.OptimizerSpec("lamb")
 
 
 def test_to_probs_handles_single_logit_and_softmax() -> None:
-    p = protocol.to_probs(torch.tensor([[0.0], [2.0]]))
+    p = engine.to_probs(torch.tensor([[0.0], [2.0]]))
     assert p.shape == (2, 2) and torch.allclose(p[:, 1], torch.sigmoid(torch.tensor([0.0, 2.0])))
-    q = protocol.to_probs(torch.tensor([[1.0, 1.0, 1.0]]))
+    q = engine.to_probs(torch.tensor([[1.0, 1.0, 1.0]]))
     assert torch.allclose(q, torch.full((1, 3), 1 / 3))
 
 
@@ -141,46 +142,50 @@ def test_predict_probs_flip_tta_averages_the_four_corners(shape: tuple[int, ...]
     x = torch.rand(*shape)
     y = torch.tensor([0, 1])
     dl = [(x, y, torch.tensor([4.0, 1.0]))]  # an extra target (diagnosis factors) is ignored
-    plain, targets = protocol.predict_probs(_Corner(), dl, tta=False)
+    plain, targets = engine.predict(_Corner(), dl, views=False)
     assert targets.tolist() == [0, 1]
     corner = x[..., 0, :, :] if x.dim() == 4 else x[:, 0, 0]
-    expected = torch.stack([protocol.to_probs(torch.stack([c, -c], 1)) for c in
+    expected = torch.stack([engine.to_probs(torch.stack([c, -c], 1)) for c in
                             (corner[..., 0, 0], corner[..., 0, -1], corner[..., -1, 0], corner[..., -1, -1])]).mean(0)
-    tta, _ = protocol.predict_probs(_Corner(), dl, tta=True)
+    tta, _ = engine.predict(_Corner(), dl, views=True)
     assert np.allclose(tta, expected.numpy(), atol=1e-6) and not np.allclose(tta, plain)
+
+
+class _Stacked(list):
+    stacked_views = True
 
 
 def test_predict_views_averages_over_the_view_axis() -> None:
     x = torch.zeros(2, 3, 3, 2, 2)
     x[0, 1, 0, 0, 0] = 3.0  # one view of image 0 differs
-    probs, y = protocol.predict_views(_Corner(), [(x, torch.tensor([1, 0]))])
-    one = protocol.to_probs(torch.tensor([[3.0, -3.0]]))[0]
-    zero = protocol.to_probs(torch.tensor([[0.0, 0.0]]))[0]
+    probs, y = engine.predict(_Corner(), _Stacked([(x, torch.tensor([1, 0]))]))
+    one = engine.to_probs(torch.tensor([[3.0, -3.0]]))[0]
+    zero = engine.to_probs(torch.tensor([[0.0, 0.0]]))[0]
     assert np.allclose(probs[0], ((one + 2 * zero) / 3).numpy()) and y.tolist() == [1, 0]
 
 
 def test_one_vs_rest_and_binary_scoring() -> None:
     ds = _dataset(12)
-    b = protocol.one_vs_rest(ds, "mel")
+    b = tasks.one_vs_rest(ds, "mel")
     assert b.classes == ["rest", "mel"] and b.task == "binary"
     assert (b.df["label_idx"] == (ds.df["label"] == "mel")).all() and set(b.df["label"]) == {"rest", "mel"}
     assert ds.df["label"].nunique() == 3  # the source dataset is untouched
     with pytest.raises(ValueError, match="not in the dataset's classes"):
-        protocol.one_vs_rest(ds, "melanoma")
+        tasks.one_vs_rest(ds, "melanoma")
     y = np.array([0, 1, 0, 1])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
-    assert set(protocol.score(y, probs, b.classes)) == set(BINARY_KEYS)
+    assert set(engine.score(y, probs, b.classes)) == set(BINARY_KEYS)
     multi = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.6, 0.3, 0.1]])
-    report = protocol.score(np.array([0, 1, 2, 0]), multi, ds.classes, positive="mel")
+    report = engine.score(np.array([0, 1, 2, 0]), multi, ds.classes, positive="mel")
     assert report["auc"] == 1.0
     with pytest.raises(ValueError, match="positive class"):
-        protocol.score(y, probs, b.classes, positive="x")
+        engine.score(y, probs, b.classes, positive="x")
 
 
 def test_pick_examples_covers_classes_first() -> None:
     y = np.array([0, 0, 0, 1, 2, 2])
     probs = np.eye(3)[[0, 0, 1, 1, 2, 0]]
-    picked = protocol.pick_examples(y, probs, n=3, seed=0)
+    picked = engine.pick_examples(y, probs, n=3, seed=0)
     assert len(set(picked)) == 3 and set(y[picked]) == {0, 1, 2}
 
 
@@ -190,13 +195,13 @@ def test_model_inputs_resize_and_normalise(tmp_path: Path) -> None:
     path = tmp_path / "a.png"
     Image.new("RGB", (40, 30), (255, 0, 0)).save(path)
     ds = SimpleNamespace(df=pd.DataFrame({"path": [str(path)]}))
-    x = protocol.model_inputs(ds, [0], (12, 16), norm=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
+    x = tasks.model_inputs(ds, [0], (12, 16), norm=((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
     assert x.shape == (1, 3, 12, 16)
     assert torch.allclose(x[0, 0], torch.ones(12, 16)) and torch.allclose(x[0, 1], -torch.ones(12, 16))
-    assert math.isclose(float(protocol.model_inputs(ds, [0], 8, norm=None).max()), 1.0)
+    assert math.isclose(float(tasks.model_inputs(ds, [0], 8, norm=None).max()), 1.0)
 
 
 def test_count_params() -> None:
     m = torch.nn.Linear(3, 2)
     m.bias.requires_grad_(False)
-    assert protocol.count_params(m) == 8 and protocol.count_params(m, trainable_only=True) == 6
+    assert engine.count_params(m) == 8 and engine.count_params(m, trainable_only=True) == 6

@@ -1,4 +1,5 @@
-"""Training glue: history written per epoch, failed runs keep config + history, best epoch restored."""
+"""The engine's fit and predict on a real learner: history per epoch, failed runs keep config + history and their
+checkpoints, TTA, input counts."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from lesionkit.data.splits import grouped_holdout
 from lesionkit.experiments.quickstart import QuickstartConfig
 from lesionkit.models import create_model
 from lesionkit.runs import start_run
-from lesionkit.train import fit, make_learner, predict, tta_views
+from lesionkit.engine import fit, make_learner, predict_learner as predict, tta_views
 
 
 class _StopAt(Callback):
@@ -34,7 +35,7 @@ def small_learner(synthetic_dir, tmp_path, monkeypatch):
     run = start_run("t", QuickstartConfig, {"epochs": 3}, watch_notebook=False)
     model = create_model("resnet18", num_classes=ds.n_classes)
     dls = image_dls(ds, tr, va, size=48, bs=32)
-    return run, make_learner(dls, model, run, monitor="valid_loss"), ds, va
+    return run, make_learner(dls, model), ds, va
 
 
 @pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
@@ -42,21 +43,22 @@ def test_run_killed_mid_training_keeps_config_and_history(small_learner, exc) ->
     run, learn, _, _ = small_learner
     with pytest.raises(exc):
         with run:
-            fit(learn.add_cb(_StopAt(2, exc)), 3, 1e-3)
+            fit(learn.add_cb(_StopAt(2, exc)), 3, 1e-3, run=run)
     info = json.loads((run.dir / "run.json").read_text())
     assert info["status"] == "failed" and info["error"].startswith(exc.__name__)
     history = run.history()
     assert list(history["epoch"]) == [0, 1] and {"train_loss", "valid_loss", "time"} <= set(history.columns)
     assert (run.dir / "config.yaml").exists()
     assert (run.dir / "checkpoints" / "best.pth").exists(), "the best checkpoint so far survives"
+    assert (run.dir / "checkpoints" / "last.pth").exists(), "and the resumable one"
 
 
 def test_predict_returns_probabilities_and_tta_changes_little(small_learner) -> None:
     run, learn, ds, va = small_learner
-    fit(learn, 1, 1e-3)
+    fit(learn, 1, 1e-3, run=run)
     dl = learn.dls.valid
     probs, y = predict(learn, dl)
-    probs_tta, y2 = predict(learn, dl, tta=True)
+    probs_tta, y2 = predict(learn, dl, views=True)
     assert probs.shape == (len(va), ds.n_classes) and (y == y2).all()
     assert abs(probs.sum(1) - 1).max() < 1e-4 and abs(probs_tta.sum(1) - 1).max() < 1e-4
     assert not (probs == probs_tta).all()

@@ -1,0 +1,32 @@
+"""A fastai Learner for any lesionkit/timm model: the loss, metrics and optimiser a recipe names, nothing implicit."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from fastai.learner import Learner
+from torch import nn
+
+from .optim import OptimizerSpec
+
+
+def param_groups_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Backbone / head parameter groups for discriminative learning rates (head = the classifier)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, nn.Module) else set()
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    head_params = [p for p in model.parameters() if id(p) in head_ids]
+    return [body, head_params] if head_params and body else [list(model.parameters())]
+
+
+def make_learner(dls: Any, model: nn.Module, loss_func: Callable | None = None, metrics: Sequence[Any] = (),
+                 optimizer: OptimizerSpec | None = None, cbs: Sequence[Any] = ()) -> Learner:
+    """A plain fastai Learner (custom and multi-input models work). ``optimizer`` defaults to torch's AdamW with
+    its own defaults (the quickstart's). Mixed precision only where there is a GPU."""
+    optimizer = optimizer or OptimizerSpec("adamw", weight_decay=0.01)
+    learn = Learner(dls, model, loss_func=loss_func or nn.CrossEntropyLoss(), metrics=list(metrics),
+                    opt_func=optimizer.opt_func(), splitter=param_groups_splitter, cbs=list(cbs),
+                    wd_bn_bias=True)
+    if torch.cuda.is_available():
+        learn.to_fp16()
+    return learn

@@ -1,0 +1,194 @@
+"""The engine: resumable stages and the variants × folds loop every paper notebook runs.
+
+A *stage* is one trained network (a variant on a fold, SE-LCN's segmenter, ...). It is seeded from the run's seed
+and its key, trained by :func:`lesionkit.engine.fit.fit` with a checkpoint per epoch, and marked done in the run
+record's ``stages.json`` with its final weights. Resuming a run re-executes the notebook: done stages load their
+weights, the interrupted one continues from its last epoch, the rest train as usual — so the results match a run
+that never stopped. A :class:`Variant` is the recipe of one model: how to build it, its loaders, loss, optimiser,
+schedule, selection metric and test-time views.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..runs import atomic_write
+from .callbacks import save_state_dict
+from .fit import checkpoint_paths, fit
+from .learner import make_learner
+from .optim import OptimizerSpec
+from .predict import predict_learner
+from .report import count_params, flat_metrics, record_evaluation
+from .schedules import Schedule
+from .seed import seed_everything, stage_seed
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of a paper's comparison, declared: the engine builds, fits, predicts and records it.
+
+    model(): the network; dls(train_idx, valid_idx): its loaders; loss(train_idx): its loss (class weights need
+    the training labels; None: cross-entropy); cbs(): extra fastai callbacks; views/average: test-time views and
+    whether to average their probabilities or logits; test_dl(learn, rows): the test loader (default: the
+    learner's own ``test_dl`` over the dataset rows).
+    """
+
+    key: str
+    label: str
+    model: Callable[[], torch.nn.Module]
+    dls: Callable[[np.ndarray, np.ndarray], Any]
+    optimizer: OptimizerSpec
+    schedule: Schedule
+    epochs: int
+    lr: float
+    monitor: str = "valid_loss"
+    loss: Callable[[np.ndarray], Any] | None = None
+    metrics: Sequence[Any] = ()
+    cbs: Callable[[], list] | None = None
+    patience: int = 0
+    views: str = "none"
+    average: str = "probs"
+    test_dl: Callable[[Any, np.ndarray], Any] | None = None
+
+    def learner(self, train_idx: np.ndarray, valid_idx: np.ndarray) -> Any:
+        return make_learner(self.dls(train_idx, valid_idx), self.model(),
+                            loss_func=self.loss(train_idx) if self.loss else None, metrics=self.metrics,
+                            optimizer=self.optimizer, cbs=self.cbs() if self.cbs else ())
+
+    def describe(self) -> dict[str, Any]:
+        """The recipe as one table row (what the notebook prints and the run records)."""
+        return {"variant": self.label, "optimizer": self.optimizer.describe(), "schedule": self.schedule.describe(),
+                "epochs": self.epochs, "lr": self.lr, "monitor": self.monitor, "patience": self.patience,
+                "views": self.views, "average": self.average}
+
+
+def recipe_table(variants: Sequence[Variant]) -> pd.DataFrame:
+    """One row per variant: optimiser class and hyperparameters, schedule, selection, views (what a notebook shows)."""
+    rows = []
+    for v in variants:
+        d = v.describe()
+        opt, sched = d.pop("optimizer"), d.pop("schedule")
+        rows.append({"variant": d.pop("variant"), "optimizer": opt.pop("class"), **opt,
+                     "schedule": sched.pop("name"), "schedule_args": sched, **d})
+    return pd.DataFrame(rows)
+
+
+# --- stages -----------------------------------------------------------------------------------------------------
+def _stages_path(run: Any) -> Path:
+    return Path(run.dir) / "stages.json"
+
+
+def stage_states(run: Any) -> dict[str, Any]:
+    path = _stages_path(run)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: float,
+                schedule: Schedule | str = "one_cycle", monitor: str = "valid_loss", patience: int = 0,
+                seed: int = 0, headless: bool | None = None) -> Any:
+    """Build (seeded by ``seed`` and ``key``), train and mark done one stage; a done stage only loads its weights.
+    Returns the fastai Learner with the selected weights."""
+    seed_everything(stage_seed(seed, key))
+    learn = build()
+    done = stage_states(run).get(key)
+    if done and done.get("status") == "done":
+        learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
+                                               weights_only=True))
+        return learn
+    t0 = time.perf_counter()
+    result = fit(learn, epochs, lr, schedule, monitor=monitor, patience=patience, run=run, stage=key,
+                 headless=headless)
+    weights = Path("checkpoints") / f"{key}_final.pth"
+    save_state_dict(learn.model, Path(run.dir) / weights)
+    states = stage_states(run)
+    states[key] = {"status": "done", "weights": str(weights), "best_epoch": result.best_epoch, "best": result.best,
+                   "monitor": monitor, "resumed_at": result.resumed_at,
+                   "seconds": round(time.perf_counter() - t0, 1)}
+    atomic_write(_stages_path(run), json.dumps(states, indent=2))
+    for path in checkpoint_paths(Path(run.dir) / "checkpoints", key):  # the final weights replace both
+        path.unlink(missing_ok=True)
+    return learn
+
+
+# --- variants × folds ---------------------------------------------------------------------------------------------
+@dataclass
+class FoldResults:
+    """Per-fold rows (one per variant × fold, plus "ensemble" rows), fold-0 learners and test probabilities."""
+
+    table: pd.DataFrame
+    learners: dict[str, Any] = field(default_factory=dict)
+    probs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    y: np.ndarray | None = None
+
+
+def test_predictions(learn: Any, variant: Variant, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, labels) of a variant's model on dataset ``rows`` with its test-time views."""
+    from ..data.loaders import test_dl
+
+    dl = variant.test_dl(learn, rows) if variant.test_dl else test_dl(learn.dls, ds, rows, with_labels=True)
+    return predict_learner(learn, dl, views=variant.views, average=variant.average)
+
+
+def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
+              report: Callable[[np.ndarray, np.ndarray], dict[str, Any]], seed: int = 0,
+              ensemble: bool = False, table: str = "folds.csv", figures: bool = True) -> FoldResults:
+    """Train every variant on every fold, score each fold model on the fixed test set, and (``ensemble``) the
+    fold models' mean probabilities too. Rows go to ``table`` after every fold, predictions to
+    ``predictions/test_<key>_fold<k>.csv`` (and ``_ensemble``)."""
+    out = FoldResults(table=pd.DataFrame())
+    rows: list[dict[str, Any]] = []
+    recipes = {**run.metrics().get("recipe", {}), **{v.key: v.describe() for v in variants}} \
+        if hasattr(run, "metrics") else {}
+    if recipes:
+        run.log_metrics({"recipe": recipes})
+    for v in variants:
+        for k, (tr, va) in enumerate(splits.folds):
+            t0 = time.perf_counter()
+            key = f"{v.key}_fold{k}"
+            learn = train_stage(run, key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor,
+                                v.patience, seed)
+            probs, y = test_predictions(learn, v, ds, splits.test)
+            record_evaluation(run, f"test_{key}", ds, splits.test, probs, y, figures=figures and k == 0, log=False)
+            rows.append({"model": v.label, "fold": k, **flat_metrics(report(y, probs)),
+                         "params": count_params(learn.model), "seconds": round(time.perf_counter() - t0, 1)})
+            run.save_table(pd.DataFrame(rows), table)
+            print(f"{v.label} fold {k}: " + ", ".join(f"{m}={val:.3f}" for m, val in list(rows[-1].items())[2:5]),
+                  flush=True)
+            out.probs.setdefault(v.key, []).append(probs)
+            out.y = y
+            if k == 0:
+                out.learners[v.key] = learn
+        if ensemble and len(splits.folds) > 1:
+            probs = np.mean(out.probs[v.key], axis=0)
+            record_evaluation(run, f"test_{v.key}_ensemble", ds, splits.test, probs, out.y, figures=False,
+                              log=False)
+            rows.append({"model": v.label, "fold": "ensemble", **flat_metrics(report(out.y, probs)),
+                         "params": rows[-1]["params"]})
+            run.save_table(pd.DataFrame(rows), table)
+    out.table = pd.DataFrame(rows)
+    return out
+
+
+def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_frac: float = 0.2, seed: int = 0,
+               split_from: str = "", test: np.ndarray | None = None) -> Any:
+    """The run's split, recorded as ``splits.csv``: the split of an earlier run (``split_from``: its folder; also
+    what a resumed run reads back), else :func:`lesionkit.data.splits.make_splits` grouped by lesion and patient."""
+    from ..data.splits import Splits, make_splits
+
+    source = Path(split_from).expanduser() / "splits.csv" if split_from else Path(run.dir) / "splits.csv"
+    if split_from and not source.is_file():
+        raise FileNotFoundError(f"split_from={split_from!r}: {source} does not exist; give the folder of a run that "
+                                f"recorded its split")
+    if source.is_file() and (split_from or stage_states(run)):
+        splits = Splits.from_frame(pd.read_csv(source), ds.df, source=str(source))
+    else:
+        splits = make_splits(ds.df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed, test=test)
+    run.save_split(ds, splits)
+    return splits
