@@ -10,7 +10,7 @@ COMMANDS = {
     "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset"),
     "synth": ("lesionkit.data.synthetic", "write the synthetic dermoscopy dataset"),
     "demo": ("lesionkit.demo", "run every notebook headless on the synthetic default and print a summary"),
-    "params": ("lesionkit.config", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
+    "params": ("lesionkit.notebook_cell", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
 }
 
 

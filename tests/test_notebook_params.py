@@ -14,8 +14,9 @@ import pytest
 
 import lesionkit
 from conftest import REPO
-from lesionkit.config import (PARAMETERS_HEADER, ConfigError, notebook_config, parameters_cell_values,
-                              sync_parameters_cell)
+from lesionkit.config import ConfigError
+from lesionkit.notebook_cell import (PARAMETERS_HEADER, notebook_config, parameters_cell_values,
+                                     sync_parameters_cell)
 from lesionkit.experiments import NOTEBOOK_CONFIGS
 from lesionkit.experiments.common import TrainConfig
 from lesionkit.experiments.quickstart import QuickstartConfig
@@ -132,7 +133,7 @@ def test_generated_cell_renders_bool_or_str_as_a_string_papermill_can_type() -> 
 
 
 def test_float_literals_read_back_exactly() -> None:
-    from lesionkit.config import _float_literal
+    from lesionkit.notebook_cell import _float_literal
 
     for x in (2e-3, 1.2009e-4, 3.3445e-5, 9.669e-4, 2.08e-5, 1e-5, 0.15, 0.0, 1.0, 1 / 3, 12345.678):
         assert float(_float_literal(x)) == x

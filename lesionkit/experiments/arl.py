@@ -169,7 +169,7 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     """Fold means per model, the 2–4-number summary and the comparison with the paper and the code's results."""
     from ..engine import fold_means
-    from .reported import comparison_table
+    from ..reported import comparison_table
 
     means = fold_means(df)
     arl = means[f"ARL-CNN{cfg.depth}"]

@@ -171,7 +171,7 @@ def side_by_side(df: pd.DataFrame) -> pd.DataFrame:
 
 def summarize(df: pd.DataFrame, params: pd.DataFrame, run: Run, cfg: AttentionB3Config) -> dict[str, Any]:
     """Summary (the headline model's AUC, AP, weighted F1, specificity at sensitivity >= 0.95) and the comparison."""
-    from .reported import comparison_table
+    from ..reported import comparison_table
 
     means = fold_means(df)
     head = "SGE-B3" if "SGE-B3" in means else next(iter(means))

@@ -288,7 +288,7 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multim
               run: Run) -> tuple[dict[str, float], pd.DataFrame]:
     """The headline numbers (metrics.json "summary", what the demo prints) and this run beside the 1st-place AUCs
     the multimodal paper builds on (it reports none itself, §C.7), saved as comparison.csv."""
-    from .reported import comparison_table
+    from ..reported import comparison_table
 
     meta, image = table.set_index("model").loc[MODELS["meta"]], table.set_index("model").loc[MODELS["image"]]
     summary = {"auc_meta": float(meta["auc"]), "auc_image": float(image["auc"])}

@@ -182,7 +182,7 @@ def per_class_table(df: Any, classes: list[str]) -> Any:
 def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     """Fold means per mode, the gain of diagnosis-guided weighting, the summary and the comparison table."""
     from ..metrics import fold_summary
-    from .reported import comparison_table
+    from ..reported import comparison_table
 
     means = fold_means(df)
     head = MODES["on"] if MODES["on"] in means else next(iter(means))

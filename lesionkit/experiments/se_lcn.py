@@ -1,19 +1,17 @@
 """se_lcn: the SE-LCN cascade (methods-a §3): lesion segmenter → masked / LAE inputs → symmetry classifier → its
 Grad-CAM++ maps, cached in the run record → diagnosis classifier whose E-layer takes the map as an extra channel.
 
-Three networks trained one after the other, no joint loss (§3.1), each an engine stage with the settings the paper's
-scripts hard-code (§3.4), written out in :func:`segmenter_variant`, :func:`symmetry_variant` and
-:func:`classifier_variants`. Inputs are in [0, 1] without online augmentation (the code's transforms are identity);
-classifier training is class-balanced by sampling (the code writes an offline-balanced copy of HAM10000); CAMs come
-from the symmetry net trained on LAE inputs ("none_lae", the paper's best row), at 224 px.
-
-Fixed on purpose (§3.7): one split rule, grouped by lesion and patient; when all stages read one dataset they share the
-run's split (segmenter and symmetry net on its fold 0), so no test image trains any stage (the original's symmetry set
-holds 322 classification-test images); CAMs go into one .npz per dataset. "Without CAM" is the same classifier with an
-all-zero CAM channel: the ablation isolates what the map adds.
+Three networks trained one after the other (§3.1), each an engine stage with the paper's settings (§3.4), written out
+in :func:`segmenter_variant`, :func:`symmetry_variant` and :func:`classifier_variants`. Inputs are in [0, 1] with no
+online augmentation (the code's transforms are identity); the classifier samples class-balanced (the code writes a
+balanced copy of HAM10000); CAMs come from the symmetry net on LAE inputs ("none_lae", the paper's best), at 224 px.
+Fixed on purpose (§3.7): one split rule (lesion and patient); stages reading one dataset share the run's split, so no
+test image trains any stage (the original's symmetry set holds 322 classification-test images). "Without CAM" is the
+same classifier with an all-zero CAM channel: the ablation isolates what the map adds.
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -369,7 +367,7 @@ def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataF
     """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
     with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
     from ..engine import fold_means
-    from .reported import comparison_table
+    from ..reported import comparison_table
 
     means = fold_means(folds)
     ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}
@@ -393,8 +391,6 @@ def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataF
 
 def cleanup_inputs(run: Run) -> None:
     """Delete the masked/LAE image copies (derived from the data; lae_boxes.csv and cams/ stay)."""
-    import shutil
-
     shutil.rmtree(run.dir / "inputs", ignore_errors=True)
 
 

@@ -1,0 +1,65 @@
+"""Where a notebook runs: under papermill (headless: one line per epoch, no widgets) or in a live Jupyter kernel
+(progress bars and viewers), read from the process tree papermill leaves, since papermill sets no variable."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def _papermill_output_path() -> Path | None:
+    """The notebook papermill is writing, read from the parent process's command line (papermill starts the
+    kernel) or from an injected PAPERMILL_OUTPUT_PATH; None when not run by the papermill CLI."""
+    main = sys.modules.get("__main__")
+    injected = getattr(main, "PAPERMILL_OUTPUT_PATH", None) or os.environ.get("LESIONKIT_NOTEBOOK_OUTPUT")
+    if injected:
+        return Path(injected).resolve()
+    try:
+        cmd = Path(f"/proc/{os.getppid()}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{os.getppid()}/cwd"))
+    except OSError:
+        return None
+    args = [a.decode(errors="replace") for a in cmd if a]
+    starts = [i for i, a in enumerate(args) if Path(a).name == "papermill" or a.endswith("papermill/__main__.py")]
+    if not starts:
+        return None
+    positional = _papermill_positionals(args[starts[0] + 1:])
+    if len(positional) < 2 or positional[1] == "-":
+        return None
+    out = Path(positional[1])
+    return out if out.is_absolute() else (cwd / out).resolve()
+
+
+_PM_TWO = {"-p", "--parameters", "-r", "--parameters_raw"}
+_PM_ONE = {"-f", "--parameters_file", "-y", "--parameters_yaml", "-b", "--parameters_base64", "-k", "--kernel",
+           "-l", "--language", "--cwd", "--engine", "--log-level", "--start-timeout", "--start_timeout",
+           "--execution-timeout", "--stdout-file", "--stderr-file", "--autosave-cell-every"}
+
+
+def _papermill_positionals(args: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(args):
+        a = args[i]
+        if a in _PM_TWO:
+            i += 3
+        elif a in _PM_ONE:
+            i += 2
+        elif a.startswith("-") and a != "-":
+            i += 1
+        else:
+            out.append(a)
+            i += 1
+    return out
+
+
+def in_live_kernel() -> bool:
+    """True in an interactive Jupyter kernel (JupyterLab, Notebook), False in a script or under papermill, so
+    progress bars and widgets show where someone looks and one line per epoch is printed elsewhere."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return _papermill_output_path() is None
