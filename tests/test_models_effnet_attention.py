@@ -89,7 +89,8 @@ def test_spatial_attention_is_98_parameters_and_gates_positions() -> None:
 def test_cbam_has_the_residual() -> None:
     block = CBAM(32)
     with torch.no_grad():
-        block.channel.fc2.weight.fill_(-1e4)  # channel gate -> 0, so only the residual is left
+        block.channel.fc1.weight.fill_(1.0)  # positive hidden units for a positive input, so that
+        block.channel.fc2.weight.fill_(-1e4)  # the channel gate -> 0 and only the residual is left
     x = torch.rand(1, 32, 4, 4)
     torch.testing.assert_close(block(x), x)
 

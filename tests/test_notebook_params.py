@@ -195,3 +195,13 @@ def test_public_names_resolve() -> None:
         except (AttributeError, ImportError) as err:
             unresolved.append(f"{name}: {err!r}")
     assert not unresolved, unresolved
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_CONFIGS))
+def test_papermill_itself_reads_every_parameter(name: str) -> None:
+    """papermill's own parser (what `-p` injection and `--help-notebook` use) must parse every line of the cell:
+    a help comment holding '=' made it skip the line ("Unable to parse line") and warn "unknown parameter"."""
+    import papermill as pm
+
+    found = pm.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb"))
+    assert list(found) == [f.name for f in notebook_config(name).cell_fields()]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import REPO
@@ -42,7 +43,7 @@ def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, mo
     run_dir = _only_run(runs_dir, nb.stem)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed", info.get("error")
-    for name in ("config.yaml", "env.json", "history.csv", "metrics.json", "notebook.ipynb"):
+    for name in ("config.yaml", "env.json", "history.csv", "metrics.json", "notebook.ipynb", "splits.csv"):
         assert (run_dir / name).is_file(), f"{nb.stem}: {name} missing from the run record"
     weights = list(run_dir.glob("*.pth"))  # one file per trained model (several in multi-stage notebooks)
     assert weights, f"{nb.stem}: no model weights in the run record"
@@ -57,6 +58,12 @@ def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, mo
     assert metrics, "empty metrics.json"
     executed = json.loads((run_dir / "notebook.ipynb").read_text())
     assert executed["metadata"]["papermill"]["parameters"]["smoke"] is True
+    import yaml
+
+    ran = yaml.safe_load((run_dir / "config.yaml").read_text())  # the settings that ran: the smoke sizes
+    assert ran["smoke"] is True and ran["epochs"] == 1 and ran["image_size"] <= 64
+    split = pd.read_csv(run_dir / "splits.csv")
+    assert {"image_id", "fold", "part"} <= set(split.columns) and {"train", "test"} <= set(split["part"])
 
 
 def test_unknown_parameter_stops_at_config_cell(runs_dir: Path, tmp_path, monkeypatch) -> None:

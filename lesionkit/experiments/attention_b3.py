@@ -64,7 +64,7 @@ class AttentionB3Config(TrainConfig):
                        ge=1, le=10)
     valid_frac: float = param(0.15, "share of the non-test lesions for model selection (one fold)", ge=0.05, le=0.5)
     tta: bool = param(True, "average the 8 flip/transpose views at test time (the code: 10 flip views)")
-    n_bootstrap: int = param(1000, "bootstrap resamples for specificity at sensitivity >= 0.95 (0: point only)",
+    n_bootstrap: int = param(1000, "bootstrap resamples for specificity at sensitivity at least 0.95 (0: point only)",
                              ge=0, le=100_000)
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
     attribution: bool = param(True, "explain a few test predictions (Grad-CAM and the native attention maps)")
@@ -170,7 +170,7 @@ def side_by_side(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize(df: pd.DataFrame, params: pd.DataFrame, run: Run, cfg: AttentionB3Config) -> dict[str, Any]:
-    """Summary (the headline model's AUC, AP, weighted F1, specificity at sensitivity >= 0.95) and the comparison."""
+    """Summary (the headline model's AUC, AP, weighted F1, specificity at sensitivity at least 0.95) and the comparison."""
     from ..reported import comparison_table
 
     means = fold_means(df)

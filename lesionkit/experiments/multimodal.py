@@ -37,9 +37,9 @@ class MultimodalConfig(TrainConfig):
     test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set folder (scored with the fold-0 "
                                                         "models)")
     valid_frac: float = param_like(TrainConfig, "valid_frac", "share of patients used for model selection (one fold; "
-                                                              "unused with split=image)")
+                                                              "unused with the image split)")
     test_frac: float = param_like(TrainConfig, "test_frac", "share of patients held out for the final test "
-                                                            "(split=image: of images)")
+                                                            "(image split: of images)")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch, ~160 images, Lite0) to check the "
                                                    "pipeline")
     backbone: str = param("tf_efficientnet_b2", "timm EfficientNet for both models (paper: B2; offline ImageNet "
@@ -74,7 +74,7 @@ class MultimodalConfig(TrainConfig):
     attribution_methods: str = param("integrated_gradients,gradcam++", "comma-separated lesionkit.attribution "
                                                                        "methods")
     n_attribution: int = param(8, "test images to explain", ge=1, le=256)
-    max_images: int = param(0, "use at most this many images (whole patients, stratified); 0 = all", ge=0)
+    max_images: int = param(0, "use at most this many images (whole patients, stratified); 0: all", ge=0)
 
     def effective(self, **overrides: Any) -> "MultimodalConfig":
         """Smoke: 1 epoch at 64 px on ~160 images, Lite0 (offline weights), no TTA, a few attribution images."""

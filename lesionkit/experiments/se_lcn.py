@@ -48,7 +48,7 @@ class SELCNConfig(TrainConfig):
     batch_size: int = param(32, "classifier batch size (paper: 32)", ge=2, le=4096)
     lr: float = param(1.2009e-4, "classifier Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
     wd: float = param(1.0796e-4, "classifier Adam weight decay (L2, as torch.optim.Adam)", ge=0, le=1.0)
-    patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0 = off)", ge=0)
+    patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0: off)", ge=0)
     balanced: bool = param(True, "class-balanced sampling of classifier training rows (the paper trains on an "
                                  "offline class-balanced copy of HAM10000)")
     pretrained: bool | str = param(False, "ImageNet init of the segmenter encoder and classifier backbone: true "
@@ -70,7 +70,7 @@ class SELCNConfig(TrainConfig):
     sym_batch_size: int = param(8, "symmetry net batch size (paper: 8)", ge=2, le=4096)
     sym_lr: float = param(3.3445e-5, "symmetry net Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
     sym_wd: float = param(9.669e-4, "symmetry net Adam weight decay (L2, as torch.optim.Adam)", ge=0.0, le=1.0)
-    sym_patience: int = param(10, "symmetry net early stopping on validation loss (0 = off)", ge=0)
+    sym_patience: int = param(10, "symmetry net early stopping on validation loss (0: off)", ge=0)
     sym_weighted: bool = param(True, "1/count class weights in the symmetry loss (paper: yes)")
     schedule: str = param("paper", "paper (poly decay for the segmenter, constant lr for the other two) or fastai's "
                                    "one_cycle for all three", choices=("paper", "one_cycle"))
@@ -78,8 +78,8 @@ class SELCNConfig(TrainConfig):
     attribution_methods: str = param("gradcam++", "comma-separated lesionkit.attribution methods (paper: "
                                                   "Grad-CAM++ at the E-layer)")
     n_attribution: int = param(8, "test images to explain", ge=1, le=256)
-    max_images: int = param(0, "classifier images to use (whole lesions, stratified); 0 = all", ge=0)
-    seg_max_images: int = param(0, "segmentation/symmetry images to use when seg_data_dir is set; 0 = all", ge=0)
+    max_images: int = param(0, "classifier images to use (whole lesions, stratified); 0: all", ge=0)
+    seg_max_images: int = param(0, "segmentation/symmetry images to use when seg_data_dir is set; 0: all", ge=0)
 
     def validate(self) -> None:
         super().validate()
@@ -320,7 +320,7 @@ def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SE
     from ..models import model_spec
 
     res = run_folds(run, ds, splits, classifier_variants(ds, cams, cfg), seed=cfg.seed, table="classifier_folds.csv",
-                    report=lambda y, p: _pick(score(y, p, ds.classes), METRICS))
+                    report=lambda y, p: score(y, p, ds.classes))
     for key, learn in res.learners.items():
         run.save_model(learn.model, f"model_classifier_{key}",
                        spec=model_spec(learn.model, classes=ds.classes, cam="cached" if key == "with_cam" else "zeros"))
