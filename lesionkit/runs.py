@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import yaml
 
 from .config import Config, ConfigError, notebook_params
-from .kernel import _papermill_output_path, _papermill_positionals, in_live_kernel  # noqa: F401  (re-exported)
+from .kernel import _papermill_output_path, in_live_kernel  # noqa: F401  (in_live_kernel: re-exported)
 
 PACKAGES = ("lesionkit", "torch", "torchvision", "fastai", "timm", "captum", "numpy", "pandas", "scikit-learn",
             "seaborn", "matplotlib", "papermill", "ipywidgets", "segmentation-models-pytorch", "albumentations")
@@ -268,6 +268,8 @@ def resume_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
     loaded, the interrupted one continues from its last epoch checkpoint. A completed run is refused."""
     run_dir = find_run(notebook, ref)
     info = json.loads((run_dir / "run.json").read_text())
+    if info.get("notebook") not in (None, notebook):
+        raise ConfigError(f"resume={ref!r}: {run_dir} is a run of {info['notebook']}, not of {notebook}")
     status = run_status(info)
     if status == "completed":
         raise ConfigError(f"run {run_dir} completed; nothing to resume (start a new run, or reuse its split with "

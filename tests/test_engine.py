@@ -127,10 +127,29 @@ def test_same_seed_same_metrics_and_a_killed_fit_resumes_exactly(tiny) -> None:
 def test_fit_selects_the_best_epoch_and_stops_early(tiny) -> None:
     ds, splits = tiny
     learn = _variant(ds).learner(*splits.folds[0])
-    result = fit(learn, 4, 1e-9, "constant", monitor="valid_loss", patience=1, headless=True)
+    run = _new_run()
+    result = fit(learn, 4, 1e-9, "constant", monitor="valid_loss", patience=1, run=run, headless=True)
     assert result.best_epoch == 0, "lr 1e-9 cannot improve on epoch 0; patience 1 stops after epoch 1"
+    assert list(run.history()["epoch"]) == [0, 1], "the epoch that triggers the stop is still recorded"
+    state = torch.load(run.dir / "checkpoints" / "last.pth", weights_only=True)
+    assert state["epoch"] == 1, "and checkpointed, so a resumed run knows it stopped"
     with pytest.raises(ValueError, match="monitor='auc' is not computed"):
         fit(learn, 1, 1e-3, monitor="auc", headless=True)
+
+
+@pytest.mark.parametrize("preset", ["arl", "first_place"])
+def test_rng_snapshot_covers_the_augmentations_own_streams(tiny, preset: str) -> None:
+    """ARL's crops (WorkerRNG) and the 1st place's albumentations draw from their own generators: a resumed epoch
+    must draw the same augmentations as the uninterrupted one."""
+    from lesionkit.engine import rng_state, set_rng_state
+
+    ds, splits = tiny
+    dls = image_dls(ds, *splits.folds[0], size=32, bs=8, preset=preset, seed=0)
+    state = rng_state(dls)
+    first = dls.train.one_batch()[0].clone()
+    set_rng_state(state, dls)
+    assert torch.equal(first, dls.train.one_batch()[0])
+    assert state["augment"], "the augmentation stream was not found"
 
 
 def test_headless_fit_prints_one_line_per_epoch(tiny, capsys) -> None:

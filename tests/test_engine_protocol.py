@@ -34,7 +34,7 @@ def _dataset(n_lesions: int = 60, seed: int = 0) -> LesionDataset:
 
 
 @pytest.mark.parametrize("folds", [1, 3])
-def test_cv_splits_keep_groups_apart_and_share_one_test_set(folds: int) -> None:
+def test_make_splits_keep_groups_apart_and_share_one_test_set(folds: int) -> None:
     ds = _dataset()
     cv = make_splits(ds.df, folds=folds, test_frac=0.2, valid_frac=0.2, seed=1)
     assert len(cv) == folds
@@ -51,7 +51,7 @@ def test_cv_splits_keep_groups_apart_and_share_one_test_set(folds: int) -> None:
     assert list(cv.sizes().columns) == ["fold", "train", "valid", "test"]
 
 
-def test_cv_splits_are_reproducible_and_reject_zero_folds() -> None:
+def test_make_splits_are_reproducible_and_reject_zero_folds() -> None:
     ds = _dataset()
     a, b = make_splits(ds.df, 2, seed=3), make_splits(ds.df, 2, seed=3)
     assert np.array_equal(a.test, b.test) and all(np.array_equal(x[0], y[0]) for x, y in zip(a.folds, b.folds))
@@ -115,7 +115,7 @@ def test_warmup_cosine_rises_then_anneals_to_zero() -> None:
     assert engine.schedules.warmup_cosine_schedule(1.0, epochs=1)(0.0) == pytest.approx(1.0)  # no room to warm up
 
 
-def test_fit_schedule_rejects_unknown_schedules_before_training() -> None:
+def test_unknown_schedules_and_optimizers_are_refused() -> None:
     with pytest.raises(ValueError, match="choose one of"):
         engine.Schedule("cosine_restarts")
     with pytest.raises(ValueError, match="choose one of"):
@@ -138,7 +138,7 @@ class _Corner(torch.nn.Module):
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 4, 4), (2, 5, 3, 4, 4)])
-def test_predict_probs_flip_tta_averages_the_four_corners(shape: tuple[int, ...]) -> None:
+def test_predict_flip_views_average_the_four_corners(shape: tuple[int, ...]) -> None:
     x = torch.rand(*shape)
     y = torch.tensor([0, 1])
     dl = [(x, y, torch.tensor([4.0, 1.0]))]  # an extra target (diagnosis factors) is ignored
@@ -155,7 +155,7 @@ class _Stacked(list):
     stacked_views = True
 
 
-def test_predict_views_averages_over_the_view_axis() -> None:
+def test_predict_averages_a_stacked_view_axis() -> None:
     x = torch.zeros(2, 3, 3, 2, 2)
     x[0, 1, 0, 0, 0] = 3.0  # one view of image 0 differs
     probs, y = engine.predict(_Corner(), _Stacked([(x, torch.tensor([1, 0]))]))

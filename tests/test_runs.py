@@ -8,7 +8,8 @@ import pytest
 
 from lesionkit.config import ConfigError
 from lesionkit.experiments.quickstart import QuickstartConfig
-from lesionkit.runs import _papermill_positionals, atomic_write, env_report, start_run
+from lesionkit.kernel import _papermill_positionals
+from lesionkit.runs import atomic_write, env_report, start_run
 
 
 @pytest.fixture(autouse=True)

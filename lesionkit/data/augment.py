@@ -29,7 +29,7 @@ ARL_ISIC2017_STATS = ((0.7079, 0.5916, 0.5469), (0.0937, 0.1114, 0.1258))
 ARL_SCALES = (0.2, 0.4, 0.6, 0.8)
 
 
-def first_place_train(size: int) -> Any:
+def first_place_train(size: int, seed: int | None = None) -> Any:
     """The 1st-place training pipeline (albumentations Compose over an RGB uint8 array), ending at size x size."""
     import albumentations as A
     import cv2
@@ -50,7 +50,7 @@ def first_place_train(size: int) -> Any:
         A.Resize(size, size),
         A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(hole, hole), hole_width_range=(hole, hole),
                         fill=0, p=0.7),
-    ])
+    ], seed=seed)  # albumentations draws from its own generators, which fastai's set_seed does not reach
 
 
 def first_place_valid(size: int) -> Any:
@@ -133,7 +133,7 @@ def preset_tfms(preset: str, size: int, resize: str = "squish", seed: int | None
     if preset == "fastai":
         return [Resize(size, method=method)], aug_transforms(flip_vert=True)
     if preset == "first_place":
-        return [AlbumentationsTfm(first_place_train(size), first_place_valid(size))], []
+        return [AlbumentationsTfm(first_place_train(size, seed), first_place_valid(size))], []
     if preset == "arl":
         batch = aug_transforms(do_flip=True, flip_vert=True, max_rotate=10.0, max_zoom=1.0, max_lighting=0.0,
                                max_warp=0.0, p_affine=1.0, p_lighting=0.0)

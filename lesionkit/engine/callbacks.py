@@ -85,6 +85,7 @@ class BestModel(Callback):
         state = state or {}
         self.best = state.get("best", math.inf if self.lower else -math.inf)
         self.best_epoch = state.get("best_epoch", -1)
+        self.stop = False
 
     def state(self) -> dict[str, Any]:
         return {"best": float(self.best), "best_epoch": int(self.best_epoch)}
@@ -102,8 +103,8 @@ class BestModel(Callback):
         if np.isfinite(value) and (value < self.best if self.lower else value > self.best):
             self.best, self.best_epoch = value, epoch
             save_state_dict(self.learn.model, self.path)
-        if self.patience and epoch - self.best_epoch >= self.patience:
-            raise CancelFitException()
+        # early stopping: EpochCheckpoint (the last callback of the epoch) stops the fit, after history and log
+        self.stop = bool(self.patience and epoch - self.best_epoch >= self.patience)
 
     def after_fit(self) -> None:
         if self.active and self.path.exists():
@@ -114,7 +115,8 @@ class EpochCheckpoint(Callback):
     """After every epoch, one atomic file with what a resumed fit needs: model, optimiser, epoch, the best-epoch
     tracker and every RNG state (Python, NumPy, torch, the loaders'). Loadable with ``weights_only=True``."""
 
-    order = 90  # after BestModel, so the saved tracker includes this epoch
+    order = 90  # after BestModel, RunHistory and EpochLog: the saved tracker includes this epoch, and an early stop
+    # (BestModel.stop) is raised here, once the epoch is recorded
 
     def __init__(self, path: Path, epochs: int, stage: str, best: BestModel, start: int = 0,
                  resume_from: dict[str, Any] | None = None) -> None:
@@ -130,6 +132,8 @@ class EpochCheckpoint(Callback):
             set_rng_state(self.resume_from["rng"], self.dls)
             smooth = self.recorder.smooth_loss  # the train_loss fastai reports is a running average
             smooth.count, smooth.val = int(self.resume_from["smooth_loss"][0]), self.resume_from["smooth_loss"][1]
+            if self.resume_from.get("scaler") and getattr(self.learn, "scaler", None) is not None:
+                self.learn.scaler.load_state_dict(self.resume_from["scaler"])  # mixed precision on a GPU
 
     def after_epoch(self) -> None:
         if not self.active:
@@ -140,9 +144,14 @@ class EpochCheckpoint(Callback):
                  "model": {k: v.detach().cpu() for k, v in self.learn.model.state_dict().items()},
                  "opt": self.learn.opt.state_dict(), "best": self.best.state(), "rng": rng_state(self.dls),
                  "smooth_loss": [self.recorder.smooth_loss.count, self.recorder.smooth_loss.val.detach().cpu()]}
+        scaler = getattr(self.learn, "scaler", None)
+        if scaler is not None:
+            state["scaler"] = scaler.state_dict()
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write(self.path, buf.getvalue())
+        if self.best.stop:
+            raise CancelFitException()
 
 
 class EpochLog(Callback):

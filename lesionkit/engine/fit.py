@@ -2,7 +2,9 @@
 
 A fit of stage ``s`` in a run keeps ``checkpoints/<s>_last.pth`` (the resumable state) and ``<s>_best.pth``. When
 ``_last.pth`` exists, the fit continues from the epoch after it with the same schedule position, optimiser state
-and random streams, so an interrupted run that resumes ends with the same weights as one that never stopped.
+and random streams (Python, NumPy, torch, the loaders' and the augmentations' own), so on CPU an interrupted run that
+resumes ends with the same weights as one that never stopped (tested); on a GPU the GradScaler state is restored too,
+but cuDNN/atomics make GPU runs close rather than bit-identical.
 """
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ from .schedules import Schedule, resumed
 
 @dataclass(frozen=True)
 class FitResult:
-    epochs_run: int
     best_epoch: int
     best: float
     resumed_at: int
@@ -40,9 +41,9 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
 
     run: the run record (history.csv, checkpoints/); None trains with checkpoints in a temporary folder.
     headless: one printed line per epoch instead of fastai's progress bar; None asks the kernel
-    (``lesionkit.runs.in_live_kernel``).
+    (``lesionkit.kernel.in_live_kernel``).
     """
-    from ..runs import in_live_kernel
+    from ..kernel import in_live_kernel
 
     schedule = Schedule(schedule) if isinstance(schedule, str) else schedule
     headless = not in_live_kernel() if headless is None else headless
@@ -68,7 +69,8 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
             learn.fit(epochs - start, lr, cbs=[ParamScheduler(scheds), *cbs])
         elif best_path.exists():
             learn.model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
-        return FitResult(epochs_run=epochs, best_epoch=best.best_epoch, best=float(best.best), resumed_at=start)
+            learn.model.to(learn.dls.device)
+        return FitResult(best_epoch=best.best_epoch, best=float(best.best), resumed_at=start)
 
 
 @contextlib.contextmanager

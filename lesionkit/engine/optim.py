@@ -6,7 +6,7 @@ weight decay; the papers used torch's optimisers (β₂ 0.999, eps 1e-8, weight 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
@@ -73,11 +73,7 @@ class OptimizerSpec:
             groups = [list(g) for g in params] if params and isinstance(params[0], (list, tuple)) else [list(params)]
             return OptimWrapper(self.param_groups(groups), opt=self.torch_class, lr=lr, **self.kwargs())
 
-        make.spec = self  # type: ignore[attr-defined]
         return make
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def adam(weight_decay: float = 0.0, **kw: Any) -> OptimizerSpec:

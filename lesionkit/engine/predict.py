@@ -3,7 +3,8 @@
 Views act on the last two (spatial) axes, so patch grids (B, P, 3, h, w) flip each patch in place. A loader that
 already yields stacked views (B, V, 3, S, S) — ARL's multi-scale crops, an ordered multi-crop grid, see
 ``lesionkit.data.views.tta_dl`` — says so with ``stacked_views = True``. ``average="probs"`` averages the views'
-probabilities (the 1st place, "Going Smaller"); ``"logits"`` averages logits, then converts (the ARL code).
+probabilities (the 1st place, "Going Smaller"); ``"logits"`` averages logits, then converts (what the ARL code does
+with its 9 views).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..losses._base import plain
+from ..losses import plain
 
 VIEWS = ("none", "flips4", "dihedral8")
 AVERAGES = ("probs", "logits")
@@ -65,11 +66,12 @@ def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str 
     if average not in AVERAGES:
         raise ValueError(f"average={average!r}: choose one of {AVERAGES}")
     model.eval()
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     n_inp = n_inp or (2 if getattr(model, "n_meta", 0) else 1)
     stacked = getattr(dl, "stacked_views", False)
     probs, ys = [], []
     for batch in dl:
-        xs = [plain(b) for b in batch[:n_inp]]
+        xs = [plain(b).to(device) for b in batch[:n_inp]]
         if stacked:
             b, v = xs[0].shape[:2]
             out = model(xs[0].reshape(b * v, *xs[0].shape[2:])).float()

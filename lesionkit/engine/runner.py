@@ -101,6 +101,7 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     if done and done.get("status") == "done":
         learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
                                                weights_only=True))
+        learn.model.to(learn.dls.device)  # where fastai's fit would have put it
         return learn
     t0 = time.perf_counter()
     result = fit(learn, epochs, lr, schedule, monitor=monitor, patience=patience, run=run, stage=key,
@@ -155,8 +156,10 @@ def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
             learn = train_stage(run, key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor,
                                 v.patience, seed)
             probs, y = test_predictions(learn, v, ds, splits.test)
-            record_evaluation(run, f"test_{key}", ds, splits.test, probs, y, figures=figures and k == 0, log=False)
-            rows.append({"model": v.label, "fold": k, **flat_metrics(report(y, probs)),
+            scores = report(y, probs)
+            record_evaluation(run, f"test_{key}", ds, splits.test, probs, y, figures=figures and k == 0, log=False,
+                              report=scores)
+            rows.append({"model": v.label, "fold": k, **flat_metrics(scores),
                          "params": count_params(learn.model), "seconds": round(time.perf_counter() - t0, 1)})
             run.save_table(pd.DataFrame(rows), table)
             print(f"{v.label} fold {k}: " + ", ".join(f"{m}={val:.3f}" for m, val in list(rows[-1].items())[2:5]),
@@ -167,9 +170,10 @@ def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
                 out.learners[v.key] = learn
         if ensemble and len(splits.folds) > 1:
             probs = np.mean(out.probs[v.key], axis=0)
+            scores = report(out.y, probs)
             record_evaluation(run, f"test_{v.key}_ensemble", ds, splits.test, probs, out.y, figures=False,
-                              log=False)
-            rows.append({"model": v.label, "fold": "ensemble", **flat_metrics(report(out.y, probs)),
+                              log=False, report=scores)
+            rows.append({"model": v.label, "fold": "ensemble", **flat_metrics(scores),
                          "params": rows[-1]["params"]})
             run.save_table(pd.DataFrame(rows), table)
     out.table = pd.DataFrame(rows)
@@ -186,8 +190,11 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
     if split_from and not source.is_file():
         raise FileNotFoundError(f"split_from={split_from!r}: {source} does not exist; give the folder of a run that "
                                 f"recorded its split")
-    if source.is_file() and (split_from or stage_states(run)):
-        splits = Splits.from_frame(pd.read_csv(source), ds.df, source=str(source))
+    if source.is_file():  # an earlier run's, or this run's own when it resumes
+        splits = Splits.from_frame(pd.read_csv(source, dtype={"image_id": str}), ds.df, source=str(source))
+        if len(splits) != folds:
+            raise ValueError(f"{source} holds {len(splits)} fold(s), this run asks for folds={folds}: give the "
+                             f"same folds as the run whose split it reuses")
     else:
         splits = make_splits(ds.df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed, test=test)
     run.save_split(ds, splits)

@@ -35,7 +35,8 @@ def _py_restore(state: list) -> tuple:
 
 
 def rng_state(dls: Any = None) -> dict[str, Any]:
-    """Every RNG a fastai epoch draws from: Python's, NumPy's, torch's (CPU and CUDA) and the loaders' own."""
+    """Every RNG a fastai epoch draws from: Python's, NumPy's, torch's (CPU and CUDA), the loaders' own and the
+    augmentations' own (:func:`_augmenters`)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {"python": _py_state(random.getstate()), "torch": torch.get_rng_state(),
                              "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
@@ -44,7 +45,43 @@ def rng_state(dls: Any = None) -> dict[str, Any]:
         state["cuda"] = torch.cuda.get_rng_state_all()
     if dls is not None:
         state["loaders"] = [_py_state(dl.rng.getstate()) for dl in getattr(dls, "loaders", []) if hasattr(dl, "rng")]
+        state["augment"] = [_aug_state(t) for t in _augmenters(dls)]
     return state
+
+
+def _augmenters(dls: Any) -> list[Any]:
+    """The training loader's item transforms that own a random stream: lesionkit's WorkerRNG (ARL crops, patch
+    grids) and albumentations pipelines (the 1st place's), neither of which fastai's seeding reaches."""
+    train = getattr(dls, "train", None)
+    tfms = list(getattr(getattr(train, "after_item", None), "fs", []) or [])
+    out = []
+    for t in tfms:
+        for obj in (getattr(t, "rng", None), getattr(t, "train", None)):
+            if hasattr(obj, "_rng") or hasattr(obj, "py_random"):
+                out.append(obj)
+    return out
+
+
+def _album_nodes(t: Any) -> list[Any]:
+    """An albumentations pipeline and every transform nested in it: each keeps generators of its own."""
+    return [t, *(n for child in getattr(t, "transforms", []) for n in _album_nodes(child))]
+
+
+def _aug_state(obj: Any) -> dict[str, Any]:
+    if hasattr(obj, "_rng"):  # WorkerRNG
+        return {"worker": int(obj._worker), "python": _py_state(obj._rng.getstate())}
+    return {"nodes": [[_py_state(n.py_random.getstate()), n.random_generator.bit_generator.state]
+                      for n in _album_nodes(obj)]}
+
+
+def _aug_restore(obj: Any, state: dict[str, Any]) -> None:
+    if hasattr(obj, "_rng"):
+        obj._worker = state["worker"]
+        obj._rng.setstate(_py_restore(state["python"]))
+        return
+    for node, (py, np_state) in zip(_album_nodes(obj), state["nodes"]):
+        node.py_random.setstate(_py_restore(py))
+        node.random_generator.bit_generator.state = np_state
 
 
 def set_rng_state(state: dict[str, Any], dls: Any = None) -> None:
@@ -58,3 +95,6 @@ def set_rng_state(state: dict[str, Any], dls: Any = None) -> None:
         loaders = [dl for dl in getattr(dls, "loaders", []) if hasattr(dl, "rng")]
         for dl, s in zip(loaders, state["loaders"]):
             dl.rng.setstate(_py_restore(s))
+    if dls is not None:
+        for obj, s in zip(_augmenters(dls), state.get("augment", [])):
+            _aug_restore(obj, s)

@@ -1,6 +1,7 @@
 """Losses of the five papers; each is an ``nn.Module`` usable as a fastai ``loss_func``."""
 from __future__ import annotations
 
+from lesionkit.losses._base import plain
 from lesionkit.losses.class_weights import (balanced_class_weights, class_counts, class_weights,
                                             inverse_frequency_weights)
 from lesionkit.losses.diagnosis import DX_TYPE_FACTORS, DiagnosisGuidedCrossEntropy, dx_type_factors
@@ -13,5 +14,5 @@ from lesionkit.losses.multihead import MultiHeadCrossEntropy
 __all__ = [
     "DX_TYPE_FACTORS", "DiagnosisGuidedCrossEntropy", "DiceRankLoss", "FocalLoss", "LDAMLoss", "LMFLoss",
     "MultiHeadCrossEntropy", "balanced_class_weights", "batch_focal", "class_counts", "class_weights",
-    "dx_type_factors", "inverse_frequency_weights", "ldam_margins", "rank_loss", "soft_dice",
+    "dx_type_factors", "inverse_frequency_weights", "ldam_margins", "plain", "rank_loss", "soft_dice",
 ]
