@@ -9,7 +9,8 @@ from .optim import OptimizerSpec, adam, adamw, sgd, torch_optimizer
 from .predict import VIEWS, predict, predict_learner, to_probs, tta_views
 from .report import (count_params, flat_metrics, fold_means, fold_table, pick_examples, record_evaluation,
                      save_evaluation_figures, score)
-from .runner import FoldResults, Variant, recipe_table, run_folds, run_splits, stage_states, test_predictions, train_stage
+from .runner import (FoldResults, Variant, recipe_table, run_folds, run_splits, stage_states, test_predictions,
+                     train_stage, train_variant)
 from .schedules import SCHEDULES, Schedule
 from .seed import rng_state, seed_everything, set_rng_state, stage_seed
 
@@ -17,4 +18,4 @@ __all__ = ["FitResult", "FoldResults", "OptimizerSpec", "SCHEDULES", "Schedule",
            "count_params", "fit", "flat_metrics", "fold_means", "fold_table", "make_learner", "param_groups_splitter", "pick_examples",
            "predict", "predict_learner", "recipe_table", "record_evaluation", "rng_state", "run_folds", "run_splits",
            "save_evaluation_figures", "score", "seed_everything", "set_rng_state", "sgd", "stage_seed",
-           "stage_states", "test_predictions", "to_probs", "torch_optimizer", "train_stage", "tta_views"]
+           "stage_states", "test_predictions", "to_probs", "torch_optimizer", "train_stage", "train_variant", "tta_views"]

@@ -118,6 +118,13 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     return learn
 
 
+def train_variant(run: Any, v: Variant, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int = 0,
+                  key: str | None = None) -> Any:
+    """:func:`train_stage` of a recipe on (train, valid) rows, under stage ``key`` (default: the variant's key)."""
+    return train_stage(run, key or v.key, lambda: v.learner(train_idx, valid_idx), v.epochs, v.lr, v.schedule,
+                       v.monitor, v.patience, seed)
+
+
 # --- variants × folds ---------------------------------------------------------------------------------------------
 @dataclass
 class FoldResults:
@@ -153,8 +160,7 @@ def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
         for k, (tr, va) in enumerate(splits.folds):
             t0 = time.perf_counter()
             key = f"{v.key}_fold{k}"
-            learn = train_stage(run, key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor,
-                                v.patience, seed)
+            learn = train_variant(run, v, tr, va, seed, key=key)
             probs, y = test_predictions(learn, v, ds, splits.test)
             scores = report(y, probs)
             record_evaluation(run, f"test_{key}", ds, splits.test, probs, y, figures=figures and k == 0, log=False,

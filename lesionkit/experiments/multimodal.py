@@ -246,10 +246,10 @@ def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> A
 
 
 def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> dict[str, Any] | None:
-    """Train the six heads on fold 0's training rows (`engine.train_stage`) and score every head on the test rows.
+    """Train the six heads on fold 0's training rows (`engine.train_variant`) and score every head on the test rows.
     None, with a printed reason, without artefact labels."""
     from ..data.artefacts import artefact_targets, artefact_test_dl, head_accuracy_table
-    from ..engine import predict_learner, train_stage
+    from ..engine import predict_learner, train_variant
     from ..models import model_spec
 
     targets = artefact_targets(ds.df)
@@ -258,7 +258,7 @@ def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> di
               "artefact classifier is skipped. The paper's annotation file (gans_biases.csv) was never published.")
         return None
     v, (tr, va) = artefact_variant(ds, targets, cfg), splits.folds[0]
-    learn = train_stage(run, v.key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor, seed=cfg.seed)
+    learn = train_variant(run, v, tr, va, cfg.seed)
     probs, y = predict_learner(learn, artefact_test_dl(learn.dls, ds, targets, splits.test), n_inp=1)
     table = head_accuracy_table(y, probs.argmax(-1), list(targets.columns))
     run.save_table(table, "artefact_heads.csv")

@@ -49,12 +49,12 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
 
 def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
     """Train the recipe on the split's train/valid rows (resumable), save model.pth + model.json; the Learner."""
-    from ..engine import train_stage
+    from ..engine import train_variant
     from ..models import model_spec
 
     v = variant(ds, cfg)
     tr, va = splits.folds[0]
-    learn = train_stage(run, v.key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor, seed=cfg.seed)
+    learn = train_variant(run, v, tr, va, cfg.seed)
     run.save_model(learn.model, spec=model_spec(learn.model, classes=ds.classes))
     return learn
 

@@ -243,12 +243,11 @@ def classifier_variants(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) 
 # --- the stages ----------------------------------------------------------------------------------------------------
 def train_segmenter(seg_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 1, "segmenter", on fold 0 of the segmentation split (resumable); saved as model_segmenter."""
-    from ..engine import train_stage
+    from ..engine import train_variant
     from ..models import model_spec
 
     v, (tr, va) = segmenter_variant(seg_ds, cfg), seg_splits.folds[0]
-    learn = train_stage(run, v.key, lambda: v.learner(tr, va), v.epochs, v.lr, v.schedule, v.monitor, v.patience,
-                        seed=cfg.seed)
+    learn = train_variant(run, v, tr, va, cfg.seed)
     run.save_model(learn.model, "model_segmenter", spec=model_spec(learn.model, image_size=cfg.image_size))
     return learn
 
