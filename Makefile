@@ -44,8 +44,9 @@ test: install browser-deps
 	  $(BIN)/python -m pytest -m browser; rc2=$$?; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$rc2
 
+# Jupyter refuses to start as root (containers, these machines) without --allow-root.
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=.
+	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

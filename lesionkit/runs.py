@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from . import run_endings
 from .config import Config, ConfigError, notebook_params
 from .kernel import _papermill_output_path, in_live_kernel  # noqa: F401  (in_live_kernel: re-exported)
 
@@ -53,11 +54,26 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, RECORD_MODE & ~_umask())  # mkstemp makes 0600: give it what open() would, like every file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+RECORD_MODE = 0o666  # minus the umask, as open() does: 0644 under the usual umask 022, readable by colleagues
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask can only be read by setting it, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _now() -> str:
@@ -163,17 +179,18 @@ class Run:
 
         self._adopt_notebook()
         shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
-        self._update(status="completed", finished=_now(), **fields)
+        self._update(status="completed", finished=_now(), ended="completed", **fields)
 
     def save_split(self, ds: Any, splits: Any) -> Path:
         """splits.csv: which image ids were in train / valid / test of each fold (see data.splits.Splits)."""
         return self.save_table(splits.to_frame(ds.df), "splits.csv")
 
-    def fail(self, exc: BaseException) -> None:
-        """Mark failed with the traceback; everything already written stays."""
+    def fail(self, exc: BaseException, ended: str | None = None) -> None:
+        """Mark failed with the traceback and how it ended (`run_endings`); everything already written stays."""
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self._adopt_notebook()
-        self._update(status="failed", finished=_now(), error=f"{type(exc).__name__}: {exc}", traceback=tb)
+        self._update(status="failed", finished=_now(), ended=ended or run_endings.ending_of(exc),
+                     error=f"{type(exc).__name__}: {exc}", traceback=tb)
 
     def __enter__(self) -> "Run":
         return self
@@ -185,7 +202,8 @@ class Run:
     def _adopt_notebook(self) -> None:
         """Link papermill's output notebook into the record. A hard link follows papermill's later in-place
         rewrites (it saves after every cell, and once more at the end) and survives deletion of the original."""
-        out = _papermill_output_path()
+        recorded = self.info.get("notebook_path")  # read at start: once papermill is gone its command line is too
+        out = Path(recorded) if recorded else _papermill_output_path()
         target = self.dir / "notebook.ipynb"
         if out is None or not out.exists() or target.exists():
             return
@@ -195,17 +213,27 @@ class Run:
             import shutil
 
             shutil.copyfile(out, target)
-        self.info["notebook_path"] = str(out)
+
+
+def _notebook_path() -> str | None:
+    out = _papermill_output_path()
+    return str(out) if out else None
 
 
 def _new_run_dir(notebook: str, run_name: str = "") -> Path:
+    """A new, empty run folder. mkdir itself is the claim (atomic), so two runs started in the same second with the
+    same run_name get two folders: the loser retries with a random suffix."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_name).strip("-")
     run_dir = runs_root() / notebook / f"{stamp}-{slug or secrets.token_hex(3)}"
-    while run_dir.exists():
-        run_dir = run_dir.with_name(run_dir.name + "-" + secrets.token_hex(2))
-    run_dir.mkdir(parents=True)
-    return run_dir
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            run_dir = run_dir.with_name(f"{stamp}-{slug or secrets.token_hex(3)}-{secrets.token_hex(2)}")
+    raise FileExistsError(f"could not create a new run folder under {run_dir.parent} after 100 tries")
 
 
 def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], run_name: str = "",
@@ -217,7 +245,9 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
     """
     run = Run(_new_run_dir(notebook, run_name), notebook)
     run._update(notebook=notebook, run_id=run.id, status="running", started=_now(), pid=os.getpid(),
-                cwd=str(Path.cwd()))
+                cwd=str(Path.cwd()), notebook_path=_notebook_path())
+    if watch_notebook:  # from the moment the record says "running", any ending is recorded
+        run_endings.guard(run)
     atomic_write(run.dir / "env.json", json.dumps(env_report(), indent=2))
     try:
         run.cfg = config_cls.from_params(params)
@@ -227,9 +257,6 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
         raise
     run.cfg = _effective(run.cfg)
     run.cfg.save(run.dir / "config.yaml")
-    if watch_notebook:
-        _watch_ipython_errors(run)
-        _mark_failed_on_sigterm(run)
     return run
 
 
@@ -284,49 +311,11 @@ def resume_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
     old_nb = run_dir / "notebook.ipynb"
     if old_nb.exists():  # the interrupted attempt's executed notebook stays, under its own name
         old_nb.rename(run_dir / f"notebook-attempt{len(resumed)}.ipynb")
-    run._update(status="running", pid=os.getpid(), resumed=resumed)
+    run.info.pop("ended", None)
+    run._update(status="running", pid=os.getpid(), resumed=resumed, notebook_path=_notebook_path())
     print(f"resuming {run_dir} (was {status}) with its recorded config", flush=True)
-    _watch_ipython_errors(run)
-    _mark_failed_on_sigterm(run)
+    run_endings.guard(run)
     return run
-
-
-def _watch_ipython_errors(run: Run) -> None:
-    """In IPython, mark the run failed when any later cell raises (KeyboardInterrupt included), then show the
-    usual traceback. Outside IPython, use `with run:` instead."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is None:
-        return
-
-    def handler(self: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> Any:
-        if run.info.get("status") == "running":
-            run.fail(value)
-        self.showtraceback((etype, value, tb), tb_offset=tb_offset)
-        return None
-
-    shell.set_custom_exc((BaseException,), handler)
-
-
-def _mark_failed_on_sigterm(run: Run) -> None:
-    """A terminated kernel (papermill stopped, job scheduler time-out) marks its run failed before it dies."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum: int, frame: Any) -> None:
-        if run.info.get("status") == "running":
-            run.fail(SystemExit(f"terminated by signal {signum}"))
-        signal.signal(signal.SIGTERM, previous if callable(previous) else signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def run_status(info: dict[str, Any]) -> str:

@@ -63,9 +63,10 @@ def test_same_seed_same_metrics_and_sigkill_then_resume_matches(tmp_path: Path) 
             break
         time.sleep(0.1)
     assert ckpt is not None, "the run never wrote an epoch checkpoint"
-    os.killpg(proc.pid, signal.SIGKILL)  # papermill and its kernel, as a scheduler's hard kill would
-    proc.wait()
     killed = ckpt.parents[1]
+    os.kill(json.loads((killed / "run.json").read_text())["pid"], signal.SIGKILL)  # the kernel (its own session)
+    os.killpg(proc.pid, signal.SIGKILL)  # and papermill: everything, as a scheduler's hard kill would
+    proc.wait()
     assert json.loads((killed / "run.json").read_text())["status"] == "running", "a hard kill leaves no trace"
     assert not (killed / "metrics.json").exists() or "test" not in json.loads((killed / "metrics.json").read_text())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +21,8 @@ from PIL import ImageOps
 
 from .errors import DataError
 from .images import DEFAULT_MAX_PIXELS, full_check, load_mask, open_image, quick_check
-from .table import LesionDataset, collect_problems
+from .metadata_values import describe_rows, unknown_sites
+from .table import LesionDataset, collect_problems, require_two_classes
 
 LARGE_PIXELS = 50_000_000
 _CONVERTED_MODES = {"CMYK": "CMYK", "L": "grayscale", "LA": "grayscale+alpha", "1": "1-bit", "P": "palette",
@@ -94,10 +96,8 @@ def _check_images(ds: LesionDataset, report: CheckReport, full: bool, max_pixels
         p = row.path
         if not isinstance(p, str):
             continue
-        try:
-            open(p, "rb").close()
-        except FileNotFoundError:
-            continue  # already reported by the table check
+        if not os.path.isfile(p):
+            continue  # missing or not a regular file: already reported by the table check
         msg = check(p, max_pixels)
         if msg:
             report.errors.append(msg)
@@ -156,9 +156,19 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
         if conflicting:
             report.warnings.append(f"{len(conflicting)} lesion(s) carry different labels on different images: "
                                    f"{_listing(conflicting)}")
+    odd_sites = unknown_sites(df["site"])
+    if odd_sites.any():
+        report.warnings.append(f"{int(odd_sites.sum())} site value(s) no known layout uses (fine for a custom "
+                               f"vocabulary; the metadata encoder one-hots whatever it finds): "
+                               f"{describe_rows(df, odd_sites, df['site'], lines=False)}")
     counts = ds.class_counts()
     report.class_counts = {str(k): int(v) for k, v in counts.items()}
     empty = counts[counts == 0].index.tolist()
+    try:
+        if len(ds.classes) >= 2:  # a one-class list is already reported by the reader
+            require_two_classes(ds)
+    except DataError as e:
+        report.errors.append(str(e))
     if empty:
         report.warnings.append(f"class(es) with no images: {empty}")
 

@@ -45,3 +45,11 @@ class FormatDetectionError(DataError):
 
 class GroupLeakError(DataError):
     """A lesion or patient sits on two sides of a split."""
+
+
+class MetadataValueError(DataError):
+    """A metadata value no patient can have (age -5 or 999, a sex that is neither male nor female nor missing)."""
+
+
+class TooFewClassesError(DataError):
+    """A dataset (or its training rows) has images of fewer than two classes: nothing to classify."""

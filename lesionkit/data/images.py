@@ -7,6 +7,7 @@ Empty, truncated and corrupt files raise ImageDecodeError naming the file, never
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .errors import CHECK_HINT, ImageDecodeError, ImageTooLargeError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Refuse beyond this many pixels (Pillow's own bomb guard is 2 x 89.5 MP); large dermoscopy photos are ~25 MP.
 DEFAULT_MAX_PIXELS = 400_000_000
+MIN_SIDE = 8  # smaller images are placeholders or thumbnails: refused rather than upsampled into noise
 _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
 
@@ -29,11 +31,13 @@ def open_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     """Open lazily (header only) with clear errors; our `max_pixels` replaces Pillow's bomb warning/error."""
     path = Path(path)
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except FileNotFoundError:
         from .errors import MissingFileError
         raise MissingFileError(f"{path}: file not found. Restore it or drop its row ({CHECK_HINT}).") from None
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block forever
+        raise _fail(path, "not a regular file (a FIFO, socket, device or folder named like an image)")
+    if st.st_size == 0:
         raise _fail(path, "file is empty (0 bytes)")
     old = Image.MAX_IMAGE_PIXELS
     try:
@@ -46,6 +50,10 @@ def open_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     finally:
         Image.MAX_IMAGE_PIXELS = old
     w, h = img.size
+    if min(w, h) < MIN_SIDE:
+        img.close()
+        raise _fail(path, f"{w}x{h} px is too small to show a lesion (under {MIN_SIDE} px a side; a thumbnail or a "
+                          "placeholder?)")
     if w * h > max_pixels:
         img.close()
         raise ImageTooLargeError(f"{path}: {w}x{h} = {w * h / 1e6:.0f} MP exceeds max_pixels={max_pixels / 1e6:.0f} MP."

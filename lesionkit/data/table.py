@@ -16,8 +16,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import (CHECK_HINT, DataError, DuplicateIdError, MissingColumnError, MissingFileError, UnknownLabelError,
-                     UnsafePathError)
+from . import metadata_values
+from .errors import (CHECK_HINT, DataError, DuplicateIdError, MissingColumnError, MissingFileError, TooFewClassesError,
+                     UnknownLabelError, UnsafePathError)
 
 # Canonical columns, in this order; readers may add more (dermoscopic criteria, tfrecord, target, ...) after them.
 CANONICAL_COLUMNS = ("image_id", "path", "label", "label_idx", "lesion_id", "patient_id", "age", "sex", "site",
@@ -138,17 +139,6 @@ def clean_ids(s: pd.Series) -> pd.Series:
     return out.astype(object).where(out.notna(), np.nan)
 
 
-def clean_sex(s: pd.Series) -> pd.Series:
-    out = s.astype("string").str.strip().str.lower()
-    out = out.where(out.isin(["male", "female"]))
-    return out.astype(object).where(out.notna(), np.nan)
-
-
-def clean_age(s: pd.Series) -> pd.Series:
-    """Ages as float; 'unknown' and other non-numbers become NaN (ISIC 2017 writes 'unknown')."""
-    return pd.to_numeric(s, errors="coerce").astype(float)
-
-
 _COLLECT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("lesionkit_collect", default=None)
 
 
@@ -165,7 +155,7 @@ def collect_problems() -> Iterator[list[str]]:
         _COLLECT.reset(token)
 
 
-def _raise_or_collect(exc: DataError) -> None:
+def raise_or_collect(exc: DataError) -> None:
     sink = _COLLECT.get()
     if sink is None:
         raise exc
@@ -195,18 +185,22 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
     dup = df["image_id"].duplicated(keep=False)
     if dup.any():
         rows = [f"{line_of(i)} ({v})" for i, v in df.loc[dup, "image_id"].items()]
-        _raise_or_collect(DuplicateIdError(
+        raise_or_collect(DuplicateIdError(
             f"{src}: {int(df.loc[dup, 'image_id'].nunique())} image id(s) appear on several rows: {_listing(rows)}. "
             "Remove the duplicate rows (keep one per image)."))
         df = df.loc[~df["image_id"].duplicated(keep="first")]
 
     classes = [str(c) for c in classes]
+    if len(classes) < 2:
+        raise_or_collect(TooFewClassesError(
+            f"{src}: the class list is {classes} (every row has that label); a classifier needs at least two classes. "
+            "Add the other classes' images, or pass classes=[...] (the full class list) to the reader."))
     df["label"] = df["label"].astype(object).where(df["label"].notna(), np.nan)
     df.loc[df["label"].notna(), "label"] = df.loc[df["label"].notna(), "label"].astype(str)
     bad = df["label"].isna() | ~df["label"].isin(classes)
     if bad.any():
         rows = [f"{line_of(i)} ({r.image_id}: {r.label!r})" for i, r in df.loc[bad, ["image_id", "label"]].iterrows()]
-        _raise_or_collect(UnknownLabelError(
+        raise_or_collect(UnknownLabelError(
             f"{src}: {int(bad.sum())} row(s) have a label outside {classes}: {_listing(rows)}. "
             "Fix the label, drop the rows, or pass classes=/label_map= to the reader."))
         df = df.loc[~bad]
@@ -222,7 +216,7 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
             try:
                 out.append(resolve_inside(root, str(v).strip(), f"{src}: {line_of(i)}, column '{col}'", also_roots))
             except UnsafePathError as e:
-                _raise_or_collect(e)
+                raise_or_collect(e)
                 out.append(np.nan)
                 unsafe.append(i)
         df[col] = pd.Series(out, index=df.index, dtype=object)
@@ -234,6 +228,14 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
             raise MissingFileError(f"{src}: no image file found for {len(rows)} row(s): {_listing(rows)}. "
                                    "Add the images, or pass missing='drop' to skip those rows.")
     if check_files:
+        special = np.array([isinstance(p, str) and os.path.exists(p) and not os.path.isfile(p) for p in df["path"]],
+                           dtype=bool)
+        if special.any():  # a FIFO named x.jpg would block the first open(): refuse it here, by name
+            rows = [f"{line_of(i)} ({p})" for i, p in df.loc[special, "path"].items()]
+            raise_or_collect(DataError(
+                f"{src}: {len(rows)} path(s) are not regular files (a FIFO, socket, device or folder named like an "
+                f"image): {_listing(rows)}. Replace each with the image file, or drop its row."))
+            df = df.loc[~special]
         exists = np.array([isinstance(p, str) and os.path.isfile(p) for p in df["path"]], dtype=bool)
         if not exists.all():
             rows = [f"{line_of(i)} ({p if isinstance(p, str) else df.at[i, 'image_id']})"
@@ -244,7 +246,7 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
             if missing == "raise":
                 raise err
             if collecting:
-                _raise_or_collect(err)
+                raise_or_collect(err)
             if missing == "drop":
                 warnings.warn(f"{name}: dropped {len(rows)} row(s) whose image is missing: {_listing(rows, 5)}",
                               stacklevel=3)
@@ -254,15 +256,14 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
             msg = (f"{name}: {int((~mask_ok).sum())} mask file(s) named by the table are missing "
                    f"({_listing(df.loc[~mask_ok, 'mask_path'].tolist(), 5)}); their mask_path is set to NaN")
             if collecting:
-                _raise_or_collect(MissingFileError(msg))
+                raise_or_collect(MissingFileError(msg))
             else:
                 warnings.warn(msg, stacklevel=3)
             df.loc[~mask_ok, "mask_path"] = np.nan
 
     for col in ("lesion_id", "patient_id"):
         df[col] = clean_ids(df[col]) if col in df.columns else np.nan
-    df["age"] = clean_age(df["age"]) if "age" in df.columns else np.nan
-    df["sex"] = clean_sex(df["sex"]) if "sex" in df.columns else np.nan
+    df["age"], df["sex"] = metadata_values.checked_metadata(df, src)
     for col in ("site", "dx_type", "split"):
         if col not in df.columns:
             df[col] = np.nan
@@ -271,6 +272,19 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
     df = df[list(CANONICAL_COLUMNS) + extras].reset_index(drop=True)
     task = task or ("binary" if len(classes) == 2 else "multiclass")
     return LesionDataset(name, root, df, classes, task, dict(info or {}))
+
+
+def require_two_classes(ds: LesionDataset, what: str | None = None) -> None:
+    """Refuse a dataset whose rows cover fewer than two classes: training on it "completes" with BMA 0 and
+    metrics that are undefined, so say so before any epoch runs."""
+    counts = ds.class_counts()
+    present = counts[counts > 0]
+    if len(present) < 2:
+        raise TooFewClassesError(
+            f"{what or ds.root} has images of {len(present)} class(es) only "
+            f"({ {str(k): int(v) for k, v in present.items()} }; classes {ds.classes}); "
+            "training and its metrics need at least two. Add images of the other classes, or point data_dir at the "
+            f"full dataset ({CHECK_HINT}).")
 
 
 def require_nonempty(df: pd.DataFrame, source: str | Path) -> None:

@@ -26,6 +26,8 @@ class TrainConfig(Config):
                                        "(same images without class signal: the sanity control)")
     data_format: str = param("auto", "dataset layout: auto (detected from the folder's files) or a reader name")
     test_dir: str = param("", "optional external test set folder (empty: hold out lesions of data_dir)")
+    bad_metadata: str = param("raise", "impossible ages or unknown sexes in the table: raise (name the rows) or "
+                                       "missing (treat them as not recorded)", choices=("raise", "missing"))
     image_size: int = param(128, "training resolution in pixels", ge=32, le=1024)
     epochs: int = param(5, "training epochs", ge=1, le=10_000)
     batch_size: int = param(32, "images per batch", ge=1, le=4096)
@@ -99,10 +101,12 @@ def load_data(cfg: TrainConfig, max_images: int | None = None):
     """The dataset of `cfg.data_dir`; a class-stratified subset of whole lesions of about `max_images` images (default:
     the config's `max_images` where it has one; with `smoke`, 140)."""
     from ..data import load_dataset
+    from ..data.table import require_two_classes
 
     if max_images is None:
         max_images = getattr(cfg, "max_images", 0) or None
-    ds = load_dataset(resolve_data_dir(cfg.data_dir), fmt=cfg.data_format)
+    ds = load_dataset(resolve_data_dir(cfg.data_dir), fmt=cfg.data_format, bad_metadata=cfg.bad_metadata)
+    require_two_classes(ds, f"data_dir {cfg.data_dir}")
     if cfg.smoke and max_images is None:
         max_images = 140
     if max_images and len(ds) > max_images:
@@ -163,7 +167,7 @@ def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
         return None
     from ..data import load_dataset
 
-    ext = load_dataset(Path(cfg.test_dir).expanduser().resolve(), fmt="auto")
+    ext = load_dataset(Path(cfg.test_dir).expanduser().resolve(), fmt="auto", bad_metadata=cfg.bad_metadata)
     unknown = sorted(set(ext.classes) - set(classes))
     if unknown:
         raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {classes}")

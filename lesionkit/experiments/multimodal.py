@@ -96,9 +96,13 @@ def start(namespace: dict[str, Any]) -> Run:
 # --- data ------------------------------------------------------------------------------------------------------------
 def load_data(cfg: MultimodalConfig) -> Any:
     """Melanoma vs rest from `cfg.data_dir` (ISIC 2020 site names); `max_images`: whole patients, stratified."""
+    from ..data.metadata_values import bad_metadata_policy
+    from ..data.table import require_two_classes
     from .common import lesion_subsample
 
-    ds = load_melanoma(resolve_data_dir(cfg.data_dir), cfg.data_format)
+    with bad_metadata_policy(cfg.bad_metadata):
+        ds = load_melanoma(resolve_data_dir(cfg.data_dir), cfg.data_format)
+    require_two_classes(ds, f"data_dir {cfg.data_dir}")
     if cfg.max_images and len(ds) > cfg.max_images:
         patients = ds.df.assign(lesion_id=ds.df["patient_id"].fillna(ds.df["lesion_id"]))
         ds = ds.subset(lesion_subsample(patients, cfg.max_images, cfg.seed))

@@ -119,11 +119,15 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
     """(classifier dataset, segmentation + symmetry dataset). Without `seg_data_dir` both are `data_dir`, same rows
     in the same order (diagnosis resp. binary asymmetry as label)."""
     from ..data.lae import load_stage_data
+    from ..data.metadata_values import bad_metadata_policy
+    from ..data.table import require_two_classes
     from .common import lesion_subsample
 
-    cls_ds = load_stage_data(resolve_data_dir(cfg.data_dir), cfg.data_format, "classifier")
-    seg_ds = load_stage_data(resolve_data_dir(cfg.seg_data_dir or cfg.data_dir),
-                             cfg.data_format if not cfg.seg_data_dir else "auto", "symmetry")
+    with bad_metadata_policy(cfg.bad_metadata):
+        cls_ds = load_stage_data(resolve_data_dir(cfg.data_dir), cfg.data_format, "classifier")
+        seg_ds = load_stage_data(resolve_data_dir(cfg.seg_data_dir or cfg.data_dir),
+                                 cfg.data_format if not cfg.seg_data_dir else "auto", "symmetry")
+    require_two_classes(cls_ds, f"data_dir {cfg.data_dir}")
     if cfg.max_images and len(cls_ds) > cfg.max_images:
         keep = lesion_subsample(cls_ds.df, cfg.max_images, cfg.seed)
         cls_ds = cls_ds.subset(keep)

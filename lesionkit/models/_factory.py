@@ -168,11 +168,9 @@ def load_model(run_dir: str | Path, name: str = "model", map_location: str | tor
         model = create_model(spec["name"], pretrained=False, **kwargs)
     except UnknownModelError as err:
         raise UnknownModelError(f"load_model: {str(spec_path)!r}: {err}") from err
-    try:
-        state = torch.load(weights_path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"load_model: {str(weights_path)!r} is not a plain state_dict "
-                         f"({type(err).__name__}: {err})") from err
+    from .pretrained import load_tensors
+
+    state = load_tensors(weights_path, map_location)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -89,6 +89,28 @@ def require_local_weights(arch: str | None) -> Path:
         f"a backbone that ships offline weights ({', '.join(LOCAL_WEIGHTS)}), or pretrained=False.")
 
 
+def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> object:
+    """``torch.load(weights_only=True)`` whose errors name the file and lesionkit's fix. torch's own message for a
+    pickled model advises ``weights_only=False``, i.e. running code from the file: that advice is not passed on."""
+    import pickle
+    import re
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.findall(r"GLOBAL ([\w.]+)", str(err))
+        what = f" ({', '.join(dict.fromkeys(found))})" if found else ""
+        raise WeightFileError(
+            f"{str(path)!r} holds pickled Python objects{what}, not only tensors: a whole saved model or training "
+            "state. lesionkit loads tensors only, since unpickling can run any code in the file. In the code that "
+            "made it, save torch.save(model.state_dict(), path) (or a .safetensors file) and pass that.") from None
+    except Exception as err:  # noqa: BLE001 - a zip/format error, re-raised with the file name
+        reason = str(err).split("\n")[0][:200]
+        raise WeightFileError(f"{str(path)!r} is not a readable torch weight file ({type(err).__name__}: {reason}). "
+                              "Pass a state_dict saved with torch.save(model.state_dict(), path) or a "
+                              ".safetensors file.") from None
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a state_dict from ``path`` without unpickling code (``weights_only=True``)."""
     path = Path(path)
@@ -99,12 +121,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         obj: object = load_file(str(path))
     else:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - re-raised with the file name and the fix
-            raise WeightFileError(
-                f"{str(path)!r} is not a plain state_dict ({err.__class__.__name__}: {err}). Save weights with "
-                f"torch.save(model.state_dict(), path), not a pickled model.") from err
+        obj = load_tensors(path)
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]

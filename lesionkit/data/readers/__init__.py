@@ -39,7 +39,7 @@ def resolve_source(source: str | os.PathLike | None) -> tuple[Path, str | None]:
         from ..synthetic import default_synthetic_dir
 
         return default_synthetic_dir(), "synthetic"
-    path = Path(source).expanduser()
+    path = Path(source).expanduser().absolute()  # absolute: a relative folder is never joined onto itself
     if path.exists():
         return path, None
     if str(source) in SHARED_NAMES:
@@ -54,13 +54,19 @@ def resolve_source(source: str | os.PathLike | None) -> tuple[Path, str | None]:
                             f"or one of {list(SHARED_NAMES)} with LESIONKIT_DATA set)")
 
 
-def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", **kw: Any) -> LesionDataset:
+def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", bad_metadata: str | None = None,
+                 **kw: Any) -> LesionDataset:
     """Read a dataset into the canonical table.
 
     `source`: a folder, a CSV file, 'synthetic' / None (the cached synthetic set), or a shared-data name such as
     'ham10000_224' (resolved under $LESIONKIT_DATA). `fmt`: 'auto' (detected from the files; see detect.py) or one
-    of READERS. Remaining keywords go to the reader (e.g. target=, parts=, missing='drop', columns=).
+    of READERS. `bad_metadata`: 'raise' refuses impossible ages and unknown sexes naming the rows; 'missing'
+    treats them as not recorded (see metadata_values); None (default): the enclosing `bad_metadata_policy`, else
+    'raise'. Remaining keywords go to the reader (e.g. target=,
+    parts=, missing='drop', columns=).
     """
+    from ..metadata_values import bad_metadata_policy, current_policy
+
     path, implied = resolve_source(source)
     if fmt == "auto":
         if implied is not None:
@@ -71,7 +77,8 @@ def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", **k
             from ..detect import detect_format
 
             fmt = detect_format(path)
-    return get_reader(fmt)(path, **kw)
+    with bad_metadata_policy(bad_metadata or current_policy()):
+        return get_reader(fmt)(path, **kw)
 
 
 __all__ = ["READERS", "SHARED_NAMES", "FormatDetectionError", "get_reader", "load_dataset", "resolve_source"]

@@ -27,14 +27,42 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """read_csv with a clear error for an empty or unparsable file; keeps the RangeIndex (line = index + 2)."""
+def dataset_root(root: str | os.PathLike) -> Path:
+    """A reader's folder as an absolute path, so paths built from it are never joined onto it twice (a relative
+    `cases/x` used to become `cases/x/cases/x/labels.csv`)."""
+    return Path(root).expanduser().absolute()
+
+
+def read_csv(path: Path, **kw: object) -> pd.DataFrame:
+    """read_csv with a clear error for an empty, unparsable or non-UTF-8 file; keeps the RangeIndex (line = index + 2)."""
     try:
-        return pd.read_csv(path, low_memory=False)
+        return pd.read_csv(path, low_memory=False, encoding="utf-8", **kw)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the CSV is empty") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: not a valid CSV ({e}). Fix the file's quoting/delimiters.") from None
+    except UnicodeDecodeError as e:
+        from ..table import raise_or_collect
+
+        raise_or_collect(DataError(not_utf8_message(path, e)))  # under `data check`: noted, then read on as latin-1
+        return pd.read_csv(path, low_memory=False, encoding="latin-1", **kw)
+
+
+def not_utf8_message(path: Path, err: UnicodeDecodeError) -> str:
+    """Where the first non-UTF-8 byte is (line, column, the line as latin-1 would read it) and how to fix it."""
+    data = Path(path).read_bytes()
+    try:  # pandas reports the offset inside its read buffer: decode the whole file for the true one
+        data.decode("utf-8")
+        at = err.start
+    except UnicodeDecodeError as whole:
+        at = whole.start
+    line = data.count(b"\n", 0, at) + 1
+    start = data.rfind(b"\n", 0, at) + 1
+    end = data.find(b"\n", at)
+    text = data[start:end if end >= 0 else len(data)].decode("latin-1").rstrip("\r")
+    return (f"{path}: not UTF-8 text: byte 0x{data[at]:02x} at line {line}, column {at - start + 1} "
+            f"({text[:80]!r} as latin-1). Re-save the file as UTF-8, e.g. `iconv -f latin1 -t utf-8 "
+            f"{Path(path).name} > utf8.csv` or Excel's 'CSV UTF-8' format.")
 
 
 def find_file(root: Path, names: Iterable[str], required: bool = True, what: str = "CSV") -> Path | None:

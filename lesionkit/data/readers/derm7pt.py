@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import find_file, read_csv
+from .common import dataset_root, find_file, read_csv
 
 CRITERIA = ("pigment_network", "streaks", "pigmentation", "regression_structures", "dots_and_globules",
             "blue_whitish_veil", "vascular_structures")
@@ -52,7 +52,7 @@ def read_derm7pt(root: str | Path, *, mapping: str = "patch_attention", image: s
         raise ValueError(f"mapping={mapping!r}: choose from {MAPPINGS}")
     if image not in ("derm", "clinic"):
         raise ValueError(f"image={image!r}: choose 'derm' or 'clinic'")
-    root = Path(root)
+    root = dataset_root(root)
     meta = find_file(root, ["meta/meta.csv", "meta.csv"], what="derm7pt meta.csv")
     raw = read_csv(meta)
     require_nonempty(raw, meta)

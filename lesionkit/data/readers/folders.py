@@ -9,17 +9,19 @@ import pandas as pd
 from ..errors import DataError
 from ..images import IMAGE_EXTENSIONS
 from ..table import LesionDataset, finalize
+from .common import dataset_root
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    """Every entry named like an image (a FIFO or folder named x.jpg included, so finalize reports it)."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def read_class_folders(root: str | Path, *, missing: str = "raise", name: str | None = None) -> LesionDataset:
     """One row per image; label = its folder name; image_id = its path relative to root without extension."""
-    root = Path(root)
+    root = dataset_root(root)
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     split_dirs = [d for d in subdirs if d.name.lower() in SPLIT_NAMES]
     rows = []

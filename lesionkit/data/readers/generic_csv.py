@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import MissingColumnError
 from ..table import LesionDataset, finalize, require_nonempty
-from .common import ALIASES, canonical_columns, index_images, read_csv, to_canonical
+from .common import ALIASES, canonical_columns, dataset_root, index_images, read_csv, to_canonical
 
 
 def read_csv_dataset(source: str | Path, csv: str | Path | None = None, *, columns: Mapping[str, str] | None = None,
@@ -25,7 +25,7 @@ def read_csv_dataset(source: str | Path, csv: str | Path | None = None, *, colum
     are found by id under `image_dir` (or the folder). `label_map` renames labels (dict or function) before the
     class check; `classes` fixes the class list and order (default: sorted labels found).
     """
-    source = Path(source)
+    source = dataset_root(source)
     if source.is_file():
         csv_path, root = source, source.parent
     else:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import find_file, index_images, index_masks, onehot_to_label, read_csv
+from .common import dataset_root, find_file, index_images, index_masks, onehot_to_label, read_csv
 from .generic_csv import read_csv_dataset
 
 HAM_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
@@ -32,7 +32,7 @@ _PART_FILES = {"train": "ISIC2018_Task3_Training_GroundTruth.csv",
 def read_ham10000_metadata(path: str | Path) -> pd.DataFrame:
     """The official metadata table (CSV or Dataverse .tab), validated: 7 HAM columns, known dx codes."""
     path = Path(path)
-    raw = pd.read_csv(path, sep="\t" if path.suffix == ".tab" else ",", low_memory=False)
+    raw = read_csv(path, sep="\t" if path.suffix == ".tab" else ",")
     require_nonempty(raw, path)
     require_columns(raw, HAM_COLUMNS, path, aliases={"image_id": ("image", "image_name"), "dx": ("diagnosis",),
                                                      "localization": ("site", "anatom_site_general")})
@@ -45,12 +45,12 @@ def read_ham10000(root: str | Path, *, which: str = "auto", csv: str | Path | No
     """HAM10000 from `root`. `which`: 'labels' (labels.csv with filename), 'metadata' (HAM10000_metadata.csv plus
     images found by id) or 'auto' (labels.csv when present). With the metadata of all 10,015 images but only some
     image files, pass missing='drop' to keep the rows whose image exists."""
-    root = Path(root)
+    root = dataset_root(root)
     if which not in ("auto", "labels", "metadata"):
         raise ValueError(f"which={which!r}: expected 'auto', 'labels' or 'metadata'")
     labels = root / "labels.csv"
     if csv is None and which in ("auto", "labels") and labels.is_file():
-        head = pd.read_csv(labels, nrows=1)
+        head = read_csv(labels, nrows=1)
         if {"image_id", "dx"} <= set(head.columns):
             ds = read_csv_dataset(labels, classes=HAM_CLASSES, name=name, missing=missing,
                                   columns={"site": "localization"} if "localization" in head.columns else None)
@@ -82,7 +82,7 @@ def read_isic2018(root: str | Path, *, parts: Sequence[str] = ("train",), missin
     """ISIC 2018 Task 3 parts ('train', 'valid', 'test') from their one-hot ground-truth CSVs; `split` records each
     row's part. Lesion ids and diagnosis confirmation types come from the LesionGroupings CSV, and age/sex/site from
     HAM10000_metadata.csv, when either file is in the folder."""
-    root = Path(root)
+    root = dataset_root(root)
     bad = [p for p in parts if p not in _PART_FILES]
     if bad:
         raise ValueError(f"parts={list(parts)}: unknown {bad}; choose from {list(_PART_FILES)}")

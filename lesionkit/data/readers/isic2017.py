@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import find_file, index_images, index_masks, read_csv
+from .common import dataset_root, find_file, index_images, index_masks, read_csv
 
 PART_NAMES = {"train": "Training", "valid": "Validation", "test": "Test_v2"}
 TARGETS: dict[str, tuple[str, ...]] = {
@@ -30,7 +30,7 @@ def read_isic2017(root: str | Path, *, target: str = "melanoma", parts: Sequence
     second binary task) or 'diagnosis' (nevus / melanoma / seborrheic keratosis)."""
     if target not in TARGETS:
         raise ValueError(f"target={target!r}: choose from {list(TARGETS)}")
-    root = Path(root)
+    root = dataset_root(root)
     frames, sources = [], []
     for part in parts:
         if part not in PART_NAMES:

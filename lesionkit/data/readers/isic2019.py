@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import find_file, index_images, onehot_to_label, read_csv
+from .common import dataset_root, find_file, index_images, onehot_to_label, read_csv
 
 ISIC2019_COLUMNS = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 _PARTS = {"train": ("ISIC_2019_Training_GroundTruth.csv", "ISIC_2019_Training_Metadata.csv"),
@@ -26,7 +26,7 @@ def read_isic2019(root: str | Path, *, parts: Sequence[str] = ("train",), includ
                   missing: str = "raise", name: str = "isic2019") -> LesionDataset:
     """ISIC 2019 parts with classes in the official column order. UNK (no training images) is left out of the
     classes unless include_unk=True; rows labelled UNK are then dropped with a warning."""
-    root = Path(root)
+    root = dataset_root(root)
     cols = ISIC2019_COLUMNS if include_unk else ISIC2019_COLUMNS[:-1]
     frames, sources = [], []
     for part in parts:
@@ -63,7 +63,7 @@ def read_isic2019(root: str | Path, *, parts: Sequence[str] = ("train",), includ
 def read_isic2019_kaggle(root: str | Path) -> pd.DataFrame:
     """Deotte's `jpeg-isic2019-*` train.csv (image_name, patient_id, sex, age_approx, anatom_site_general_challenge,
     diagnosis codes, ..., tfrecord) with an absolute `path`; raw columns, for the 1st-place merge."""
-    root = Path(root)
+    root = dataset_root(root)
     csv = find_file(root, ["train.csv"], what="ISIC 2019 (Kaggle) train.csv")
     raw = read_csv(csv)
     require_columns(raw, ("image_name", "diagnosis"), csv)

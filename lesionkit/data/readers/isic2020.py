@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import find_file, index_images, read_csv
+from .common import dataset_root, find_file, index_images, read_csv
 
 TARGETS = ("melanoma", "diagnosis9", "diagnosis4")
 # substring replacements, applied in order (the original's str.replace chain)
@@ -83,7 +83,7 @@ def read_isic2020(root: str | Path, *, target: str = "melanoma", merge_2019: str
         raise ValueError(f"fold_mode={fold_mode!r}: choose from {list(FOLD_MAPS)}")
     if merge_2019 is not None and target == "melanoma":
         raise ValueError("merge_2019 needs target='diagnosis9' or 'diagnosis4' (the 1st-place targets)")
-    root = Path(root)
+    root = dataset_root(root)
     raw, csv = _read_2020(root)
     if drop_duplicates and "tfrecord" in raw.columns:
         raw = raw.loc[pd.to_numeric(raw["tfrecord"], errors="coerce") != -1]

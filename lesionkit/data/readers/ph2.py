@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..table import LesionDataset, finalize, require_columns
-from .common import find_file, read_csv
+from .common import dataset_root, find_file, read_csv
 from .ham10000 import HAM_CLASSES
 
 _CLINICAL = {0: "common_nevus", 1: "atypical_nevus", 2: "melanoma"}
@@ -64,7 +64,7 @@ def read_ph2(root: str | Path, *, target: str = "diagnosis", missing: str = "rai
     (HAM10000 classes, for testing a HAM model on PH2). Masks are attached."""
     if target not in PH2_TARGETS:
         raise ValueError(f"target={target!r}: choose from {list(PH2_TARGETS)}")
-    root = Path(root)
+    root = dataset_root(root)
     labels = root / "labels.csv"
     if labels.is_file():
         raw, source = read_csv(labels), labels

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..table import LesionDataset, finalize, require_columns
-from .common import read_csv
+from .common import dataset_root, read_csv
 from .ham10000 import HAM_CLASSES
 
 # target -> (labels.csv column, {raw value: class name} or None, classes)
@@ -24,7 +24,7 @@ def read_synthetic(root: str | Path, *, target: str = "dx", missing: str = "rais
                    name: str = "synthetic") -> LesionDataset:
     """The synthetic set with `target` one of SYNTHETIC_TARGETS (7-class dx by default; 'melanoma' is binary with
     index 1 positive; 'symmetry' the PH2-style 0/1/2 label; 'asymmetric' its binary form 0 vs {1, 2})."""
-    root = Path(root)
+    root = dataset_root(root)
     if target not in SYNTHETIC_TARGETS:
         raise ValueError(f"target={target!r}: expected one of {list(SYNTHETIC_TARGETS)}")
     col, mapping, classes = SYNTHETIC_TARGETS[target]
