@@ -44,7 +44,24 @@ def test_normalisation_uses_given_stats(ds, split):
     assert IMAGENET_STATS[0] == (0.485, 0.456, 0.406)
 
 
-@pytest.mark.parametrize("preset", ["fastai", "first_place", "arl"])
+def test_dihedral_preset_turns_and_flips_train_images_only(ds, split):
+    """Each train image comes out as one of its 8 flips / quarter turns (which keep a symmetry label); the
+    validation images come out as they are."""
+    tr, va = split
+    plain = image_dls(ds, tr, va, size=32, bs=8, preset="none", seed=2, norm=None)
+    turned = image_dls(ds, tr, va, size=32, bs=8, preset="dihedral", seed=2, norm=None)
+    assert torch.allclose(turned.valid.one_batch()[0].cpu(), plain.valid.one_batch()[0].cpu(), atol=1e-4)
+    xs = plain.train.new(shuffle=False).one_batch()[0].cpu()     # the same images in the same order
+    ys = turned.train.new(shuffle=False).one_batch()[0].cpu()
+    changed = 0
+    for x, y in zip(xs, ys):
+        views = [torch.rot90(v, k, (1, 2)) for v in (x, x.flip(2)) for k in range(4)]
+        assert any(torch.allclose(v, y, atol=1e-4) for v in views)
+        changed += not torch.allclose(x, y, atol=1e-4)
+    assert changed > 0
+
+
+@pytest.mark.parametrize("preset", ["fastai", "first_place", "arl", "dihedral"])
 def test_presets_train_batches_at_size(ds, split, preset):
     tr, va = split
     dls = image_dls(ds, tr, va, size=48, bs=4, preset=preset, seed=1)

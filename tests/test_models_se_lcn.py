@@ -19,6 +19,16 @@ def test_symmetry_net_count() -> None:
     assert n_params(create_model("selcn_symmetry")) == 1_248_424 - 513_000 + 1_026  # 736,450
 
 
+def test_symmetry_head_is_the_code_s_fresh_conv() -> None:
+    """train_symmetry_cv.py replaces the final conv with nn.Conv2d(512, 2, 1) (PyTorch's default init), not
+    torchvision's N(0, 0.01) with zero bias, under which from-scratch logits start at the head ReLU's kink."""
+    torch.manual_seed(0)
+    head = create_model("selcn_symmetry").classifier[1]
+    bound = 1 / np.sqrt(512)
+    assert head.bias.abs().max() <= bound and head.bias.abs().min() > 0
+    assert 0.8 * bound / np.sqrt(3) < head.weight.std() < 1.2 * bound / np.sqrt(3)
+
+
 def test_classifier_counts() -> None:
     assert n_params(ELayer(1792)) == 1793 * 1792 + 1792 + 2 * 1792  # 3,218,432
     model = create_model("selcn_classifier")

@@ -20,10 +20,10 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
 
-from fastai.vision.augment import RandTransform, Resize, ResizeMethod, aug_transforms  # noqa: E402
+from fastai.vision.augment import Dihedral, RandTransform, Resize, ResizeMethod, aug_transforms  # noqa: E402
 from fastai.vision.core import PILImage  # noqa: E402
 
-PRESETS = ("fastai", "first_place", "arl", "none")
+PRESETS = ("fastai", "first_place", "arl", "dihedral", "none")
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 ARL_ISIC2017_STATS = ((0.7079, 0.5916, 0.5469), (0.0937, 0.1114, 0.1258))
 ARL_SCALES = (0.2, 0.4, 0.6, 0.8)
@@ -138,4 +138,6 @@ def preset_tfms(preset: str, size: int, resize: str = "squish", seed: int | None
         batch = aug_transforms(do_flip=True, flip_vert=True, max_rotate=10.0, max_zoom=1.0, max_lighting=0.0,
                                max_warp=0.0, p_affine=1.0, p_lighting=0.0)
         return [ARLMultiScaleCrop(size, seed=seed)], batch
+    if preset == "dihedral":  # the 8 flips and quarter turns only: they keep a lesion's symmetry label
+        return [Resize(size, method=method)], [Dihedral(p=1.0)]
     return [Resize(size, method=method)], []

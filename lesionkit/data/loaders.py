@@ -169,7 +169,7 @@ def image_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224
               verify: bool = True, leak_check: bool = True, device: Any = None, **kw: Any) -> DataLoaders:
     """Image-classification DataLoaders: x = normalised (bs, 3, size, size) images, y = label_idx, vocab = classes.
 
-    `preset`: fastai | first_place | arl | none (see augment.py). `norm`: (mean, std) or None for inputs in [0, 1].
+    `preset`: fastai | first_place | arl | dihedral | none (see augment.py). `norm`: (mean, std) or None for inputs in [0, 1].
     `colour_constancy`: Shades-of-Gray p (e.g. 6) or None. `balanced`: class-balanced sampling of the training
     rows. `verify`/`leak_check`: the pre-flight checks described in the module docstring.
     """

@@ -29,7 +29,7 @@ from .synthetic_looks import (BLACK, CLASSES, DARK, DEFAULT_PRIOR, HAM_SITES, HA
                               HAM_TO_ISIC2020_SITE, ISIC2020_DIAGNOSIS, LOOKS, PURPLE, RED, WHITE, ClassLook,
                               pooled_look)
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: symmetric lesions mirror-symmetric, asymmetric ones clearly so (a learnable label)
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
     keys = list(weights)
     p = np.asarray([weights[k] for k in keys], dtype=float)
@@ -40,17 +40,22 @@ def _lesion_params(rng: np.random.Generator, look: ClassLook) -> dict:
     """Everything fixed for one lesion across its images: its shape, colours and structures."""
     n_harm = 8
     amps = np.zeros(n_harm + 1)
-    amps[1] = rng.uniform(0, look.asymmetry) * 0.5             # off-centre bulge: asymmetric
-    amps[2] = rng.uniform(0, 0.12 + look.asymmetry * 0.6)       # elongation
-    amps[3] = rng.uniform(0, look.asymmetry * 0.5)
+    asymmetric = rng.random() < np.clip(look.asymmetry * 5 - 0.2, 0.02, 0.97)
+    amps[2] = rng.uniform(0, 0.12 + look.asymmetry * 0.6)       # elongation (keeps both mirror axes)
     amps[4:] = rng.uniform(0, look.irregularity, n_harm - 3) / np.arange(1, n_harm - 2) ** 0.3
+    if asymmetric:                                              # a clear off-centre bulge, any phases
+        amps[1], amps[3] = rng.uniform(0.14, 0.24), rng.uniform(0.08, 0.16)
+        phases = rng.uniform(0, 2 * np.pi, n_harm + 1)
+    else:                                                       # mirror-symmetric about two axes: even
+        amps[1::2] = 0.0                                        # harmonics only, all phased to one axis
+        phases = -np.arange(n_harm + 1) * rng.uniform(0, np.pi)
     lo, hi = look.n_colours
     n_col = int(rng.integers(lo, min(hi, len(look.palette)) + 1))
     colours = np.asarray([look.palette[i] for i in rng.choice(len(look.palette), n_col, replace=False)], float)
     colours *= rng.uniform(0.85, 1.15, (n_col, 1))
     return {
         "radius": float(np.clip(rng.normal(*look.radius), 0.07, 0.38)),
-        "amps": amps, "phases": rng.uniform(0, 2 * np.pi, n_harm + 1),
+        "amps": amps, "phases": phases,
         "fuzz": float(np.clip(rng.normal(look.fuzz, 0.02), 0.01, 0.25)),
         "colours": np.clip(colours, 0, 255), "colour_seed": int(rng.integers(2**31)),
         "structures": [s for s, p in look.structures.items() if rng.random() < p],
@@ -72,6 +77,11 @@ def _shape_radius(theta: np.ndarray, p: dict) -> np.ndarray:
 def _symmetry_label(p: dict, res: int = 256) -> int:
     """PH2 convention, measured on the lesion's own outline at high resolution (a lesion property, the same in
     every view): 0 symmetric about both principal axes, 1 about one, 2 about neither."""
+    return int(sum(iou < 0.9 for iou in _axis_ious(p, res)))
+
+
+def _axis_ious(p: dict, res: int = 256) -> tuple[float, float]:
+    """IoU of the outline with its mirror image about each principal axis (1: mirror-symmetric about that axis)."""
     yy, xx = np.mgrid[0:res, 0:res].astype(np.float32)
     dx, dy = (xx - res / 2) / res, (yy - res / 2) / res
     scale = 0.3 / p["radius"]                                   # the outline's shape, not its size
@@ -83,11 +93,8 @@ def _symmetry_label(p: dict, res: int = 256) -> int:
     rot = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle), 1.0)
     rot[:, 2] += (res / 2 - cx, res / 2 - cy)                   # centroid to the centre, major axis horizontal
     aligned = cv2.warpAffine(mask.astype(np.uint8), rot, (res, res), flags=cv2.INTER_NEAREST).astype(bool)
-    asym = 0
-    for flipped in (aligned[::-1, :], aligned[:, ::-1]):
-        iou = (aligned & flipped).sum() / max((aligned | flipped).sum(), 1)
-        asym += iou < 0.9
-    return int(asym)
+    return tuple(float((aligned & f).sum() / max((aligned | f).sum(), 1))  # type: ignore[return-value]
+                 for f in (aligned[::-1, :], aligned[:, ::-1]))
 
 
 def _draw_structures(img: np.ndarray, mask: np.ndarray, p: dict, rng: np.random.Generator,

@@ -72,6 +72,9 @@ class SELCNConfig(TrainConfig):
     sym_wd: float = param(9.669e-4, "symmetry net Adam weight decay (L2, as torch.optim.Adam)", ge=0.0, le=1.0)
     sym_patience: int = param(10, "symmetry net early stopping on validation loss (0: off)", ge=0)
     sym_weighted: bool = param(True, "1/count class weights in the symmetry loss (paper: yes)")
+    sym_augment: str = param("none", "symmetry net training augmentation: none (the code's identity transforms) or "
+                                     "dihedral (flips and quarter turns, which keep the label)",
+                             choices=("none", "dihedral"))
     schedule: str = param("paper", "paper (poly decay for the segmenter, constant lr for the other two) or fastai's "
                                    "one_cycle for all three", choices=("paper", "one_cycle"))
     attribution: bool = param(True, "attribution maps of the SE-LCN classifier, scored against the lesion masks")
@@ -215,7 +218,8 @@ def symmetry_variant(sym_ds: Any, cfg: SELCNConfig) -> Any:
 
     return Variant(key="symmetry", label="SqueezeNet symmetry net", model=partial(create_model, "selcn_symmetry"),
                    dls=lambda tr, va: image_dls(sym_ds, tr, va, size=cfg.image_size, bs=cfg.sym_batch_size,
-                                                preset="none", seed=cfg.seed, num_workers=cfg.num_workers, norm=None),
+                                                preset=cfg.sym_augment, seed=cfg.seed, num_workers=cfg.num_workers,
+                                                norm=None),
                    loss=loss, metrics=fastai_metrics(sym_ds.task, sym_ds.n_classes),
                    optimizer=adam(weight_decay=cfg.sym_wd), schedule=_schedule(cfg, Schedule("constant")),
                    epochs=cfg.stage_epochs("sym"), lr=cfg.sym_lr, monitor="valid_loss", patience=cfg.sym_patience)

@@ -128,6 +128,8 @@ class SymmetryNet(LesionModel):
 
         net = squeezenet1_0(weights=None, num_classes=num_classes, dropout=dropout)
         self.features, self.classifier = net.features, net.classifier
+        self.classifier[1] = self.new_classifier(num_classes)  # the code's fresh Conv2d (default init), not
+        # torchvision's N(0, 0.01) / bias-0 final conv, whose logits start at the head ReLU's kink
         for module in self.modules():
             if isinstance(module, nn.ReLU):
                 module.inplace = False
