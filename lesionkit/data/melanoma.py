@@ -29,10 +29,14 @@ def to_melanoma(ds: Any) -> Any:
 
     if ds.task == "binary":
         return ds
-    if "mel" not in ds.classes:
-        raise ValueError(f"{ds.name}: the multimodal notebook needs a melanoma target; classes are {ds.classes}")
+    from .tasks import find_class
+
+    try:
+        mel = find_class("mel", ds.classes)
+    except ValueError:
+        raise ValueError(f"{ds.name}: the multimodal notebook needs a melanoma target; classes are {ds.classes}") from None
     df = ds.df.copy()
-    df["label"] = np.where(df["label"] == "mel", "melanoma", "other")
+    df["label"] = np.where(df["label"] == mel, "melanoma", "other")
     df["label_idx"] = (df["label"] == "melanoma").astype(int)
     return LesionDataset(ds.name, ds.root, df, ["other", "melanoma"], "binary", {**ds.info, "pos_idx": 1})
 

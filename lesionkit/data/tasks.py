@@ -1,5 +1,5 @@
-"""Task views of a dataset: ISIC 2017 Part 3's melanoma-vs-rest from multiclass labels, and whole images as a
-model input (what attribution methods take)."""
+"""Task views of a dataset: class names across layouts, ISIC 2017 Part 3's melanoma-vs-rest from multiclass labels,
+and whole images as a model input (what attribution methods take)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -8,13 +8,39 @@ import numpy as np
 import torch
 
 
+# Names the layouts give one diagnosis: HAM10000 / ISIC 2018-2019 codes, ISIC 2017 / 2020 words (compared without
+# case, '_' or '-'). Only exact equivalents: PH2's common / atypical nevus or HAM's bkl are not aliased.
+CLASS_SYNONYMS: tuple[tuple[str, ...], ...] = (
+    ("mel", "melanoma", "malignant melanoma"), ("nv", "nevus", "naevus", "melanocytic nevus"),
+    ("bcc", "basal cell carcinoma"), ("akiec", "ak", "actinic keratosis"), ("df", "dermatofibroma"),
+    ("vasc", "vascular lesion"), ("scc", "squamous cell carcinoma"))
+
+
+def _norm(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").replace("-", " ").split())
+
+
+def find_class(name: str, classes: Sequence[str]) -> str:
+    """The dataset's own name for class ``name``: itself, a case variant, or a synonym (``mel`` finds ISIC 2017's
+    and 2020's ``melanoma`` and ISIC 2019's ``MEL``). ValueError naming the classes when none is there."""
+    by_norm = {_norm(c): c for c in classes}
+    if _norm(name) in by_norm:
+        return by_norm[_norm(name)]
+    for group in CLASS_SYNONYMS:
+        if _norm(name) in group:
+            hits = [by_norm[g] for g in group if g in by_norm]
+            if hits:
+                return hits[0]
+    raise ValueError(f"class {name!r} is not in the dataset's classes {list(classes)} (synonyms tried: "
+                     f"{next((g for g in CLASS_SYNONYMS if _norm(name) in g), ())})")
+
+
 def one_vs_rest(ds: Any, positive: str = "mel", rest: str = "rest") -> Any:
     """A binary copy of a multiclass dataset: ``positive`` vs all other classes (classes [rest, positive], so index
     1 is positive, the LesionDataset convention): ISIC 2017 Part 3's melanoma task from HAM10000-style labels."""
     from .table import LesionDataset
 
-    if positive not in ds.classes:
-        raise ValueError(f"class {positive!r} is not in the dataset's classes {ds.classes}")
+    positive = find_class(positive, ds.classes)
     df = ds.df.copy()
     df["label"] = np.where(df["label"] == positive, positive, rest)
     df["label_idx"] = (df["label"] == positive).astype(int)

@@ -98,9 +98,13 @@ def start(namespace: dict[str, Any]) -> Run:
 
 
 def load(cfg: AttentionB3Config) -> Any:
+    from ..data.tasks import find_class
+
     ds = load_data(cfg, max_images=cfg.max_images or None)
-    if cfg.positive not in ds.classes:
-        raise ConfigError(f"positive={cfg.positive!r} is not a class of {ds.root}: {ds.classes}")
+    try:
+        find_class(cfg.positive, ds.classes)
+    except ValueError as err:
+        raise ConfigError(f"positive={cfg.positive!r} ({ds.root}): {err}") from None
     return ds
 
 
@@ -153,7 +157,9 @@ def train(ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> Any:
 
 def evaluate(probs: np.ndarray, y: np.ndarray, ds: Any, cfg: AttentionB3Config) -> dict[str, Any]:
     """The paper's binary metrics on P(positive), flattened: bootstrap specificity as spec_at_sens95_bootstrap."""
-    k = ds.classes.index(cfg.positive)
+    from ..data.tasks import find_class
+
+    k = ds.classes.index(find_class(cfg.positive, ds.classes))
     report = binary_report((y == k).astype(int), probs[:, k], n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
     boot = report.pop("bootstrap", None)
     if boot:
