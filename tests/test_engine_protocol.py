@@ -170,8 +170,9 @@ def test_one_vs_rest_and_binary_scoring() -> None:
     assert b.classes == ["rest", "mel"] and b.task == "binary"
     assert (b.df["label_idx"] == (ds.df["label"] == "mel")).all() and set(b.df["label"]) == {"rest", "mel"}
     assert ds.df["label"].nunique() == 3  # the source dataset is untouched
+    assert tasks.one_vs_rest(ds, "melanoma").classes == ["rest", "mel"]  # a synonym finds the dataset's name
     with pytest.raises(ValueError, match="not in the dataset's classes"):
-        tasks.one_vs_rest(ds, "melanoma")
+        tasks.one_vs_rest(ds, "no_such_class")
     y = np.array([0, 1, 0, 1])
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     assert set(engine.score(y, probs, b.classes)) == set(BINARY_KEYS)

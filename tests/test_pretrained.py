@@ -30,7 +30,9 @@ def test_parse_pretrained_path(tmp_path: Path) -> None:
         parse_pretrained(str(tmp_path / "missing.pth"))
 
 
-def test_true_without_local_weights_fails_at_once_naming_alternatives(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_true_without_local_weights_fails_at_once_naming_alternatives(monkeypatch: pytest.MonkeyPatch,
+                                                                      tmp_path: Path) -> None:
+    """Offline (HF_HUB_OFFLINE) with an empty cache: no network, no model built, the alternatives named."""
     import socket
 
     from lesionkit.models.arl import ARLResNet
@@ -41,6 +43,8 @@ def test_true_without_local_weights_fails_at_once_naming_alternatives(monkeypatc
     def no_build(*args, **kwargs):
         raise AssertionError("the model must not be built before failing")
 
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(ARLResNet, "__init__", no_build)
     with pytest.raises(PretrainedUnavailableError) as info:

