@@ -32,7 +32,8 @@ def test_create_model_records_name_and_kwargs() -> None:
 def test_model_spec_adds_extra_keys_and_follows_reset_classifier() -> None:
     model = create_model("arl_resnet18")
     assert model_spec(model, classes=["benign", "malignant"]) == {
-        "name": "arl_resnet18", "kwargs": {"num_classes": 1}, "classes": ["benign", "malignant"]}
+        "name": "arl_resnet18", "kwargs": {"num_classes": 1}, "initialised_from": None,
+        "classes": ["benign", "malignant"]}
     model.reset_classifier(3)
     assert model_spec(model)["kwargs"] == {"num_classes": 3}
     assert model.lesionkit_spec["kwargs"] == {}  # the record itself is untouched

@@ -124,6 +124,54 @@ def test_timm_backbone_checkpoint_loads_into_paper_model_by_name(tmp_path: Path)
     torch.testing.assert_close(model.conv1.weight, backbone.conv1.weight)
 
 
+def _hub_cache(home: Path, repo: str, state: dict) -> Path:
+    """The Hugging Face cache layout timm reads offline: models--<org>--<name>/snapshots/<rev>/ + refs/main."""
+    from safetensors.torch import save_file
+
+    folder = home / "hub" / f"models--{repo.replace('/', '--')}"
+    snap = folder / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("a" * 40)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(snap / "model.safetensors"))
+    return snap / "model.safetensors"
+
+
+def test_true_loads_timm_weights_from_the_hugging_face_cache_offline(monkeypatch, tmp_path: Path) -> None:
+    """pretrained=True finds exactly the tensors a Hugging Face cache holds (offline), for a timm model and a paper
+    model's backbone, records them in model.json's spec, and fails fast with an empty cache."""
+    import hashlib
+    import time
+
+    import timm
+
+    from lesionkit.models import model_spec
+
+    written = {k: torch.randn_like(v) if v.is_floating_point() else v
+               for k, v in timm.create_model("resnet18", pretrained=False).state_dict().items()}
+    weights = _hub_cache(tmp_path / "hf", "timm/resnet18.a1_in1k", written)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = create_model("resnet18", pretrained=True)
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in written.items())
+    record = model_spec(model)["initialised_from"]                          # what model.json says
+    assert record["hub_repo"] == "timm/resnet18.a1_in1k" and record["loaded"] == len(written)
+    assert record["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    arl = create_model("arl_resnet18", pretrained=True)                       # a paper model's backbone
+    torch.testing.assert_close(arl.conv1.weight, written["conv1.weight"])
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty"))
+    t0 = time.perf_counter()
+    with pytest.raises(PretrainedUnavailableError) as info:
+        create_model("resnet18", pretrained=True)
+    assert time.perf_counter() - t0 < 5
+    msg = str(info.value)
+    for needle in ("timm/resnet18.a1_in1k", str(tmp_path / "empty" / "hub"), "HF_HUB_OFFLINE is set",
+                   "huggingface-cli download timm/resnet18.a1_in1k"):
+        assert needle in msg, msg
+
+
 def test_pickled_model_file_is_refused_with_the_fix(tmp_path: Path) -> None:
     path = tmp_path / "pickled.pth"
     torch.save(torch.nn.Linear(2, 2), path)

@@ -117,6 +117,9 @@ def model_spec(model: nn.Module, **extra: Any) -> dict[str, Any]:
     if isinstance(num_classes, int) and not isinstance(num_classes, bool) \
             and out["kwargs"].get("num_classes") != num_classes:
         out["kwargs"]["num_classes"] = num_classes
+    from .pretrained import initialisation_record
+
+    out["initialised_from"] = initialisation_record(model)  # None: random initialisation
     out.update(extra)  # Run.save_model makes numpy/torch values JSON
     return out
 

@@ -233,6 +233,7 @@ class LoadReport:
     """What a pretrained load did: tensors loaded, left at init, ignored, or skipped for a shape mismatch."""
 
     source: str
+    sha256: str = ""  # of the weight file, so a run record says exactly which weights it started from
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -292,5 +293,28 @@ def load_pretrained(model: nn.Module, pretrained: bool | str | Path, arch: str |
             report = load_matching(target, timm_state_dict(pretrained, arch), source=str(pretrained))
     if not report.loaded:
         raise WeightFileError(f"nothing in {report.source} matches the model by name and shape: {report}")
+    report.sha256 = file_sha256(report.source)
     log.info("%s", report)
     return report
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def initialisation_record(model: nn.Module) -> dict[str, object] | None:
+    """Where ``model``'s pretrained weights came from (file, hub repo, sha256, tensors loaded / skipped), or None
+    for a model trained from random initialisation: what model.json records."""
+    report = getattr(model, "pretrained_report", None)
+    if not isinstance(report, LoadReport):
+        return None
+    repo = next((part[len("models--"):].replace("--", "/", 1) for part in Path(report.source).parts
+                 if part.startswith("models--")), None)
+    return {"source": report.source, "hub_repo": repo, "sha256": report.sha256, "loaded": len(report.loaded),
+            "left_at_init": len(report.missing), "shape_mismatches": len(report.mismatched)}
