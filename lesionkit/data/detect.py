@@ -45,7 +45,7 @@ def detect_format(root: str | Path) -> str:
             pass
     if _has(root, "ISIC-2017_*Part3_GroundTruth.csv"):
         return "isic2017"
-    if _has(root, "ISIC_2019_Training_GroundTruth.csv"):
+    if _has(root, "ISIC_2019_Training_GroundTruth.csv") or _has(root, "ISIC_2019_Test_GroundTruth.csv"):
         return "isic2019"
     labels = root / "labels.csv"
     if labels.is_file():

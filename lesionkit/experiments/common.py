@@ -161,17 +161,33 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
 
 
 def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
-    """The optional external test set (`cfg.test_dir`) with the training classes' indices; None when not given.
-    Its classes must be the training set's (same names); rows are read with the same validation as training data."""
+    """The optional external test set (`cfg.test_dir`) with the training classes' names and indices; None when not
+    given. An ISIC 2017 / 2018 / 2019 download is scored on its most held-out official part only
+    (`readers.evaluation_parts`); its classes map onto the training ones by name or synonym (MEL = mel, AK = akiec),
+    and a class with test images the model never saw is refused. Rows get the same validation as training data."""
     if not cfg.test_dir:
         return None
     from ..data import load_dataset
+    from ..data.detect import detect_format
+    from ..data.readers import evaluation_parts
+    from ..data.tasks import find_class
 
-    ext = load_dataset(Path(cfg.test_dir).expanduser().resolve(), fmt="auto", bad_metadata=cfg.bad_metadata)
-    unknown = sorted(set(ext.classes) - set(classes))
+    path = Path(cfg.test_dir).expanduser().resolve()
+    fmt = "csv" if path.is_file() else detect_format(path)
+    ext = load_dataset(path, fmt=fmt, bad_metadata=cfg.bad_metadata, **evaluation_parts(path, fmt))
+    names, unknown = {}, []
+    for c in ext.classes:
+        try:
+            names[c] = find_class(c, classes)
+        except ValueError:
+            unknown.append(c)
+    present = set(ext.df["label"])
+    unknown = [c for c in unknown if c in present]  # a layout's class with no test image is harmless
     if unknown:
-        raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {classes}")
-    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)})
+        raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {classes}; "
+                         "the model never saw them, so they cannot be scored (drop those rows or map them)")
+    ext.df["label"] = ext.df["label"].map(names)
+    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
     ext.classes = list(classes)
     return ext
 

@@ -81,4 +81,28 @@ def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", bad
         return get_reader(fmt)(path, **kw)
 
 
-__all__ = ["READERS", "SHARED_NAMES", "FormatDetectionError", "get_reader", "load_dataset", "resolve_source"]
+# format -> [(part, file naming its ground truth)], most-held-out first: what an external test folder is scored on
+_EVALUATION_PARTS: dict[str, list[tuple[str, str]]] = {
+    "isic2017": [("test", "ISIC-2017_Test_v2_Part3_GroundTruth.csv"),
+                 ("valid", "ISIC-2017_Validation_Part3_GroundTruth.csv"),
+                 ("train", "ISIC-2017_Training_Part3_GroundTruth.csv")],
+    "isic2018": [("test", "ISIC2018_Task3_Test_GroundTruth.csv"), ("valid", "ISIC2018_Task3_Validation_GroundTruth.csv"),
+                 ("train", "ISIC2018_Task3_Training_GroundTruth.csv")],
+    "isic2019": [("test", "ISIC_2019_Test_GroundTruth.csv"), ("train", "ISIC_2019_Training_GroundTruth.csv")],
+}
+
+
+def evaluation_parts(path: Path, fmt: str) -> dict[str, Any]:
+    """Reader keywords that read an external test folder's most held-out official part: an ISIC 2017 / 2018 / 2019
+    download holding the Test ground truth is scored on its test rows only (not on the training rows the readers
+    default to); other layouts are read whole."""
+    from .common import find_file
+
+    for part, name in _EVALUATION_PARTS.get(fmt, []):
+        if find_file(Path(path), [name], required=False) is not None:
+            return {"parts": (part,)}
+    return {}
+
+
+__all__ = ["READERS", "SHARED_NAMES", "FormatDetectionError", "evaluation_parts", "get_reader", "load_dataset",
+           "resolve_source"]
