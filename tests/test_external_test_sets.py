@@ -72,3 +72,14 @@ def test_isic2017_test_part_only(tmp_path):
             Image.new("RGB", (24, 18)).save(tmp_path / f"ISIC-2017_{tag}_Data" / f"{i}.jpg")
     ext = load_external(QuickstartConfig(test_dir=str(tmp_path)), ["other", "melanoma"])
     assert ext.df.image_id.tolist() == parts["Test_v2"] and ext.df.label_idx.tolist() == [1, 0]
+
+
+def test_class_folders_with_a_test_split_score_only_the_test_folder(tmp_path):
+    for part, n in (("train", 3), ("test", 2)):
+        for cls in ("mel", "nv"):
+            (tmp_path / part / cls).mkdir(parents=True)
+            for k in range(n):
+                Image.new("RGB", (24, 18), (40 * k, 30, 90)).save(tmp_path / part / cls / f"{part}_{cls}_{k}.jpg")
+    ext = _external(tmp_path)
+    assert len(ext) == 4 and (ext.df.split == "test").all()
+    assert sorted(ext.df.label) == ["mel", "mel", "nv", "nv"] and ext.classes == list(HAM_CLASSES)

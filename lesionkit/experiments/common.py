@@ -163,7 +163,8 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
 def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
     """The optional external test set (`cfg.test_dir`) with the training classes' names and indices; None when not
     given. An ISIC 2017 / 2018 / 2019 download is scored on its most held-out official part only
-    (`readers.evaluation_parts`); its classes map onto the training ones by name or synonym (MEL = mel, AK = akiec),
+    (`readers.evaluation_parts`), a layout with an official split column (derm7pt, class folders under test/) on its
+    test rows; its classes map onto the training ones by name or synonym (MEL = mel, AK = akiec),
     and a class with test images the model never saw is refused. Rows get the same validation as training data."""
     if not cfg.test_dir:
         return None
@@ -175,6 +176,8 @@ def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
     path = Path(cfg.test_dir).expanduser().resolve()
     fmt = "csv" if path.is_file() else detect_format(path)
     ext = load_dataset(path, fmt=fmt, bad_metadata=cfg.bad_metadata, **evaluation_parts(path, fmt))
+    if (ext.df["split"] == "test").any():  # an official split column (derm7pt, train/test class folders): its test rows
+        ext = ext.subset(np.flatnonzero((ext.df["split"] == "test").to_numpy()))
     names, unknown = {}, []
     for c in ext.classes:
         try:
