@@ -20,7 +20,7 @@ def _papermill_output_path() -> Path | None:
     except OSError:
         return None
     args = [a.decode(errors="replace") for a in cmd if a]
-    starts = [i for i, a in enumerate(args) if Path(a).name == "papermill" or a.endswith("papermill/__main__.py")]
+    starts = [i for i, a in enumerate(args) if is_papermill_arg(a)]
     if not starts:
         return None
     positional = _papermill_positionals(args[starts[0] + 1:])
@@ -28,6 +28,11 @@ def _papermill_output_path() -> Path | None:
         return None
     out = Path(positional[1])
     return out if out.is_absolute() else (cwd / out).resolve()
+
+
+def is_papermill_arg(arg: str) -> bool:
+    """True for the argument of a command line that starts papermill (its script or ``-m papermill``'s main)."""
+    return Path(arg).name == "papermill" or arg.endswith("papermill/__main__.py")
 
 
 _PM_TWO = {"-p", "--parameters", "-r", "--parameters_raw"}

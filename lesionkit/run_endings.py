@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .kernel import is_papermill_arg
+
 PARENT_POLL_S = 0.05
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -79,7 +81,7 @@ def _parent_name(pid: int) -> str:
         args = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
     except OSError:
         return f"the parent process (pid {pid})"
-    if any(Path(a).name == "papermill" or a.endswith("papermill/__main__.py") for a in args):
+    if any(is_papermill_arg(a) for a in args):
         return f"papermill (pid {pid})"
     if any("jupyter" in Path(a).name for a in args):
         return f"the Jupyter server (pid {pid})"

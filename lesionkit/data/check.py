@@ -176,15 +176,11 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
 def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                   **reader_kw: Any) -> CheckReport:
     """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
-    from .readers import get_reader, resolve_source
+    from .readers import get_reader, resolve_format
 
     report = CheckReport(str(source))
     try:
-        path, implied = resolve_source(source)
-        if fmt == "auto":
-            from .detect import detect_format
-
-            fmt = implied or ("csv" if path.is_file() else detect_format(path))
+        path, fmt = resolve_format(source, fmt)
         report.fmt = fmt
         with collect_problems() as problems:
             ds = get_reader(fmt)(path, **reader_kw)

@@ -101,12 +101,11 @@ def unknown_sites(site: pd.Series) -> pd.Series:
 def describe_rows(df: pd.DataFrame, mask: pd.Series, values: pd.Series, limit: int = 10, lines: bool = True) -> str:
     """'line 3 (img_1: -5.0), line 9 (img_7: 999.0)' for messages (a reader's raw table: file line = index + 2);
     `lines=False` for a finished dataset, whose index no longer follows the file: 'img_1: -5.0, ...'."""
-    from .table import line_of
+    from .table import _listing, line_of
 
     rows = [(f"{line_of(i)} ({df.at[i, 'image_id']}: {_plain(values.at[i])!r})" if lines
              else f"{df.at[i, 'image_id']}: {_plain(values.at[i])!r}") for i in df.index[mask.to_numpy()]]
-    shown = ", ".join(rows[:limit])
-    return shown + (f" ... and {len(rows) - limit} more" if len(rows) > limit else "")
+    return _listing(rows, limit)
 
 
 def _plain(v: object) -> object:

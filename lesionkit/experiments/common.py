@@ -169,12 +169,10 @@ def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
     if not cfg.test_dir:
         return None
     from ..data import load_dataset
-    from ..data.detect import detect_format
-    from ..data.readers import evaluation_parts
+    from ..data.readers import evaluation_parts, resolve_format
     from ..data.tasks import find_class
 
-    path = Path(cfg.test_dir).expanduser().resolve()
-    fmt = "csv" if path.is_file() else detect_format(path)
+    path, fmt = resolve_format(Path(cfg.test_dir).expanduser().resolve())
     ext = load_dataset(path, fmt=fmt, bad_metadata=cfg.bad_metadata, **evaluation_parts(path, fmt))
     if (ext.df["split"] == "test").any():  # an official split column (derm7pt, train/test class folders): its test rows
         ext = ext.subset(np.flatnonzero((ext.df["split"] == "test").to_numpy()))

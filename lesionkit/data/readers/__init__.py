@@ -54,6 +54,21 @@ def resolve_source(source: str | os.PathLike | None) -> tuple[Path, str | None]:
                             f"or one of {list(SHARED_NAMES)} with LESIONKIT_DATA set)")
 
 
+def resolve_format(source: str | os.PathLike | None, fmt: str = "auto") -> tuple[Path, str]:
+    """(folder or file, reader name): `fmt` itself, else the format the name implies, 'csv' for a file, or the one
+    detected from the folder's files."""
+    path, implied = resolve_source(source)
+    if fmt != "auto":
+        return path, fmt
+    if implied is not None:
+        return path, implied
+    if path.is_file():
+        return path, "csv"
+    from ..detect import detect_format
+
+    return path, detect_format(path)
+
+
 def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", bad_metadata: str | None = None,
                  **kw: Any) -> LesionDataset:
     """Read a dataset into the canonical table.
@@ -67,29 +82,9 @@ def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", bad
     """
     from ..metadata_values import bad_metadata_policy, current_policy
 
-    path, implied = resolve_source(source)
-    if fmt == "auto":
-        if implied is not None:
-            fmt = implied
-        elif path.is_file():
-            fmt = "csv"
-        else:
-            from ..detect import detect_format
-
-            fmt = detect_format(path)
+    path, fmt = resolve_format(source, fmt)
     with bad_metadata_policy(bad_metadata or current_policy()):
         return get_reader(fmt)(path, **kw)
-
-
-# format -> [(part, file naming its ground truth)], most-held-out first: what an external test folder is scored on
-_EVALUATION_PARTS: dict[str, list[tuple[str, str]]] = {
-    "isic2017": [("test", "ISIC-2017_Test_v2_Part3_GroundTruth.csv"),
-                 ("valid", "ISIC-2017_Validation_Part3_GroundTruth.csv"),
-                 ("train", "ISIC-2017_Training_Part3_GroundTruth.csv")],
-    "isic2018": [("test", "ISIC2018_Task3_Test_GroundTruth.csv"), ("valid", "ISIC2018_Task3_Validation_GroundTruth.csv"),
-                 ("train", "ISIC2018_Task3_Training_GroundTruth.csv")],
-    "isic2019": [("test", "ISIC_2019_Test_GroundTruth.csv"), ("train", "ISIC_2019_Training_GroundTruth.csv")],
-}
 
 
 def evaluation_parts(path: Path, fmt: str) -> dict[str, Any]:
@@ -97,12 +92,18 @@ def evaluation_parts(path: Path, fmt: str) -> dict[str, Any]:
     download holding the Test ground truth is scored on its test rows only (not on the training rows the readers
     default to); other layouts are read whole."""
     from .common import find_file
+    from .ham10000 import _PART_FILES as ISIC2018_PARTS
+    from .isic2017 import PART_NAMES as ISIC2017_PARTS
+    from .isic2019 import _PARTS as ISIC2019_PARTS
 
-    for part, name in _EVALUATION_PARTS.get(fmt, []):
-        if find_file(Path(path), [name], required=False) is not None:
+    ground_truth = {"isic2017": {p: f"ISIC-2017_{tag}_Part3_GroundTruth.csv" for p, tag in ISIC2017_PARTS.items()},
+                    "isic2018": ISIC2018_PARTS, "isic2019": {p: files[0] for p, files in ISIC2019_PARTS.items()}}
+    files = ground_truth.get(fmt, {})
+    for part in ("test", "valid", "train"):  # most held-out first
+        if part in files and find_file(Path(path), [files[part]], required=False) is not None:
             return {"parts": (part,)}
     return {}
 
 
 __all__ = ["READERS", "SHARED_NAMES", "FormatDetectionError", "evaluation_parts", "get_reader", "load_dataset",
-           "resolve_source"]
+           "resolve_format", "resolve_source"]

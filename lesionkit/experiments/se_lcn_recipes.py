@@ -1,0 +1,96 @@
+"""SE-LCN's three recipes (methods-a §3.4), one ``engine.Variant`` per network, with the paper's settings written
+out: the segmenter (train_seg.py), the symmetry net (train_symmetry_cv.py) and the E-layer classifier with and
+without its CAM channel (train_classifier_final_cv.py). ``se_lcn`` runs them as the cascade's stages."""
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .common import model_norm
+
+if TYPE_CHECKING:
+    from .se_lcn import SELCNConfig
+
+CLASSIFIERS = {"with_cam": "SE-LCN (with CAM)", "without_cam": "without CAM (zeros)"}
+
+
+def _schedule(cfg: SELCNConfig, paper: Any) -> Any:
+    from ..engine import Schedule
+
+    return paper if cfg.schedule == "paper" else Schedule("one_cycle")
+
+
+def segmenter_variant(seg_ds: Any, cfg: SELCNConfig) -> Any:
+    """Stage 1 (train_seg.py): DeepLabV3+ on image + mask loaders (flips/affine on both), Dice + λ·rank loss, torch
+    Adam without weight decay, lr poly-decayed with power 0.9 over training, the epoch of best validation Jaccard."""
+    from fastai.metrics import Dice, JaccardCoeff
+
+    from ..data.loaders import mask_dls
+    from ..engine import Schedule, Variant, adam
+    from ..losses import DiceRankLoss
+    from ..models import create_model
+
+    model = partial(create_model, "selcn_segmenter", pretrained=cfg.pretrained, encoder=cfg.seg_encoder)
+    norm = model_norm(create_model("selcn_segmenter", encoder=cfg.seg_encoder))
+    return Variant(key="segmenter", label="DeepLabV3+ segmenter", model=model,
+                   dls=lambda tr, va: mask_dls(seg_ds, tr, va, size=cfg.image_size, bs=cfg.seg_batch_size,
+                                               preset="fastai", seed=cfg.seed, num_workers=cfg.num_workers, norm=norm),
+                   loss=lambda tr: DiceRankLoss(lam=cfg.rank_lambda), metrics=[Dice(), JaccardCoeff()],
+                   optimizer=adam(weight_decay=0.0), schedule=_schedule(cfg, Schedule("poly", poly_power=0.9)),
+                   epochs=cfg.stage_epochs("seg"), lr=cfg.seg_lr, monitor="jaccard_coeff")
+
+
+def symmetry_variant(sym_ds: Any, cfg: SELCNConfig) -> Any:
+    """Stage 3: SqueezeNet on the symmetry label (0 symmetric vs 1/2 asymmetric), inputs in [0, 1], cross-entropy
+    weighted ∝ 1/class count (sklearn's "balanced" N/(K·n_c): the same loss, as torch's weighted mean divides by the
+    weights), torch Adam with coupled L2 weight decay, constant lr, early stopping on validation loss."""
+    import torch
+    from fastai.torch_core import default_device
+
+    from ..data.loaders import image_dls
+    from ..engine import Schedule, Variant, adam
+    from ..losses import class_weights
+    from ..metrics import fastai_metrics
+    from ..models import create_model
+
+    def loss(tr: np.ndarray) -> Any:
+        if not cfg.sym_weighted:
+            return torch.nn.CrossEntropyLoss()
+        w = class_weights(sym_ds.df["label_idx"].to_numpy()[tr], sym_ds.n_classes, "balanced")
+        return torch.nn.CrossEntropyLoss(weight=w.to(default_device()))  # fastai moves the model, not the loss
+
+    return Variant(key="symmetry", label="SqueezeNet symmetry net", model=partial(create_model, "selcn_symmetry"),
+                   dls=lambda tr, va: image_dls(sym_ds, tr, va, size=cfg.image_size, bs=cfg.sym_batch_size,
+                                                preset=cfg.sym_augment, seed=cfg.seed, num_workers=cfg.num_workers,
+                                                norm=None),
+                   loss=loss, metrics=fastai_metrics(sym_ds.task, sym_ds.n_classes),
+                   optimizer=adam(weight_decay=cfg.sym_wd), schedule=_schedule(cfg, Schedule("constant")),
+                   epochs=cfg.stage_epochs("sym"), lr=cfg.sym_lr, monitor="valid_loss", patience=cfg.sym_patience)
+
+
+def classifier_variants(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) -> list[Any]:
+    """Stage 5: EfficientNet + E-layer on (image, cached CAM) loaders, inputs in [0, 1], unweighted cross-entropy,
+    torch Adam with coupled L2 weight decay, constant lr, early stopping on validation loss; "without_cam" feeds an
+    all-zero map."""
+    from ..data.cams import cam_dls
+    from ..engine import Schedule, Variant, adam
+    from ..metrics import fastai_metrics
+    from ..models import create_model
+
+    model = partial(create_model, "selcn_classifier", pretrained=cfg.pretrained, backbone=cfg.classifier_backbone,
+                    num_classes=ds.n_classes, with_symmetry_net=False)
+
+    def variant(key: str) -> Any:
+        return Variant(key=key, label=CLASSIFIERS[key], model=model,
+                       dls=lambda tr, va: cam_dls(ds, cams, tr, va, cfg.image_size, cfg.batch_size, cfg.seed,
+                                                  cfg.num_workers, zero=key == "without_cam", norm=None,
+                                                  balanced=cfg.balanced),
+                       metrics=fastai_metrics(ds.task, ds.n_classes), optimizer=adam(weight_decay=cfg.wd),
+                       schedule=_schedule(cfg, Schedule("constant")), epochs=cfg.epochs, lr=cfg.lr,
+                       monitor="valid_loss", patience=cfg.patience)
+    return [variant(key) for key in CLASSIFIERS]
+
+
+__all__ = ["CLASSIFIERS", "classifier_variants", "segmenter_variant", "symmetry_variant"]
