@@ -10,6 +10,9 @@ COMMANDS = {
     "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset"),
     "synth": ("lesionkit.data.synthetic", "write the synthetic dermoscopy dataset"),
     "demo": ("lesionkit.demo", "run every notebook headless on the synthetic default and print a summary"),
+    "train": ("lesionkit.train_cli", "train NOTEBOOK -p name value: run a notebook's recipe without a kernel "
+                                     "(what accelerate launch / torchrun start)"),
+    "sweep": ("lesionkit.sweep", "sweep NOTEBOOK --space name=kind:args --trials N: an Optuna study of runs"),
     "params": ("lesionkit.notebook_cell", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
 }
 

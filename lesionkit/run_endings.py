@@ -35,6 +35,8 @@ def guard(run: Any) -> None:
 
 
 def ending_of(exc: BaseException) -> str:
+    if type(exc).__name__ == "TrialPruned":  # optuna's: a sweep's pruner stopped this trial
+        return "pruned"
     return "interrupted" if isinstance(exc, KeyboardInterrupt) else "exception"
 
 

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import yaml
 
-from . import run_endings
+from . import distributed, run_endings, sweep_trial
 from .config import Config, ConfigError, notebook_params
 from .kernel import _papermill_output_path, in_live_kernel  # noqa: F401  (in_live_kernel: re-exported)
 
@@ -243,9 +243,10 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
     A config error still creates a record (status failed, the raw parameters and the message) before re-raising,
     so a bad papermill call is never silent. In a notebook, exceptions in later cells mark the run failed too.
     """
-    run = Run(_new_run_dir(notebook, run_name), notebook)
-    run._update(notebook=notebook, run_id=run.id, status="running", started=_now(), pid=os.getpid(),
-                cwd=str(Path.cwd()), notebook_path=_notebook_path())
+    run_dir = distributed.on_main(lambda: _new_run_dir(notebook, run_name))
+    run = Run(distributed.record_dir(run_dir), notebook)
+    run._update(notebook=notebook, run_id=run_dir.name, status="running", started=_now(), pid=os.getpid(),
+                cwd=str(Path.cwd()), notebook_path=_notebook_path(), **_launch_info())
     if watch_notebook:  # from the moment the record says "running", any ending is recorded
         run_endings.guard(run)
     atomic_write(run.dir / "env.json", json.dumps(env_report(), indent=2))
@@ -257,7 +258,17 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
         raise
     run.cfg = _effective(run.cfg)
     run.cfg.save(run.dir / "config.yaml")
+    sweep_trial.link_run(run)
     return run
+
+
+def _launch_info() -> dict[str, Any]:
+    """How the run was started: ``processes`` (> 1 under a distributed launch), and the command line when it was
+    not a kernel's (``python -m lesionkit train``)."""
+    info: dict[str, Any] = {"processes": distributed.world_size()}
+    if "ipykernel" not in sys.modules:
+        info["command"] = sys.argv
+    return info
 
 
 def _effective(cfg: Config) -> Config:
@@ -292,7 +303,17 @@ def find_run(notebook: str, ref: str) -> Path:
 
 def resume_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
     """Reopen an interrupted or failed run with the settings it recorded (config.yaml); its finished stages are
-    loaded, the interrupted one continues from its last epoch checkpoint. A completed run is refused."""
+    loaded, the interrupted one continues from its last epoch checkpoint. A completed run is refused.
+    Under a distributed launch the main process reopens it; the others continue from a copy."""
+    run = distributed.on_main(lambda: _reopen_run(notebook, config_cls, ref))
+    if not distributed.is_main():
+        run = Run(distributed.record_dir(run.dir, copy=True), notebook, run.cfg, run.info)
+    run_endings.guard(run)
+    sweep_trial.link_run(run)
+    return run
+
+
+def _reopen_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
     run_dir = find_run(notebook, ref)
     info = json.loads((run_dir / "run.json").read_text())
     if info.get("notebook") not in (None, notebook):
@@ -312,9 +333,9 @@ def resume_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
     if old_nb.exists():  # the interrupted attempt's executed notebook stays, under its own name
         old_nb.rename(run_dir / f"notebook-attempt{len(resumed)}.ipynb")
     run.info.pop("ended", None)
-    run._update(status="running", pid=os.getpid(), resumed=resumed, notebook_path=_notebook_path())
+    run._update(status="running", pid=os.getpid(), resumed=resumed, notebook_path=_notebook_path(),
+                **_launch_info())
     print(f"resuming {run_dir} (was {status}) with its recorded config", flush=True)
-    run_endings.guard(run)
     return run
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
 
+from ..distributed import is_main, unwrap
 from ..runs import atomic_write
 
 
@@ -28,7 +29,7 @@ def epoch_values(recorder: Any) -> dict[str, float]:
 
 def save_state_dict(model: torch.nn.Module, path: Path) -> Path:
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save({k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}, buf)
     return atomic_write(path, buf.getvalue())
 
 
@@ -108,7 +109,7 @@ class BestModel(Callback):
 
     def after_fit(self) -> None:
         if self.active and self.path.exists():
-            self.learn.model.load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))
+            unwrap(self.learn.model).load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))
 
 
 class EpochCheckpoint(Callback):
@@ -141,7 +142,7 @@ class EpochCheckpoint(Callback):
         from .seed import rng_state
 
         state = {"stage": self.stage, "epoch": self.start + self.epoch, "epochs": self.epochs,
-                 "model": {k: v.detach().cpu() for k, v in self.learn.model.state_dict().items()},
+                 "model": {k: v.detach().cpu() for k, v in unwrap(self.learn.model).state_dict().items()},
                  "opt": self.learn.opt.state_dict(), "best": self.best.state(), "rng": rng_state(self.dls),
                  "smooth_loss": [self.recorder.smooth_loss.count, self.recorder.smooth_loss.val.detach().cpu()]}
         scaler = getattr(self.learn, "scaler", None)
@@ -166,7 +167,7 @@ class EpochLog(Callback):
         self._t0 = time.perf_counter()
 
     def after_epoch(self) -> None:
-        if not _is_real_fit(self.learn):
+        if not _is_real_fit(self.learn) or not is_main():  # one line per epoch, not one per process
             return
         shown = " ".join(f"{k} {v:.4g}" for k, v in epoch_values(self.recorder).items())
         prefix = f"{self.stage} " if self.stage else ""

@@ -18,6 +18,8 @@ import torch
 from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner
 
+from ..distributed import ddp_callback, world_size
+from ..sweep_trial import trial_reporter
 from .callbacks import BestModel, EpochCheckpoint, EpochLog, RunHistory
 from .schedules import Schedule, resumed
 
@@ -64,6 +66,9 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
             cbs.append(EpochLog(stage, epochs, start))
             stack.enter_context(learn.no_bar())
             stack.enter_context(_quiet_recorder(learn))
+        if world_size() > 1:  # launched over several processes: DDP, sharded loaders, gathered metrics
+            cbs.append(ddp_callback(sync_bn=bool(getattr(getattr(run, "cfg", None), "sync_bn", False))))
+        cbs.extend(trial_reporter(monitor, stage))  # a sweep's trial: per-epoch values to its pruner
         scheds = {k: resumed(f, start, epochs) for k, f in schedule.scheds(lr, epochs).items()}
         if start < epochs and not _stopped_early(state, patience):
             learn.fit(epochs - start, lr, cbs=[ParamScheduler(scheds), *cbs])

@@ -44,15 +44,22 @@ def rng_state(dls: Any = None) -> dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     if dls is not None:
-        state["loaders"] = [_py_state(dl.rng.getstate()) for dl in getattr(dls, "loaders", []) if hasattr(dl, "rng")]
+        state["loaders"] = [_py_state(dl.rng.getstate()) for dl in _loaders(dls) if hasattr(dl, "rng")]
         state["augment"] = [_aug_state(t) for t in _augmenters(dls)]
     return state
+
+
+def _loaders(dls: Any) -> list[Any]:
+    """The loaders whose random streams shuffle (under DDP: the ones each DistributedDL shards)."""
+    from ..distributed import inner_loader
+
+    return [inner_loader(dl) for dl in getattr(dls, "loaders", [])]
 
 
 def _augmenters(dls: Any) -> list[Any]:
     """The training loader's item transforms that own a random stream: lesionkit's WorkerRNG (ARL crops, patch
     grids) and albumentations pipelines (the 1st place's), neither of which fastai's seeding reaches."""
-    train = getattr(dls, "train", None)
+    train = _loaders(dls)[0] if _loaders(dls) else None
     tfms = list(getattr(getattr(train, "after_item", None), "fs", []) or [])
     out = []
     for t in tfms:
@@ -92,7 +99,7 @@ def set_rng_state(state: dict[str, Any], dls: Any = None) -> None:
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     if dls is not None and state.get("loaders"):
-        loaders = [dl for dl in getattr(dls, "loaders", []) if hasattr(dl, "rng")]
+        loaders = [dl for dl in _loaders(dls) if hasattr(dl, "rng")]
         for dl, s in zip(loaders, state["loaders"]):
             dl.rng.setstate(_py_restore(s))
     if dls is not None:

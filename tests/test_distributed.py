@@ -1,0 +1,65 @@
+"""Data-parallel training over processes (torchrun / accelerate launch start ``python -m lesionkit train``): fastai's
+DDP integration on gloo, the validation metrics over every row once, one run record, results within noise of one
+process."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
+    return {**os.environ, "LESIONKIT_RUNS": str(tmp_path / "runs"), "TMPDIR": str(scratch), "OMP_NUM_THREADS": "1"}
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: int = 420) -> str:
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_validation_metrics_see_every_row_once_and_batch_is_split(tmp_path) -> None:
+    # 7 validation rows over 2 processes: fastai pads one process's shard; the gathered metric must see 0..6 once
+    out = _run([*TORCHRUN, str(REPO / "tests" / "helpers" / "ddp_probe.py")], _env(tmp_path), timeout=180)
+    lines = sorted(line for line in out.splitlines() if line.startswith("rank "))
+    assert lines == [f"rank {r} of 2: valid rows 7 once True train batch 2 model Linear" for r in (0, 1)], out
+
+
+@pytest.mark.slow
+def test_two_processes_one_record_every_test_row_once_close_to_one_process(tmp_path) -> None:
+    env = _env(tmp_path)
+    params = ["-p", "image_size", "64", "-p", "epochs", "3", "-p", "max_images", "400", "-p", "batch_size", "32"]
+    train = ["-m", "lesionkit", "train", "quickstart", *params]
+    _run([sys.executable, *train, "-p", "run_name", "one"], env)
+    _run([*TORCHRUN, *train[1:], "-p", "run_name", "two"], env)
+    runs = sorted((tmp_path / "runs" / "00_quickstart").iterdir())
+    assert [p.name.split("-")[-1] for p in runs] == ["one", "two"]  # the second process wrote no record of its own
+    assert not list((tmp_path / "tmp").glob("lesionkit-rank*")), "a scratch record was left behind"
+    scores = {}
+    for run_dir in runs:
+        info = json.loads((run_dir / "run.json").read_text())
+        assert info["status"] == "completed", info.get("error")
+        splits = pd.read_csv(run_dir / "splits.csv", dtype={"image_id": str})
+        test_ids = set(splits.loc[splits["part"] == "test", "image_id"])
+        pred = pd.read_csv(run_dir / "predictions" / "test.csv", dtype={"image": str})
+        assert len(pred) == len(test_ids) and set(pred["image"]) == test_ids  # each test row once, no padding
+        history = pd.read_csv(run_dir / "history.csv")
+        assert len(history) == 3  # one row per epoch, not one per process
+        scores[run_dir.name.split("-")[-1]] = (info["processes"], json.loads((run_dir / "metrics.json").read_text()))
+    (n1, one), (n2, two) = scores["one"], scores["two"]
+    assert (n1, n2) == (1, 2)
+    assert one["test"]["auc_macro"] > 0.7 and two["test"]["auc_macro"] > 0.7  # both learn
+    assert abs(one["test"]["auc_macro"] - two["test"]["auc_macro"]) < 0.1
+    assert abs(one["test"]["balanced_accuracy"] - two["test"]["balanced_accuracy"]) < 0.15
