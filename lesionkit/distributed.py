@@ -74,6 +74,32 @@ def on_main(fn: Callable[[], Any]) -> Any:
     return value
 
 
+def launch(fn: Callable[[], None], num_processes: int) -> None:
+    """Run ``fn`` in ``num_processes`` forked processes joined in one group, with Accelerate's launchers: the
+    notebook launcher on GPUs (NCCL), its CPU twin (gloo) elsewhere. Returns when all have finished; a worker's
+    exception is raised here."""
+    import accelerate
+
+    if torch.cuda.is_available():
+        accelerate.notebook_launcher(fn, num_processes=num_processes)
+    else:
+        accelerate.debug_launcher(fn, num_processes=num_processes)
+
+
+def keep_parent_off_gpu() -> None:
+    """A forked worker cannot use CUDA once its parent has: the launching kernel builds its loaders on the CPU
+    (:func:`lesionkit.engine.runner.train_stage` calls this before it launches)."""
+    from fastai.torch_core import defaults
+
+    defaults.use_cuda = False
+
+
+def use_gpu_again() -> None:
+    from fastai.torch_core import defaults
+
+    defaults.use_cuda = None  # fastai's default: the GPU when there is one
+
+
 def record_dir(run_dir: Path, copy: bool = False) -> Path:
     """Where this process writes the run record: ``run_dir`` on the main process, else a scratch folder (a copy of
     ``run_dir`` when ``copy``: a resumed run's checkpoints and finished stages) removed at exit."""

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import distributed
 from ..runs import atomic_write
 from .callbacks import save_state_dict
 from .fit import checkpoint_paths, fit
@@ -95,10 +96,17 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
                 seed: int = 0, headless: bool | None = None) -> Any:
     """Build (seeded by ``seed`` and ``key``), train and mark done one stage; a done stage only loads its weights.
     Returns the fastai Learner with the selected weights."""
+    processes = int(getattr(getattr(run, "cfg", None), "num_processes", 1) or 1)
+    launching = processes > 1 and distributed.world_size() == 1 and not _done(run, key)
+    if launching:
+        distributed.keep_parent_off_gpu()
     seed_everything(stage_seed(seed, key))
     learn = build()
-    done = stage_states(run).get(key)
-    if done and done.get("status") == "done":
+    if launching:  # the notebook parameter num_processes: workers train the stage, this process loads it
+        distributed.launch(lambda: _train_stage_worker(run, key, build, epochs, lr, schedule, monitor, patience,
+                                                       seed), processes)
+    if _done(run, key):
+        done = stage_states(run)[key]
         learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
                                                weights_only=True))
         learn.model.to(learn.dls.device)  # where fastai's fit would have put it
@@ -110,12 +118,40 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     save_state_dict(learn.model, Path(run.dir) / weights)
     states = stage_states(run)
     states[key] = {"status": "done", "weights": str(weights), "best_epoch": result.best_epoch, "best": result.best,
-                   "monitor": monitor, "resumed_at": result.resumed_at,
+                   "monitor": monitor, "resumed_at": result.resumed_at, "processes": distributed.world_size(),
                    "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(_stages_path(run), json.dumps(states, indent=2))
     for path in checkpoint_paths(Path(run.dir) / "checkpoints", key):  # the final weights replace both
         path.unlink(missing_ok=True)
     return learn
+
+
+def _done(run: Any, key: str) -> bool:
+    return stage_states(run).get(key, {}).get("status") == "done"
+
+
+def _train_stage_worker(run: Any, key: str, *args: Any) -> None:
+    """One launched process: join the group, then train the stage under DDP; the main one writes the record and
+    prints one line per epoch (a forked process cannot draw the kernel's progress bar)."""
+    import dataclasses
+    import shutil
+    import sys
+
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # OpenMP's pool does not survive fork: a parallel region would hang (and
+    torch.set_num_threads(1)  # Accelerate resets the thread count unless this variable is set)
+    distributed.use_gpu_again()
+    distributed.init()
+    if distributed.is_main():
+        train_stage(run, key, *args, headless=True)
+        return
+    scratch = distributed.record_dir(Path(run.dir), copy=True)
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (one log: the main process's)
+    try:
+        train_stage(dataclasses.replace(run, dir=scratch), key, *args, headless=True)
+    finally:  # a forked process ends without running atexit
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def train_variant(run: Any, v: Variant, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int = 0,

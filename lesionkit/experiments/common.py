@@ -19,7 +19,7 @@ SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 class TrainConfig(Config):
     """Parameters every training notebook has (MONAI's rule: each has `epochs` and `smoke`)."""
 
-    cell_last: ClassVar[tuple[str, ...]] = ("seed", "num_workers", "smoke", "interactive", "run_name", "resume",
+    cell_last: ClassVar[tuple[str, ...]] = ("seed", "num_workers", "num_processes", "sync_bn", "smoke", "interactive", "run_name", "resume",
                                             "split_from")
 
     data_dir: str = param("synthetic", "dataset folder, or 'synthetic' (the embedded default) / 'synthetic-null' "
@@ -37,6 +37,11 @@ class TrainConfig(Config):
     test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)
     seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
     num_workers: int = param(0, "DataLoader worker processes (0: load in the main process)", ge=0, le=64)
+    num_processes: int = param(1, "data-parallel training processes started from this notebook (Accelerate's "
+                                  "launcher: one per GPU; gloo on CPU); batch_size stays the global batch. Under "
+                                  "torchrun or accelerate launch the launcher's count applies", ge=1, le=64)
+    sync_bn: bool = param(False, "SyncBatchNorm across processes (GPU only; default: per-process BatchNorm "
+                                 "statistics)")
     smoke: bool = param(False, "tiny run (few images, 1 epoch, small size) to check the pipeline")
     interactive: bool | str = param("auto", "ipywidgets viewers and progress bars: auto (on in a live Jupyter kernel, "
                                             "off under papermill), true or false")
@@ -52,6 +57,8 @@ class TrainConfig(Config):
                               f"existing dataset folder or one of {list(SYNTHETIC_SOURCES)}")
         if self.test_dir and not Path(self.test_dir).expanduser().exists():
             raise ConfigError(f"test_dir {self.test_dir!r} does not exist; give a folder or leave it empty")
+        if self.sync_bn and not torch_cuda():
+            raise ConfigError("sync_bn=true needs GPUs (torch's SyncBatchNorm has no CPU kernel); leave it false")
         if isinstance(self.interactive, str) and self.interactive.strip().lower() != "auto":
             raise ConfigError(f"interactive={self.interactive!r}: give true, false or auto")
         if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
@@ -86,6 +93,12 @@ class TrainConfig(Config):
 
         defaults = {"epochs": 1, "image_size": min(self.image_size, 64), "batch_size": min(self.batch_size, 16)}
         return dataclasses.replace(self, **{**defaults, **smoke_overrides})
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def resolve_data_dir(source: str, size: int = 224) -> Path:
