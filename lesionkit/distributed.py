@@ -105,11 +105,20 @@ def record_dir(run_dir: Path, copy: bool = False) -> Path:
     ``run_dir`` when ``copy``: a resumed run's checkpoints and finished stages) removed at exit."""
     if is_main():
         return run_dir
-    scratch = Path(tempfile.mkdtemp(prefix=f"lesionkit-rank{rank()}-"))
+    _remove_orphaned_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"lesionkit-rank{rank()}-{os.getpid()}-"))
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     if copy:
         shutil.copytree(run_dir, scratch, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.ipynb"))
     return scratch
+
+
+def _remove_orphaned_scratch() -> None:
+    """Scratch records of processes that died without cleaning up (SIGKILL, a lost node)."""
+    for path in Path(tempfile.gettempdir()).glob("lesionkit-rank*-*-*"):
+        pid = path.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -66,3 +66,34 @@ def test_two_processes_one_record_every_test_row_once_close_to_one_process(tmp_p
         assert one["auc_macro"] > 0.7 and other["auc_macro"] > 0.7  # both learn
         assert abs(one["auc_macro"] - other["auc_macro"]) < 0.1  # and agree within this setting's noise
         assert abs(one["balanced_accuracy"] - other["balanced_accuracy"]) < 0.15
+
+
+@pytest.mark.slow
+def test_two_process_run_killed_mid_training_resumes_from_its_checkpoint(tmp_path) -> None:
+    import signal
+    import time
+
+    env = _env(tmp_path)
+    params = ["-p", "image_size", "32", "-p", "epochs", "8", "-p", "max_images", "300", "-p", "batch_size", "16"]
+    cmd = [*TORCHRUN, "-m", "lesionkit", "train", "quickstart", *params]
+    proc = subprocess.Popen([*cmd, "-p", "run_name", "killed"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    runs, deadline = tmp_path / "runs" / "00_quickstart", time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(runs.glob("*-killed/checkpoints/model_last.pth")):
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    import psutil
+
+    workers = psutil.Process(proc.pid).children(recursive=True)  # torchrun starts them in sessions of their own
+    for p in [psutil.Process(proc.pid), *workers]:  # torchrun and both workers at once: nothing gets to write
+        p.send_signal(signal.SIGKILL)
+    proc.wait()
+    psutil.wait_procs(workers, timeout=30)
+    (run_dir,) = runs.glob("*-killed")
+    _run([*cmd, "-p", "resume", str(run_dir)], env)
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["status"] == "completed" and info["resumed"][0]["after"] == "interrupted"
+    history = pd.read_csv(run_dir / "history.csv")
+    assert history["epoch"].tolist() == list(range(8))  # each epoch once: the resumed fit continued, not restarted
+    assert json.loads((run_dir / "stages.json").read_text())["model"]["resumed_at"] >= 1
+    assert not list((tmp_path / "tmp").glob("lesionkit-rank*"))
