@@ -148,10 +148,26 @@ def batch_tfms_for(batch_tfms: list, norm: Stats | None) -> list:
     return out
 
 
+def loader_workers(num_workers: int) -> int:
+    """``num_workers`` as given, or for -1 (auto): none on CPU, where workers and the training step compete for
+    the same cores; on a GPU, the cores shared by this machine's training processes, at most 8 each."""
+    if num_workers >= 0:
+        return num_workers
+    if not torch.cuda.is_available():
+        return 0
+    import os
+
+    from ..distributed import world_size
+
+    return max(1, min(8, (os.cpu_count() or 1) // max(1, min(world_size(), torch.cuda.device_count()))))
+
+
 def build_dataloaders(dsets: Datasets, bs: int, item_tfms: list, batch_tfms: list, seed: int, num_workers: int,
                  balanced: bool, train_labels: np.ndarray | None, device: Any, **kw: Any) -> DataLoaders:
     opts: dict[str, Any] = dict(bs=bs, after_item=[*item_tfms, ToTensor()], after_batch=batch_tfms,
-                                num_workers=num_workers, **kw)
+                                num_workers=loader_workers(num_workers), **kw)
+    if torch.cuda.is_available():
+        opts.setdefault("pin_memory", True)  # page-locked batches: host-to-GPU copies overlap compute
     if device is not None:
         opts["device"] = device
     if balanced:

@@ -66,6 +66,8 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
             cbs.append(EpochLog(stage, epochs, start))
             stack.enter_context(learn.no_bar())
             stack.enter_context(_quiet_recorder(learn))
+        if getattr(getattr(run, "cfg", None), "torch_compile", False) and torch.cuda.is_available():
+            learn.model.compile()  # in place: the state_dict keys (and so checkpoints) stay those of the model
         if world_size() > 1:  # launched over several processes: DDP, sharded loaders, gathered metrics
             cbs.append(ddp_callback(sync_bn=bool(getattr(getattr(run, "cfg", None), "sync_bn", False))))
         cbs.extend(trial_reporter(monitor, stage))  # a sweep's trial: per-epoch values to its pruner

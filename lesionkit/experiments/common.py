@@ -19,7 +19,8 @@ SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 class TrainConfig(Config):
     """Parameters every training notebook has (MONAI's rule: each has `epochs` and `smoke`)."""
 
-    cell_last: ClassVar[tuple[str, ...]] = ("seed", "num_workers", "num_processes", "sync_bn", "smoke", "interactive", "run_name", "resume",
+    cell_last: ClassVar[tuple[str, ...]] = ("seed", "num_workers", "num_processes", "sync_bn", "torch_compile",
+                                            "smoke", "interactive", "run_name", "resume",
                                             "split_from")
 
     data_dir: str = param("synthetic", "dataset folder, or 'synthetic' (the embedded default) / 'synthetic-null' "
@@ -36,7 +37,10 @@ class TrainConfig(Config):
     valid_frac: float = param(0.15, "share of lesions used for model selection", ge=0.05, le=0.5)
     test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)
     seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
-    num_workers: int = param(0, "DataLoader worker processes (0: load in the main process)", ge=0, le=64)
+    num_workers: int = param(-1, "DataLoader worker processes: -1 auto (none on CPU; up to 8 per process on a GPU, "
+                                 "with pinned memory), 0 load in the main process", ge=-1, le=64)
+    torch_compile: bool = param(False, "torch.compile the model before training (GPU only; the first epoch pays the "
+                                 "compilation)")
     num_processes: int = param(1, "data-parallel training processes started from this notebook (Accelerate's "
                                   "launcher: one per GPU; gloo on CPU); batch_size stays the global batch. Under "
                                   "torchrun or accelerate launch the launcher's count applies", ge=1, le=64)
