@@ -24,7 +24,9 @@ def epoch_values(recorder: Any) -> dict[str, float]:
     """{name: value} of the epoch fastai's Recorder just finished (train_loss, valid_loss, metrics)."""
     names = [str(n) for n in recorder.metric_names[1:-1]]
     values = recorder.values[-1] if recorder.values else []
-    return {n: (float(v.item()) if hasattr(v, "item") else float(v)) for n, v in zip(names, values)}
+    # fastai reports None for a metric that saw no batch (an empty shard): NaN, which no selection picks
+    return {n: (float(v.item()) if hasattr(v, "item") else math.nan if v is None else float(v))
+            for n, v in zip(names, values)}
 
 
 def save_state_dict(model: torch.nn.Module, path: Path) -> Path:

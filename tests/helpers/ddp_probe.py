@@ -28,5 +28,6 @@ learn = make_learner(dls, torch.nn.Linear(3, N_CLASSES), metrics=[AccumMetric(ro
 learn.add_cb(type("BatchSize", (__import__("fastai.callback.core", fromlist=["Callback"]).Callback,),
                   {"before_batch": lambda self: batches.append(len(self.yb[0])) if self.training else None})())
 fit(learn, 2, 1e-2, "constant", monitor="rows_once", headless=True)
+print(f"rank {distributed.rank()} history {learn.recorder.values}", flush=True)
 print(f"rank {distributed.rank()} of {distributed.world_size()}: valid rows {len(seen[-1])} once {seen[-1] == list(range(N_VALID))} "
       f"train batch {max(batches)} model {type(learn.model).__name__}", flush=True)
