@@ -9,7 +9,11 @@ schedule, selection metric and test-time views.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,12 +137,6 @@ def _done(run: Any, key: str) -> bool:
 def _train_stage_worker(run: Any, key: str, *args: Any) -> None:
     """One launched process: join the group, then train the stage under DDP; the main one writes the record and
     prints one line per epoch (a forked process cannot draw the kernel's progress bar)."""
-    import dataclasses
-    import shutil
-    import sys
-
-    import os
-
     os.environ["OMP_NUM_THREADS"] = "1"  # OpenMP's pool does not survive fork: a parallel region would hang (and
     torch.set_num_threads(1)  # Accelerate resets the thread count unless this variable is set)
     distributed.use_gpu_again()

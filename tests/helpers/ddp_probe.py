@@ -14,7 +14,7 @@ N_VALID, N_CLASSES = 7, 7
 torch.manual_seed(0)
 train = [(torch.randn(3), torch.tensor(i % N_CLASSES)) for i in range(10)]
 valid = [(torch.randn(3), torch.tensor(i)) for i in range(N_VALID)]  # target = row id: each must come once
-dls = DataLoaders(TfmdDL(train, bs=4, shuffle=True), TfmdDL(valid, bs=4), device="cpu")
+dls = DataLoaders(TfmdDL(train, bs=4, shuffle=True, num_workers=0), TfmdDL(valid, bs=4, num_workers=0), device="cpu")
 seen = []
 
 
