@@ -242,6 +242,8 @@ def test_reports_keys_match_the_contract():
     assert tuple(mrep) == M.MULTICLASS_KEYS and set(mrep["per_class"]) == {"a", "b", "c", "d"}
     assert mrep["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(labels, probs.argmax(1)))
     assert mrep["kappa"] == pytest.approx(skm.cohen_kappa_score(labels, probs.argmax(1)))
+    weighted = skm.f1_score(labels, probs.argmax(1), average="weighted")  # Gessert et al.'s F1
+    assert mrep["f1_weighted"] == pytest.approx(weighted) and weighted != pytest.approx(mrep["f1_macro"])
     with pytest.raises(ValueError, match="not in classes"):
         M.multiclass_report(["a", "zz"], probs[:2], ["a", "b", "c", "d"])
 

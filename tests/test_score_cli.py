@@ -94,7 +94,7 @@ def test_multiclass_matches_official_scorer_and_write_predictions_round_trip(tmp
     code, out, err = run([paths["truth"], paths["pred"], "--json"], capsys)
     assert code == 0, err
     rep = json.loads(out)
-    assert list(rep) == ["balanced_accuracy", "accuracy", "f1_macro", "kappa", "auc_macro", "per_class"]
+    assert list(rep) == ["balanced_accuracy", "accuracy", "f1_macro", "f1_weighted", "kappa", "auc_macro", "per_class"]
     truth = pd.read_csv(paths["truth"]).set_index("image").astype(float)
     pred = pd.read_csv(paths["pred"]).set_index("image")
     weights = pd.DataFrame({"score_weight": 1.0, "validation_weight": 1.0}, index=truth.index)

@@ -188,7 +188,8 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     head = MODES["on"] if MODES["on"] in means else next(iter(means))
     summary = {"bma": means[head]["balanced_accuracy"], "auc_macro": means[head].get("auc_macro", float("nan"))}
     ours = {"balanced_accuracy": summary["bma"], "auc_macro": summary["auc_macro"],
-            "accuracy": means[head]["accuracy"], "f1_macro": means[head]["f1_macro"]}
+            "accuracy": means[head]["accuracy"], "f1_macro": means[head]["f1_macro"],
+            "f1_weighted": means[head]["f1_weighted"]}  # the paper's F1
     if len(means) == 2:
         gain = means[MODES["on"]]["balanced_accuracy"] - means[MODES["off"]]["balanced_accuracy"]
         summary.update(bma_without_dx=means[MODES["off"]]["balanced_accuracy"], dx_gain=gain)

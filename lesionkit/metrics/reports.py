@@ -24,7 +24,7 @@ from lesionkit.metrics.ranking import auc_ovr, average_precision, binary_auc, pa
 
 BINARY_KEYS = ("auc", "ap", "pauc80", "accuracy", "sensitivity", "specificity", "f1_weighted",
                "spec_at_sens95", "sens_at_sens95")
-MULTICLASS_KEYS = ("balanced_accuracy", "accuracy", "f1_macro", "kappa", "auc_macro", "per_class")
+MULTICLASS_KEYS = ("balanced_accuracy", "accuracy", "f1_macro", "f1_weighted", "kappa", "auc_macro", "per_class")
 
 
 def binary_report(y_true: ArrayLike, p: ArrayLike, threshold: float = 0.5, n_bootstrap: int = 0,
@@ -83,6 +83,7 @@ def multiclass_report(y_true: ArrayLike, probs: ArrayLike, classes: Sequence[str
         "balanced_accuracy": balanced_accuracy(y, p),
         "accuracy": accuracy(y, p),
         "f1_macro": f1(y, pred, average="macro"),
+        "f1_weighted": f1(y, pred, average="weighted"),  # Gessert et al.'s F1 (class-frequency weights)
         "kappa": cohen_kappa(y, pred),
         "auc_macro": auc_macro,
         "per_class": {c: {"auc": float(aucs[k]), "sensitivity": float(sens[k]), "specificity": float(spec[k])}
