@@ -76,3 +76,11 @@ def test_shades_of_gray_removes_a_colour_cast():
     assert ratios.max() / ratios.min() < 1.05 and before.max() / before.min() > 1.5
     assert shades_of_gray(np.zeros((4, 4, 3), np.uint8)).sum() == 0
     assert math.isclose(float(shades_of_gray(np.full((4, 4, 3), 128, np.uint8)).mean()), 128, abs_tol=1)
+
+
+def test_ham_unknown_site_is_missing_not_a_category():
+    # HAM10000's localization is 'unknown' where it was not recorded: the same column as an empty cell (spec)
+    enc = MetaEncoder().fit(_df(site=["torso", "unknown", np.nan, " Unknown "]))
+    assert enc.sites == ["torso"]
+    x = enc.transform(_df(site=["torso", "unknown", np.nan, " Unknown "]))
+    assert x[:, enc.feature_names.index("site_nan")].tolist() == [0.0, 1.0, 1.0, 1.0]

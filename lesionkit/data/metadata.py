@@ -2,8 +2,8 @@
 
 Features, in this order: sex (male 1, female 0, missing -1), age/90 (missing 0), [n_images = log1p(images of the
 same patient in the table being encoded; missing patient -> 1)], [image_size = ln(file bytes)], then one-hot sites
-in alphabetical order plus a final `site_nan` column. `n_images` and `image_size` are off by default: both leak
-acquisition (how often a patient was photographed, how a JPEG was encoded), so they are opt-in.
+in alphabetical order plus a final `site_nan` column (HAM10000's 'unknown' site counts as not recorded). `n_images`
+and `image_size` are off by default: both leak acquisition (how often a patient was photographed, how a JPEG was encoded), so they are opt-in.
 
 Differences from the originals, on purpose: the site categories are fitted on the training rows only (the original
 called get_dummies on train+test); a site unseen in training encodes as all zeros; missing values are handled
@@ -55,8 +55,7 @@ class MetaEncoder:
 
     def fit(self, df: pd.DataFrame) -> MetaEncoder:
         """Learn site categories (and, for missing='impute', the fill values) from training rows only."""
-        site = df["site"].dropna().astype(str).str.strip()
-        self.sites = sorted(site[site != ""].unique())
+        self.sites = sorted(site_values(df["site"]).dropna().unique())
         if self.missing == "impute":
             age = pd.to_numeric(df["age"], errors="coerce")
             self.age_fill = float(age.median() / 90.0) if age.notna().any() else 0.0
@@ -83,8 +82,7 @@ class MetaEncoder:
             cols.append(np.log1p(np.where(np.isnan(counts), 1.0, counts)))
         if self.use_image_size:
             cols.append(np.array([math.log(max(os.path.getsize(p), 1)) for p in df["path"]], float))
-        site = df["site"].astype(object).where(df["site"].notna(), None)
-        site = site.map(lambda s: str(s).strip() if s is not None and str(s).strip() else None)
+        site = site_values(df["site"])
         for s in self.sites:
             cols.append((site == s).to_numpy(float))
         cols.append(site.isna().to_numpy(float))
@@ -92,6 +90,7 @@ class MetaEncoder:
 
     def fit_transform(self, df: pd.DataFrame) -> np.ndarray:
         return self.fit(df).transform(df)
+
 
     def to_dict(self) -> dict:
         return {"kind": "lesionkit.MetaEncoder", "feature_names": self.feature_names, **asdict(self)}
@@ -115,3 +114,15 @@ class MetaEncoder:
 def _sex_code(s: pd.Series) -> pd.Series:
     low = s.astype(object).map(lambda v: str(v).strip().lower())
     return low.map({"male": 1.0, "female": 0.0}).astype(float).fillna(-1.0)
+
+
+def site_values(site: pd.Series) -> pd.Series:
+    """Sites stripped, with "not recorded" markers as None: HAM10000 writes 'unknown' where the site was not
+    recorded, which belongs in `site_nan` beside the empty cells, not in a site category of its own."""
+    from .metadata_values import MISSING_MARKERS
+
+    def clean(s: object) -> str | None:
+        text = "" if s is None or (isinstance(s, float) and math.isnan(s)) else str(s).strip()
+        return None if text.lower() in MISSING_MARKERS else text
+
+    return site.astype(object).map(clean)
