@@ -38,3 +38,10 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lesionkit.data.synthetic import make_synthetic
 
     return make_synthetic(tmp_path_factory.mktemp("synthetic"), n_lesions=60, size=64, seed=0)
+
+
+def max_drop_path(model) -> float:
+    """The deepest block's stochastic-depth rate (timm scales it with depth up to drop_path_rate)."""
+    from timm.layers import DropPath
+
+    return max((m.drop_prob for m in model.modules() if isinstance(m, DropPath)), default=0.0)

@@ -26,6 +26,9 @@ def test_the_recipe_is_the_codes_optimiser_and_schedule(synthetic_dir) -> None:
         assert [lr(e / 100) for e in (0, 29, 30, 59, 60, 89, 90, 99)] == pytest.approx(
             [1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5, 2.5e-5, 1.25e-5, 1.25e-5])
         assert v.test_dl is not None and v.views == "none"  # the 9 multi-scale views come from a stacked loader
+        assert v.average == "logits"  # the code: mean logit over the 9 views, then sigmoid (methods-a §2)
+    cfg = arl.ARLConfig.from_params({"depth": 18, "tta_average": "probs", "data_dir": str(synthetic_dir)})
+    assert {v.average for v in arl.variants(ds, cfg)} == {"probs"}
 
 
 def test_adam_option_is_decoupled_weight_decay() -> None:

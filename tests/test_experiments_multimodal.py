@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import max_drop_path
 
 from lesionkit.config import ConfigError
 from lesionkit.data.artefacts import artefact_targets, head_accuracy_table
@@ -201,13 +202,18 @@ def test_papers_optimisers_from_the_modules_recipes(synthetic_dir: Path) -> None
     for use_meta in (False, True):
         v = mm.variant(ds, splits, cfg, use_meta)
         assert v.optimizer.describe()["class"] == "torch.optim.Adam" and v.lr == pytest.approx(10 * cfg.lr)
-        _assert_torch_adam_without_weight_decay(v.learner(tr, va), v.lr)
+        learn = v.learner(tr, va)
+        _assert_torch_adam_without_weight_decay(learn, v.lr)
+        assert 0.15 < max_drop_path(learn.model) < 0.2  # efficientnet_pytorch's drop-connect 0.2 (§C.4), by depth
+    off = mm.variant(ds, splits, mm.MultimodalConfig(drop_path_rate=0.0, **LITE), use_meta=True)
+    assert max_drop_path(off.model()) == 0.0
     art = mm.artefact_variant(ds, targets_of(ds.df), mm.MultimodalConfig(**LITE))
     assert (art.lr, art.epochs, art.schedule.name, art.monitor) == (1e-4, 30, "constant", "valid_loss")
     assert mm.MultimodalConfig().artefact_batch_size == 16
     art = mm.artefact_variant(ds, targets_of(ds.df), cfg)
     learn = art.learner(tr, va)
     assert isinstance(learn.loss_func, MultiHeadCrossEntropy)
+    assert 0.15 < max_drop_path(learn.model) < 0.2
     _assert_torch_adam_without_weight_decay(learn, art.lr)
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import max_drop_path
 from PIL import Image
 
 from lesionkit.config import ConfigError
@@ -187,6 +188,8 @@ def test_recipes_are_the_papers_optimisers_schedules_and_selection(synthetic_dir
         assert (v.lr, v.schedule.name, v.monitor, v.patience, v.epochs) == (pytest.approx(lr), schedule, monitor,
                                                                             patience, epochs), v.key
         learn = v.learner(*(seg_splits if v.key in ("segmenter", "symmetry") else splits).folds[0])
+        if v.key.endswith("_cam"):  # torchvision's B4 trains with stochastic depth 0.2, rising with depth
+            assert 0.15 < max_drop_path(learn.model) < 0.2, v.key
         opt = torch_optimizer(learn)
         assert type(opt) is torch.optim.Adam, v.key  # torch's Adam: coupled L2, not AdamW
         assert sum(len(g["params"]) for g in opt.param_groups) == sum(1 for p in learn.model.parameters()

@@ -4,8 +4,8 @@ Pipeline (spec methods-a §2): the task is ISIC 2017 Part 3's melanoma classific
 labels (mel vs every other class). Training uses ARL's multi-scale crops (a random crop at scale 0.2-0.8 of the
 image, or the whole image, resized; flips, rotation ±10°) computed on the fly instead of the code's 122k offline
 PNGs, one logit with BCE, and the code's schedule: SGD (momentum 0.9, weight decay 1e-4), LR halved at 30/60/90 of
-100 epochs. Testing averages 9 views (2 crops per scale + the whole image) and thresholds at 0.5; reported are
-melanoma AUC, accuracy, sensitivity and specificity.
+100 epochs. Testing averages the logits of 9 views (2 crops per scale + the whole image; ``tta_average``) and
+thresholds their sigmoid at 0.5; reported are melanoma AUC, accuracy, sensitivity and specificity.
 
 Paper vs code: "paper" (default) is a spatial softmax per channel with a learnable α; "code" is the unofficial
 repository's softmax across channels with a fixed α = 0.001. Model selection: the code keeps the best validation
@@ -62,6 +62,8 @@ class ARLConfig(TrainConfig):
     valid_frac: float = param(0.1, "share of lesions for model selection (with one fold)", ge=0.05, le=0.5)
     tta: str = param("multiscale", "test-time views: 'multiscale' (the code's 9 views), 'flips8' or 'none'",
                      choices=("multiscale", "flips8", "none"))
+    tta_average: str = param("logits", "how test views combine: logits (the code: mean logit over the views, then "
+                                       "sigmoid) or probs (mean probability)", choices=("logits", "probs"))
     threshold: float = param(0.5, "decision threshold for accuracy, sensitivity, specificity", ge=0.0, le=1.0)
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
     attribution: bool = param(True, "explain a few test predictions (Grad-CAM, ARL masks)")
@@ -151,7 +153,8 @@ def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
                        metrics=fastai_metrics("binary", 1), optimizer=optimizer(cfg),
                        schedule=Schedule(cfg.schedule, step_start=0.0, step_every=0.3, step_gamma=0.5),
                        epochs=cfg.epochs, lr=cfg.lr, monitor=cfg.monitor,
-                       views="dihedral8" if cfg.tta == "flips8" else "none", test_dl=test_dl)
+                       views="dihedral8" if cfg.tta == "flips8" else "none", average=cfg.tta_average,
+                       test_dl=test_dl)
 
     return [make(kind, label) for label, kind in cfg.models.items()]
 

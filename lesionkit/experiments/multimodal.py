@@ -64,6 +64,9 @@ class MultimodalConfig(TrainConfig):
     use_n_images: bool = param(False, "add log1p(images per patient) (1st place; leaks acquisition)")
     use_image_size: bool = param(False, "add ln(JPEG bytes) (1st place; depends on the encoder)")
     backbone_drop_rate: float = param(0.3, "dropout on pooled image features (code: 0.3; 1st place: 0)", ge=0, le=0.9)
+    drop_path_rate: float = param(0.2, "drop-connect (stochastic depth) in the backbone's blocks, rising to this "
+                                       "rate: efficientnet_pytorch's 0.2, which the code trains with (1st place: 0)",
+                                  ge=0, le=0.9)
     tta: bool = param(True, "8-view flip/transpose TTA at test time (1st place; the multimodal code has none)")
     artefacts: bool = param(True, "train the six-head artefact/bias classifier (needs artefact labels)")
     artefact_epochs: int = param(30, "artefact classifier epochs (paper: 30)", ge=1, le=10_000)
@@ -150,7 +153,7 @@ def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool) -> Any:
     enc, key = meta_encoder(ds, splits, cfg), "meta" if use_meta else "image"
     name = "multimodal_b2" if use_meta else "multimodal_b2_image"
     kw = dict(backbone=cfg.backbone, num_classes=2, n_meta=enc.n_features if use_meta else 0,
-              backbone_drop_rate=cfg.backbone_drop_rate)
+              backbone_drop_rate=cfg.backbone_drop_rate, drop_path_rate=cfg.drop_path_rate)
     norm = model_norm(create_model(name, **kw))
     y = ds.df["label_idx"].to_numpy()
     both = all(len(np.unique(y[va])) == 2 for _, va in splits.folds)
@@ -241,7 +244,8 @@ def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> A
     from ..models import create_model
 
     return Variant(key="artefacts", label="artefact heads",
-                   model=lambda: create_model("artefact_b2", pretrained=cfg.pretrained, backbone=cfg.backbone),
+                   model=lambda: create_model("artefact_b2", pretrained=cfg.pretrained, backbone=cfg.backbone,
+                                              drop_path_rate=cfg.drop_path_rate),
                    dls=lambda tr, va: artefact_dls(ds, targets, tr, va, cfg.image_size, cfg.artefact_batch_size,
                                                    cfg.seed, cfg.num_workers),
                    optimizer=adam(weight_decay=0.0), schedule=Schedule("constant"), epochs=cfg.artefact_epochs,

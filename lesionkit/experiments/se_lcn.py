@@ -54,6 +54,8 @@ class SELCNConfig(TrainConfig):
     pretrained: bool | str = param(False, "ImageNet init of the segmenter encoder and classifier backbone: true "
                                           "(lite0/lite2 only), false, or a weight file")
     classifier_backbone: str = param("efficientnet_b4", "timm backbone of the diagnosis classifier (paper: B4)")
+    drop_path_rate: float = param(0.2, "stochastic depth in the classifier backbone's blocks, rising to this rate "
+                                       "(torchvision's B4 default 0.2, which the code trains with)", ge=0, le=0.9)
     folds: int = param(4, "classifier fold models (paper: 4-fold CV, each tested on the same test set)", ge=1, le=20)
     classifier_input: str = param("none", "classifier input: none (image), mask (image x mask) or lae",
                                   choices=INPUT_MODES)

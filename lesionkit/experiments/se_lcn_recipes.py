@@ -80,7 +80,7 @@ def classifier_variants(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) 
     from ..models import create_model
 
     model = partial(create_model, "selcn_classifier", pretrained=cfg.pretrained, backbone=cfg.classifier_backbone,
-                    num_classes=ds.n_classes, with_symmetry_net=False)
+                    num_classes=ds.n_classes, with_symmetry_net=False, drop_path_rate=cfg.drop_path_rate)
 
     def variant(key: str) -> Any:
         return Variant(key=key, label=CLASSIFIERS[key], model=model,
