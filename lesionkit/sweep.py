@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from .runs import runs_root
-from .sweep_trial import ENV, lower_is_better, make_pruner
+from .engine.callbacks import lower_is_better
+from .sweep_trial import ENV, make_pruner
 
 KINDS = ("loguniform", "uniform", "int", "intlog", "choice")
 
@@ -175,10 +176,11 @@ class Sweep:
         if info.get("status") != "completed":
             raise TrialFailed(f"trial {trial.number}: run {run_dir} {info.get('status')}: {info.get('error')}")
         value, metric = objective_value(run_dir, self.objective)
-        if self.objective == "valid" and lower_is_better(metric) != (self.direction == "minimize"):
-            raise SweepError(f"the runs select on {metric!r}, where {'lower' if lower_is_better(metric) else 'higher'} "
-                             f"is better, but the study is to {self.direction}: pass --direction "
-                             f"{'minimize' if lower_is_better(metric) else 'maximize'} with a new --name")
+        lower = lower_is_better(metric)
+        if self.objective == "valid" and lower != (self.direction == "minimize"):
+            raise SweepError(f"the runs select on {metric!r}, where {'lower' if lower else 'higher'} is better, but "
+                             f"the study is to {self.direction}: pass --direction "
+                             f"{'minimize' if lower else 'maximize'} with a new --name")
         trial.set_user_attr("metric", metric)
         return value
 

@@ -72,18 +72,13 @@ def stop_with_sweep() -> None:
     threading.Thread(target=watch, name="lesionkit-sweep-watch", daemon=True).start()
 
 
-def lower_is_better(monitor: str) -> bool:
-    """fastai's rule, as BestModel uses it."""
-    return "loss" in monitor or "error" in monitor
-
-
 def trial_reporter(monitor: str, stage: str) -> list[Any]:
     """The callback reporting ``monitor`` after every epoch to the sweep's trial (none outside a sweep)."""
     if trial_env() is None:
         return []
     from fastai.callback.core import Callback
 
-    from .engine.callbacks import _is_real_fit, epoch_values
+    from .engine.callbacks import _is_real_fit, epoch_values, lower_is_better
 
     class TrialReport(Callback):
         """Reports to the pruner the epochs of stages whose monitor points the study's way; steps count epochs

@@ -3,7 +3,8 @@
 Features, in this order: sex (male 1, female 0, missing -1), age/90 (missing 0), [n_images = log1p(images of the
 same patient in the table being encoded; missing patient -> 1)], [image_size = ln(file bytes)], then one-hot sites
 in alphabetical order plus a final `site_nan` column (HAM10000's 'unknown' site counts as not recorded). `n_images`
-and `image_size` are off by default: both leak acquisition (how often a patient was photographed, how a JPEG was encoded), so they are opt-in.
+and `image_size` are off by default: both leak acquisition (how often a patient was photographed, how a JPEG was
+encoded), so they are opt-in.
 
 Differences from the originals, on purpose: the site categories are fitted on the training rows only (the original
 called get_dummies on train+test); a site unseen in training encodes as all zeros; missing values are handled

@@ -35,6 +35,11 @@ def save_state_dict(model: torch.nn.Module, path: Path) -> Path:
     return atomic_write(path, buf.getvalue())
 
 
+def lower_is_better(monitor: str) -> bool:
+    """fastai's rule: lower is better for losses and errors, higher for everything else."""
+    return "loss" in monitor or "error" in monitor
+
+
 def _is_real_fit(learn: Any) -> bool:
     # get_preds/validate also fire fit/epoch events (as fastai's TrackerCallback notes): act on real fits only
     return not hasattr(learn, "gather_preds") and not hasattr(learn, "lr_finder")
@@ -84,7 +89,7 @@ class BestModel(Callback):
     def __init__(self, monitor: str, path: Path, patience: int = 0, start: int = 0,
                  state: dict[str, Any] | None = None) -> None:
         self.monitor, self.path, self.patience, self.start = monitor, Path(path), patience, start
-        self.lower = "loss" in monitor or "error" in monitor
+        self.lower = lower_is_better(monitor)
         state = state or {}
         self.best = state.get("best", math.inf if self.lower else -math.inf)
         self.best_epoch = state.get("best_epoch", -1)
