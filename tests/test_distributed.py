@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,9 @@ def _run(cmd: list[str], env: dict[str, str], timeout: int = 420) -> str:
 def test_validation_metrics_see_every_row_once_and_batch_is_split(tmp_path) -> None:
     # 7 validation rows over 2 processes: fastai pads one process's shard; the gathered metric must see 0..6 once
     out = _run([*TORCHRUN, str(REPO / "tests" / "helpers" / "ddp_probe.py")], _env(tmp_path), timeout=180)
-    lines = sorted(line for line in out.splitlines() if line.startswith("rank ") and "history" not in line)
-    assert lines == [f"rank {r} of 2: valid rows 7 once True train batch 2 model Linear" for r in (0, 1)], out
+    # the two processes share one stdout pipe, so their lines may interleave: match the reports, not the lines
+    found = re.findall(r"rank (\d) of 2: valid rows 7 once True train batch 2 model Linear", out)
+    assert sorted(found) == ["0", "1"], out
 
 
 @pytest.mark.slow

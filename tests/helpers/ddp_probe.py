@@ -1,5 +1,7 @@
 """Run under torchrun (2 processes): fit a tiny model with lesionkit's fit and print, from every process, what the
 validation metric saw (rows, and whether each validation row came exactly once) and the per-process batch."""
+import sys
+
 import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, TfmdDL
@@ -33,7 +35,8 @@ class TrainBatchSize(Callback):
 learn = make_learner(dls, torch.nn.Linear(3, N_CLASSES), metrics=[AccumMetric(rows_once, flatten=False)],
                      cbs=[TrainBatchSize()])
 fit(learn, 2, 1e-2, "constant", monitor="rows_once", headless=True)
-print(f"rank {distributed.rank()} history {learn.recorder.values}", flush=True)
 once = seen[-1] == list(range(N_VALID))
-print(f"rank {distributed.rank()} of {distributed.world_size()}: valid rows {len(seen[-1])} once {once} "
-      f"train batch {max(batches)} model {type(learn.model).__name__}", flush=True)
+sys.stdout.write(f"rank {distributed.rank()} history {learn.recorder.values}\n"  # one write: the processes share
+                 f"rank {distributed.rank()} of {distributed.world_size()}: valid rows {len(seen[-1])} once {once} "
+                 f"train batch {max(batches)} model {type(learn.model).__name__}\n")  # one stdout
+sys.stdout.flush()
