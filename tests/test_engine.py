@@ -137,6 +137,30 @@ def test_fit_selects_the_best_epoch_and_stops_early(tiny) -> None:
         fit(learn, 1, 1e-3, monitor="auc", headless=True)
 
 
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_fit_keeps_the_best_or_the_last_epochs_weights(tiny, keep) -> None:
+    from fastai.metrics import AccumMetric
+
+    ds, splits = tiny
+    scores = iter([3.0, 2.0, 1.0])  # "countdown", higher is better: epoch 0 is the best, epoch 2 the last
+    countdown = AccumMetric(lambda p, t: next(scores), name="countdown", flatten=False)
+    learn = make_learner(_variant(ds).dls(*splits.folds[0]), _variant(ds).model(), metrics=[countdown])
+    run = _new_run()
+    result = fit(learn, 3, 3e-3, "constant", monitor="countdown", run=run, headless=True, keep=keep)
+    assert result.best_epoch == 0
+    best = torch.load(run.dir / "checkpoints" / "best.pth", weights_only=True)
+    last = torch.load(run.dir / "checkpoints" / "last.pth", weights_only=True)["model"]
+    kept = _weights(learn.model)
+    assert not torch.equal(_weights_of(best), _weights_of(last))  # the two choices are different weights
+    assert torch.equal(kept, _weights_of(best if keep == "best" else last))
+    with pytest.raises(ValueError, match="keep='first'"):
+        fit(learn, 1, 1e-3, keep="first", headless=True)
+
+
+def _weights_of(state: dict) -> torch.Tensor:
+    return torch.cat([p.flatten() for p in state.values() if p.is_floating_point()])
+
+
 @pytest.mark.parametrize("preset", ["arl", "first_place"])
 def test_rng_snapshot_covers_the_augmentations_own_streams(tiny, preset: str) -> None:
     """ARL's crops (WorkerRNG) and the 1st place's albumentations draw from their own generators: a resumed epoch

@@ -87,8 +87,9 @@ class BestModel(Callback):
     order = 61  # after Recorder and the metrics
 
     def __init__(self, monitor: str, path: Path, patience: int = 0, start: int = 0,
-                 state: dict[str, Any] | None = None) -> None:
+                 state: dict[str, Any] | None = None, reload: bool = True) -> None:
         self.monitor, self.path, self.patience, self.start = monitor, Path(path), patience, start
+        self.reload = reload  # False: track and save the best epoch, but leave the last epoch's weights
         self.lower = lower_is_better(monitor)
         state = state or {}
         self.best = state.get("best", math.inf if self.lower else -math.inf)
@@ -115,7 +116,7 @@ class BestModel(Callback):
         self.stop = bool(self.patience and epoch - self.best_epoch >= self.patience)
 
     def after_fit(self) -> None:
-        if self.active and self.path.exists():
+        if self.active and self.reload and self.path.exists():
             unwrap(self.learn.model).load_state_dict(torch.load(self.path, map_location="cpu", weights_only=True))
 
 

@@ -24,6 +24,9 @@ from .callbacks import BestModel, EpochCheckpoint, EpochLog, RunHistory
 from .schedules import Schedule, resumed
 
 
+KEEP = ("best", "last")  # which weights a fit leaves in the model
+
+
 @dataclass(frozen=True)
 class FitResult:
     best_epoch: int
@@ -38,8 +41,10 @@ def checkpoint_paths(ckpt_dir: Path, stage: str) -> tuple[Path, Path]:
 
 
 def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_cycle", monitor: str = "valid_loss",
-        patience: int = 0, run: Any = None, stage: str = "", headless: bool | None = None) -> FitResult:
-    """Train ``epochs`` epochs under ``schedule`` and leave the best epoch's weights (by ``monitor``) in the model.
+        patience: int = 0, run: Any = None, stage: str = "", headless: bool | None = None,
+        keep: str = "best") -> FitResult:
+    """Train ``epochs`` epochs under ``schedule`` and leave the best epoch's weights (by ``monitor``) in the model,
+    or with ``keep="last"`` the final epoch's (the best epoch is still tracked and recorded).
 
     run: the run record (history.csv, checkpoints/); None trains with checkpoints in a temporary folder.
     headless: one printed line per epoch instead of fastai's progress bar; None asks the kernel
@@ -47,6 +52,8 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
     """
     from ..kernel import in_live_kernel
 
+    if keep not in KEEP:
+        raise ValueError(f"keep={keep!r}: choose one of {KEEP}")
     schedule = Schedule(schedule) if isinstance(schedule, str) else schedule
     headless = not in_live_kernel() if headless is None else headless
     with contextlib.ExitStack() as stack:
@@ -58,7 +65,8 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
         if state:
             learn.model.load_state_dict(state["model"])
             print(f"{stage or 'fit'}: resuming after epoch {start}/{epochs} from {last}", flush=True)
-        best = BestModel(monitor, best_path, patience, start, state["best"] if state else None)
+        best = BestModel(monitor, best_path, patience, start, state["best"] if state else None,
+                         reload=keep == "best")
         cbs = [best, EpochCheckpoint(last, epochs, stage, best, start, state)]
         if run is not None:
             cbs.append(RunHistory(Path(run.dir) / "history.csv", stage, start))
@@ -74,7 +82,7 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
         scheds = {k: resumed(f, start, epochs) for k, f in schedule.scheds(lr, epochs).items()}
         if start < epochs and not _stopped_early(state, patience):
             learn.fit(epochs - start, lr, cbs=[ParamScheduler(scheds), *cbs])
-        elif best_path.exists():
+        elif best_path.exists() and keep == "best":  # else the resumed last epoch's weights stay
             learn.model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=True))
             learn.model.to(learn.dls.device)
         return FitResult(best_epoch=best.best_epoch, best=float(best.best), resumed_at=start)

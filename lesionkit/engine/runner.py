@@ -42,7 +42,8 @@ class Variant:
     model(): the network; dls(train_idx, valid_idx): its loaders; loss(train_idx): its loss (class weights need
     the training labels; None: cross-entropy); cbs(): extra fastai callbacks; views/average: test-time views and
     whether to average their probabilities or logits; test_dl(learn, rows): the test loader (default: the
-    learner's own ``test_dl`` over the dataset rows).
+    learner's own ``test_dl`` over the dataset rows); keep: the weights it ends with, the best epoch's by
+    ``monitor`` or the last epoch's.
     """
 
     key: str
@@ -61,6 +62,7 @@ class Variant:
     views: str = "none"
     average: str = "probs"
     test_dl: Callable[[Any, np.ndarray], Any] | None = None
+    keep: str = "best"
 
     def learner(self, train_idx: np.ndarray, valid_idx: np.ndarray) -> Any:
         return make_learner(self.dls(train_idx, valid_idx), self.model(),
@@ -70,7 +72,8 @@ class Variant:
     def describe(self) -> dict[str, Any]:
         """The recipe as one table row (what the notebook prints and the run records)."""
         return {"variant": self.label, "optimizer": self.optimizer.describe(), "schedule": self.schedule.describe(),
-                "epochs": self.epochs, "lr": self.lr, "monitor": self.monitor, "patience": self.patience,
+                "epochs": self.epochs, "lr": self.lr, "monitor": self.monitor, "keep": self.keep,
+                "patience": self.patience,
                 "views": self.views, "average": self.average}
 
 
@@ -97,9 +100,9 @@ def stage_states(run: Any) -> dict[str, Any]:
 
 def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: float,
                 schedule: Schedule | str = "one_cycle", monitor: str = "valid_loss", patience: int = 0,
-                seed: int = 0, headless: bool | None = None) -> Any:
+                seed: int = 0, headless: bool | None = None, keep: str = "best") -> Any:
     """Build (seeded by ``seed`` and ``key``), train and mark done one stage; a done stage only loads its weights.
-    Returns the fastai Learner with the selected weights."""
+    Returns the fastai Learner with the selected weights (``keep``: the best epoch's or the last's)."""
     processes = int(getattr(getattr(run, "cfg", None), "num_processes", 1) or 1)
     launching = processes > 1 and distributed.world_size() == 1 and not _done(run, key)
     if launching:
@@ -108,7 +111,7 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     learn = build()
     if launching:  # the notebook parameter num_processes: workers train the stage, this process loads it
         distributed.launch(lambda: _train_stage_worker(run, key, build, epochs, lr, schedule, monitor, patience,
-                                                       seed), processes)
+                                                       seed, keep=keep), processes)
     if _done(run, key):
         done = stage_states(run)[key]
         learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
@@ -117,12 +120,13 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
         return learn
     t0 = time.perf_counter()
     result = fit(learn, epochs, lr, schedule, monitor=monitor, patience=patience, run=run, stage=key,
-                 headless=headless)
+                 headless=headless, keep=keep)
     weights = Path("checkpoints") / f"{key}_final.pth"
     save_state_dict(learn.model, Path(run.dir) / weights)
     states = stage_states(run)
     states[key] = {"status": "done", "weights": str(weights), "best_epoch": result.best_epoch, "best": result.best,
-                   "monitor": monitor, "resumed_at": result.resumed_at, "processes": distributed.world_size(),
+                   "monitor": monitor, "kept": keep, "resumed_at": result.resumed_at,
+                   "processes": distributed.world_size(),
                    "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(_stages_path(run), json.dumps(states, indent=2))
     for path in checkpoint_paths(Path(run.dir) / "checkpoints", key):  # the final weights replace both
@@ -134,7 +138,7 @@ def _done(run: Any, key: str) -> bool:
     return stage_states(run).get(key, {}).get("status") == "done"
 
 
-def _train_stage_worker(run: Any, key: str, *args: Any) -> None:
+def _train_stage_worker(run: Any, key: str, *args: Any, keep: str = "best") -> None:
     """One launched process: join the group, then train the stage under DDP; the main one writes the record and
     prints one line per epoch (a forked process cannot draw the kernel's progress bar)."""
     os.environ["OMP_NUM_THREADS"] = "1"  # OpenMP's pool does not survive fork: a parallel region would hang (and
@@ -142,12 +146,12 @@ def _train_stage_worker(run: Any, key: str, *args: Any) -> None:
     distributed.use_gpu_again()
     distributed.init()
     if distributed.is_main():
-        train_stage(run, key, *args, headless=True)
+        train_stage(run, key, *args, headless=True, keep=keep)
         return
     scratch = distributed.record_dir(Path(run.dir), copy=True)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (one log: the main process's)
     try:
-        train_stage(dataclasses.replace(run, dir=scratch), key, *args, headless=True)
+        train_stage(dataclasses.replace(run, dir=scratch), key, *args, headless=True, keep=keep)
     finally:  # a forked process ends without running atexit
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -156,7 +160,7 @@ def train_variant(run: Any, v: Variant, train_idx: np.ndarray, valid_idx: np.nda
                   key: str | None = None) -> Any:
     """:func:`train_stage` of a recipe on (train, valid) rows, under stage ``key`` (default: the variant's key)."""
     return train_stage(run, key or v.key, lambda: v.learner(train_idx, valid_idx), v.epochs, v.lr, v.schedule,
-                       v.monitor, v.patience, seed)
+                       v.monitor, v.patience, seed, keep=v.keep)
 
 
 # --- variants × folds ---------------------------------------------------------------------------------------------

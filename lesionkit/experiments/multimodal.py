@@ -70,6 +70,8 @@ class MultimodalConfig(TrainConfig):
     tta: bool = param(True, "8-view flip/transpose TTA at test time (1st place; the multimodal code has none)")
     artefacts: bool = param(True, "train the six-head artefact/bias classifier (needs artefact labels)")
     artefact_epochs: int = param(30, "artefact classifier epochs (paper: 30)", ge=1, le=10_000)
+    artefact_keep: str = param("last", "artefact classifier weights kept: last (the code: the final epoch) or best "
+                                       "(lowest validation loss)", choices=("last", "best"))
     artefact_lr: float = param(1e-4, "artefact classifier torch Adam lr, no weight decay, constant (paper: 1e-4)",
                                ge=1e-7, le=10.0)
     artefact_batch_size: int = param(16, "artefact classifier batch size (paper: 16)", ge=2, le=4096)
@@ -237,7 +239,8 @@ def plot_roc_pair(res: Any) -> Any:
 # --- artefact / bias classifier (§C.6) ------------------------------------------------------------------------------
 def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> Any:
     """The six-head recipe: sum of per-head cross-entropies, torch Adam (no weight decay) at a constant
-    `artefact_lr`, the code's [-1, 1] scaling without augmentation; the lowest validation loss is kept."""
+    `artefact_lr`, the code's [-1, 1] scaling without augmentation; the last epoch's weights are kept, as the code
+    keeps them (``artefact_keep="best"``: the lowest validation loss)."""
     from ..data.artefacts import artefact_dls, head_accuracy
     from ..engine import Schedule, Variant, adam
     from ..losses import MultiHeadCrossEntropy
@@ -250,7 +253,7 @@ def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> A
                                                    cfg.seed, cfg.num_workers),
                    optimizer=adam(weight_decay=0.0), schedule=Schedule("constant"), epochs=cfg.artefact_epochs,
                    lr=cfg.artefact_lr, monitor="valid_loss", loss=lambda tr: MultiHeadCrossEntropy(),
-                   metrics=[head_accuracy])
+                   metrics=[head_accuracy], keep=cfg.artefact_keep)
 
 
 def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> dict[str, Any] | None:
