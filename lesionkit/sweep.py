@@ -249,10 +249,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from .train_cli import notebook_path, parse_params
 
-    stem = notebook_path(args.notebook).stem
+    try:
+        stem = notebook_path(args.notebook).stem
+        space = [parse_space(s) for s in args.space]
+    except (FileNotFoundError, SweepError) as err:
+        print(f"python -m lesionkit sweep: {err}", file=sys.stderr)
+        return 2
     name = args.name or f"{stem}-sweep"
     storage = args.storage or f"sqlite:///{sweep_dir(name) / 'study.db'}"
-    sweep = Sweep(args.notebook, name, storage, [parse_space(s) for s in args.space], parse_params(args.parameters),
+    sweep = Sweep(args.notebook, name, storage, space, parse_params(args.parameters),
                   args.direction, args.objective, (args.pruner, args.pruner_startup))
     study = sweep.study()
     retried = requeue_abandoned(study)

@@ -90,5 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     distributed.init()  # before anything touches a GPU: each process takes its own
     if not distributed.is_main():  # one log: the main process's (errors still reach stderr)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-    execute(notebook_path(args.notebook), parse_params(args.parameters))
+    try:
+        path = notebook_path(args.notebook)
+    except FileNotFoundError as err:
+        print(f"python -m lesionkit train: {err}", file=sys.stderr)
+        return 2
+    execute(path, parse_params(args.parameters))
     return 0

@@ -104,3 +104,12 @@ def test_pruned_trial_stops_its_run_and_says_so(tmp_path, monkeypatch) -> None:
     assert info["status"] == "failed" and info["ended"] == "pruned"
     assert "pruned after epoch 1" in info["error"]
     assert list(_study(storage, "p").trials[1].intermediate_values) == [0]
+
+
+def test_train_and_sweep_commands_name_a_bad_notebook_or_space(capsys) -> None:
+    from lesionkit import sweep, train_cli
+
+    assert train_cli.main(["nosuch"]) == 2
+    assert "no notebook 'nosuch'" in capsys.readouterr().err
+    assert sweep.main(["quickstart", "--space", "lr=normal:0:1", "--trials", "1"]) == 2
+    assert "kind one of" in capsys.readouterr().err
