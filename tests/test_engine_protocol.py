@@ -78,7 +78,7 @@ def test_run_folds_collects_rows_per_fold_and_an_ensemble_row(tmp_path: Path, mo
     monkeypatch.setattr(runner, "record_evaluation", lambda run, name, *a, **k: written.append(name))
     run = SimpleNamespace(dir=tmp_path, save_table=lambda df, name: df.to_csv(tmp_path / name, index=False))
     variants = [SimpleNamespace(key=k, label=k.upper(), epochs=1, lr=1e-3, schedule="constant", monitor="valid_loss",
-                                patience=0, learner=lambda tr, va: None) for k in ("a", "b")]
+                                patience=0, keep="best", learner=lambda tr, va: None) for k in ("a", "b")]
     out = engine.run_folds(run, ds, splits, variants, lambda y, p: {"mean_p0": float(p[:, 0].mean())},
                            ensemble=True)
     assert trained == ["a_fold0", "a_fold1", "b_fold0", "b_fold1"]
