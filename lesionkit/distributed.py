@@ -115,9 +115,11 @@ def record_dir(run_dir: Path, copy: bool = False) -> Path:
 
 def _remove_orphaned_scratch() -> None:
     """Scratch records of processes that died without cleaning up (SIGKILL, a lost node)."""
+    from .runs import pid_alive  # runs imports this module
+
     for path in Path(tempfile.gettempdir()).glob("lesionkit-rank*-*-*"):
         pid = path.name.split("-")[2]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+        if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

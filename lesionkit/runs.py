@@ -342,14 +342,20 @@ def _reopen_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
 def run_status(info: dict[str, Any]) -> str:
     """run.json's status, with "interrupted" for a run still marked running whose process is gone (hard kill)."""
     status = info.get("status", "unknown")
-    if status == "running" and info.get("pid"):
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return "interrupted"
-        except PermissionError:
-            pass
+    if status == "running" and info.get("pid") and not pid_alive(int(info["pid"])):
+        return "interrupted"
     return status
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one owned by another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _jsonable(obj: Any) -> Any:

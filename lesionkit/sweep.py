@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runs import runs_root
+from .runs import pid_alive, runs_root
 from .engine.callbacks import lower_is_better
 from .sweep_trial import ENV, make_pruner
 
@@ -84,16 +84,6 @@ def _sqlite_parent(storage: str) -> None:
         Path(storage[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
 def requeue_abandoned(study: Any) -> list[int]:
     """Trials left RUNNING by a sweep process of this host that no longer exists: FAIL them and queue their values
     again, so the restarted sweep runs them first. Returns their numbers."""
@@ -102,7 +92,7 @@ def requeue_abandoned(study: Any) -> list[int]:
     host, numbers = socket.gethostname(), []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = t.user_attrs.get("sweep_pid")
-        if t.user_attrs.get("host") == host and pid and not _pid_alive(int(pid)):
+        if t.user_attrs.get("host") == host and pid and not pid_alive(int(pid)):
             study.tell(t.number, state=TrialState.FAIL)
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
             numbers.append(t.number)
