@@ -43,11 +43,14 @@ def _sweep_cmd(storage: str) -> list[str]:
 def test_killed_sweep_resumes_with_only_the_missing_trials(tmp_path) -> None:
     storage = f"sqlite:///{tmp_path / 'sweeps' / 't.db'}"
     env = {**os.environ, "LESIONKIT_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen(_sweep_cmd(storage), env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
+    log = tmp_path / "first.log"
+    first = subprocess.Popen(_sweep_cmd(storage), env=env, cwd=REPO, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 240
+    trial1_log = tmp_path / "runs" / "sweeps" / "t" / "trials" / "trial1.log"
     while time.time() < deadline:  # kill the sweep (only its own process) once trial 1 has started
         time.sleep(0.5)
+        if not trial1_log.exists():  # opening the study before the sweep has created it races its schema setup
+            continue
         try:
             trials = _study(storage, "t").get_trials()
         except Exception:  # the database or the study is not created yet
@@ -56,7 +59,7 @@ def test_killed_sweep_resumes_with_only_the_missing_trials(tmp_path) -> None:
             break
     else:
         first.kill()
-        pytest.fail("the sweep never reached trial 1")
+        pytest.fail(f"the sweep never reached trial 1:\n{log.read_text()[-3000:]}")
     runs = tmp_path / "runs" / "00_quickstart"
     while not list(runs.glob("*-t-trial1/config.yaml")) and time.time() < deadline:  # trial 1's run is open
         time.sleep(0.2)
