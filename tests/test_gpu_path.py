@@ -11,6 +11,7 @@ from fastai.data.core import DataLoaders, TfmdDL
 from lesionkit.config import ConfigError
 from lesionkit.data import loaders
 from lesionkit.engine import learner as learner_mod
+from lesionkit.engine.speed import speed_callbacks
 from lesionkit.experiments.quickstart import QuickstartConfig
 
 
@@ -23,18 +24,26 @@ def _learn():
 
 @pytest.mark.parametrize("bf16, mode", [(True, AMPMode.BF16), (False, AMPMode.FP16)])
 def test_gpu_speedups_pick_bf16_where_supported_else_fp16(monkeypatch, bf16, mode) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    learn = learner_mod.gpu_speedups(_learn())
-    (mp,) = [cb for cb in learn.cbs if isinstance(cb, MixedPrecision)]
+    cbs = speed_callbacks("auto")
+    (mp,) = [cb for cb in cbs if isinstance(cb, MixedPrecision)]
     assert mp.amp_mode == mode
-    assert any(isinstance(cb, ChannelsLast) for cb in learn.cbs)
+    assert any(isinstance(cb, ChannelsLast) for cb in cbs)
 
 
-def test_cpu_learner_stays_fp32_channels_first() -> None:
+@pytest.mark.parametrize("switch, kinds", [("off", set()), ("channels_last", {ChannelsLast}),
+                                           ("bf16", {MixedPrecision})])
+def test_gpu_speedups_have_off_switches(monkeypatch, switch, kinds) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert {type(cb) for cb in speed_callbacks(switch)} == kinds
+
+
+def test_cpu_learner_has_no_gpu_callbacks() -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    learn = _learn()
-    assert not any(isinstance(cb, (MixedPrecision, ChannelsLast)) for cb in learn.cbs)
+    assert not any(isinstance(cb, (MixedPrecision, ChannelsLast)) for cb in speed_callbacks("auto") + list(_learn().cbs))
 
 
 def test_auto_loader_workers_none_on_cpu_up_to_eight_per_gpu_process(monkeypatch) -> None:

@@ -22,6 +22,7 @@ from ..distributed import ddp_callback, world_size
 from ..sweep_trial import trial_reporter
 from .callbacks import BestModel, EpochCheckpoint, EpochLog, RunHistory
 from .schedules import Schedule, resumed
+from .speed import speed_callbacks
 
 
 KEEP = ("best", "last")  # which weights a fit leaves in the model
@@ -74,10 +75,12 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
             cbs.append(EpochLog(stage, epochs, start))
             stack.enter_context(learn.no_bar())
             stack.enter_context(_quiet_recorder(learn))
-        if getattr(getattr(run, "cfg", None), "torch_compile", False) and torch.cuda.is_available():
+        cfg = getattr(run, "cfg", None)
+        cbs.extend(speed_callbacks(getattr(cfg, "speedups", "auto"), resumed=(state or {}).get("speed")))
+        if getattr(cfg, "torch_compile", False) and torch.cuda.is_available():
             learn.model.compile()  # in place: the state_dict keys (and so checkpoints) stay those of the model
         if world_size() > 1:  # launched over several processes: DDP, sharded loaders, gathered metrics
-            cbs.append(ddp_callback(sync_bn=bool(getattr(getattr(run, "cfg", None), "sync_bn", False))))
+            cbs.append(ddp_callback(sync_bn=bool(getattr(cfg, "sync_bn", False))))
         cbs.extend(trial_reporter(monitor, stage))  # a sweep's trial: per-epoch values to its pruner
         scheds = {k: resumed(f, start, epochs) for k, f in schedule.scheds(lr, epochs).items()}
         if start < epochs and not _stopped_early(state, patience):

@@ -22,26 +22,16 @@ def param_groups_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
 def make_learner(dls: Any, model: nn.Module, loss_func: Callable | None = None, metrics: Sequence[Any] = (),
                  optimizer: OptimizerSpec | None = None, cbs: Sequence[Any] = ()) -> Learner:
     """A plain fastai Learner (custom and multi-input models work). ``optimizer`` defaults to torch's AdamW with
-    its own defaults (the quickstart's). On a GPU: channels-last and mixed precision (:func:`gpu_speedups`)."""
+    its own defaults (the quickstart's). Precision and memory format are the fit's
+    (:mod:`lesionkit.engine.speed`)."""
     optimizer = optimizer or OptimizerSpec("adamw", weight_decay=0.01)
     learn = Learner(dls, model, loss_func=loss_func or nn.CrossEntropyLoss(), metrics=list(metrics),
                     opt_func=optimizer.opt_func(), splitter=param_groups_splitter, cbs=list(cbs),
                     wd_bn_bias=True)
-    if torch.cuda.is_available():
-        gpu_speedups(learn)
     return learn
 
 
 def gpu_precision() -> str:
     """Mixed precision on this GPU: bf16 where it has bf16 units (no loss scaling needed), else fp16 with fastai's
-    GradScaler. Attribution does not use it (it runs the model outside the Learner, in fp32)."""
+    GradScaler."""
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def gpu_speedups(learn: Learner) -> Learner:
-    """Channels-last weights (fastai's ChannelsLast: 4-D conv weights only, so any input shape works) and mixed
-    precision, the GPU defaults timm's and fastai's training scripts use."""
-    from fastai.callback.channelslast import ChannelsLast
-
-    learn.add_cb(ChannelsLast())
-    return learn.to_bf16() if gpu_precision() == "bf16" else learn.to_fp16()

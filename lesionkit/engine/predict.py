@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..losses import plain
+from .speed import inference
 
 VIEWS = ("none", "flips4", "dihedral8")
 AVERAGES = ("probs", "logits")
@@ -53,7 +54,6 @@ def _combine(logits: list[torch.Tensor], average: str) -> torch.Tensor:
     return torch.stack([to_probs(v) for v in logits]).mean(0)
 
 
-@torch.no_grad()
 def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str = "probs",
             n_inp: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """(probabilities (N, K), integer targets or None) of ``model`` over ``dl`` in eval mode.
@@ -61,7 +61,8 @@ def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str 
     views: a name of :data:`VIEWS` applied to the first input (other inputs, e.g. metadata, pass unchanged);
     ignored for a loader with ``stacked_views``. n_inp: inputs per batch (default: 2 for multimodal models, which
     have ``n_meta``, else 1 — never a fastai test loader's own count, which is "all items but the last").
-    Only the first target is read from batches that carry more (e.g. diagnosis factors).
+    Only the first target is read from batches that carry more (e.g. diagnosis factors). Runs under
+    ``inference_mode`` in the precision the model was fitted with (:func:`lesionkit.engine.speed.inference`).
     """
     if average not in AVERAGES:
         raise ValueError(f"average={average!r}: choose one of {AVERAGES}")
@@ -70,18 +71,18 @@ def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str 
     n_inp = n_inp or (2 if getattr(model, "n_meta", 0) else 1)
     stacked = getattr(dl, "stacked_views", False)
     probs, ys = [], []
-    for batch in dl:
-        xs = [plain(b).to(device) for b in batch[:n_inp]]
-        if stacked:
-            b, v = xs[0].shape[:2]
-            out = model(xs[0].reshape(b * v, *xs[0].shape[2:])).float()
-            out = out.reshape(b, v, -1).transpose(0, 1)
-            p = _combine(list(out), average)
-        else:
-            p = _combine([model(x, *xs[1:]).float() for x in tta_views(xs[0], views)], average)
-        probs.append(p.cpu())
-        if len(batch) > n_inp:
-            ys.append(plain(batch[n_inp]).cpu())
+    with inference(model):
+        for batch in dl:
+            xs = [plain(b).to(device) for b in batch[:n_inp]]
+            if stacked:
+                b, v = xs[0].shape[:2]
+                out = model(xs[0].reshape(b * v, *xs[0].shape[2:])).float()
+                p = _combine(list(out.reshape(b, v, -1).transpose(0, 1)), average)
+            else:
+                p = _combine([model(x, *xs[1:]).float() for x in tta_views(xs[0], views)], average)
+            probs.append(p.cpu())
+            if len(batch) > n_inp:
+                ys.append(plain(batch[n_inp]).cpu())
     return torch.cat(probs).numpy(), (torch.cat(ys).numpy().astype(int) if ys else None)
 
 

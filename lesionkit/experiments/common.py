@@ -19,7 +19,7 @@ SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 class TrainConfig(Config):
     """Parameters every training notebook has (MONAI's rule: each has `epochs` and `smoke`)."""
 
-    cell_last: ClassVar[tuple[str, ...]] = ("seed", "num_workers", "num_processes", "sync_bn", "torch_compile",
+    cell_last: ClassVar[tuple[str, ...]] = ("seed", "speedups", "num_workers", "num_processes", "sync_bn", "torch_compile",
                                             "smoke", "interactive", "run_name", "resume",
                                             "split_from")
 
@@ -37,6 +37,10 @@ class TrainConfig(Config):
     valid_frac: float = param(0.15, "share of lesions used for model selection", ge=0.05, le=0.5)
     test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)
     seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
+    speedups: str = param("auto", "precision and memory format: auto (on a CPU each candidate is timed on the "
+                                  "first batch and the fastest kept; on a GPU channels-last and mixed precision), "
+                                  "off (fp32), channels_last, bf16 or both",
+                          choices=("auto", "off", "channels_last", "bf16", "both"))
     num_workers: int = param(-1, "DataLoader worker processes: -1 auto (none on CPU; up to 8 per process on a GPU, "
                                  "with pinned memory), 0 load in the main process", ge=-1, le=64)
     torch_compile: bool = param(False, "torch.compile the model before training (GPU only; the first epoch pays the "

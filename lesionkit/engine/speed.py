@@ -1,0 +1,303 @@
+"""Channels-last and bf16 where they pay, chosen per model by measuring it on its own first batch.
+
+Why measured and not a switch: on a CPU the best choice differs per architecture (this 2-core EPYC: channels-last
+1.5× for EfficientNet-Lite0 while bf16 on top of it is slower; bf16 + channels-last 2.1× for ResNet-50), so a
+global default would slow some models down. Like ``cudnn.benchmark``, the first training batch times a few
+fwd+bwd steps of a copy of the model under each candidate and keeps the fastest (fp32 unless a candidate is
+``MARGIN`` faster); the choice is cached per machine, model and batch shape (``$LESIONKIT_CACHE/speed.json``), and a
+resumed fit reuses its checkpoint's choice so a run never changes numerics half-way. On a GPU: channels-last and
+mixed precision (bf16 where supported, else fp16 with loss scaling), as timm's and fastai's scripts do.
+
+``speedups`` (a notebook parameter): auto (measured), off (fp32, contiguous), channels_last, bf16, both.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from fastai.callback.core import Callback
+from torch import nn
+
+from ..distributed import on_main, unwrap
+
+SPEEDUPS = ("auto", "off", "channels_last", "bf16", "both")
+MARGIN = 0.9  # a candidate must take under 90 % of the fp32 step (the VM's timing noise is ~±5 %)
+MEASURE_BATCH = 8  # images per measured step: enough to fill the cores, cheap for a 224 px ResNet-50
+
+
+@dataclass(frozen=True)
+class Speed:
+    """One precision / memory-format setting."""
+
+    channels_last: bool = False
+    bf16: bool = False
+
+    @property
+    def name(self) -> str:
+        return {(False, False): "off", (True, False): "channels_last", (False, True): "bf16",
+                (True, True): "both"}[(self.channels_last, self.bf16)]
+
+    @classmethod
+    def named(cls, name: str) -> "Speed":
+        if name not in SPEEDUPS or name == "auto":
+            raise ValueError(f"speedups={name!r}: choose one of {SPEEDUPS}")
+        return cls(channels_last=name in ("channels_last", "both"), bf16=name in ("bf16", "both"))
+
+    def autocast(self, device_type: str = "cpu") -> contextlib.AbstractContextManager:
+        return torch.autocast(device_type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Weights to this memory format (4-D conv weights only: any input shape still works), in place."""
+        return model.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+
+def cpu_has_bf16() -> bool:
+    """bf16 units (AVX512-BF16 / AMX): without them bf16 autocast is emulated and slower than fp32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def candidates(mode: str) -> list[Speed]:
+    """What ``mode`` lets the CPU measurement try (fp32 first: the reference)."""
+    if mode != "auto":
+        return [Speed.named(mode)]
+    names = ("off", "channels_last", "bf16", "both") if cpu_has_bf16() else ("off", "channels_last")
+    return [Speed.named(n) for n in names]
+
+
+def step_seconds(model: nn.Module, xs: Sequence[torch.Tensor], y: Any, loss_func: Any, speed: Speed,
+                 steps: int = 2) -> float:
+    """Best time of ``steps`` forward+backward passes of ``model`` (after one warm-up) under ``speed``."""
+    speed.apply(model)
+    best = float("inf")
+    for i in range(steps + 1):
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        with speed.autocast():
+            loss = loss_func(model(*xs), *y)
+        loss.backward()
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss_func: Any,
+            options: Sequence[Speed]) -> dict[str, float]:
+    """Seconds per step of a copy of ``model`` under each option (the model and every RNG stream untouched)."""
+    from ..losses import plain
+
+    probe = copy.deepcopy(unwrap(model)).train()
+    xs = [plain(x[:MEASURE_BATCH]) for x in xs]  # fastai's tensor types dispatch some losses nowhere
+    y = [plain(t[:MEASURE_BATCH]) for t in y]
+    with torch.random.fork_rng(devices=[]):
+        return {s.name: step_seconds(probe, xs, y, loss_func, s) for s in options}
+
+
+def pick(seconds: dict[str, float]) -> Speed:
+    """The fastest option, if it beats fp32 by the margin; else fp32."""
+    best = min(seconds, key=seconds.get)
+    return Speed.named(best if seconds[best] < MARGIN * seconds.get("off", float("inf")) else "off")
+
+
+# --- the per-machine cache ----------------------------------------------------------------------------------------
+def cache_file() -> Path:
+    from ..data.synthetic import cache_root
+
+    return cache_root() / "speed.json"
+
+
+def cache_key(model: nn.Module, xs: Sequence[torch.Tensor]) -> str:
+    m = unwrap(model)
+    n_params = sum(p.numel() for p in m.parameters())
+    shapes = ",".join("x".join(map(str, x.shape[1:])) for x in xs)
+    return (f"{type(m).__module__}.{type(m).__name__}/{n_params}/{shapes}/bs{min(len(xs[0]), MEASURE_BATCH)}"
+            f"/threads{torch.get_num_threads()}/{platform.processor() or platform.machine()}/torch{torch.__version__}")
+
+
+def _read_cache() -> dict[str, Any]:
+    try:
+        return json.loads(cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def choose(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss_func: Any,
+           mode: str = "auto") -> tuple[Speed, dict[str, float]]:
+    """(the setting for this model and batch, the measured seconds per option); cached under ``auto``."""
+    if mode != "auto":
+        return Speed.named(mode), {}
+    key = cache_key(model, xs)
+    hit = _read_cache().get(key)
+    if hit:
+        return Speed.named(hit["choice"]), hit["seconds"]
+    seconds = measure(model, xs, y, loss_func, candidates(mode))
+    choice = pick(seconds)
+    _write_cache(key, {"choice": choice.name, "seconds": seconds})
+    return choice, seconds
+
+
+def _write_cache(key: str, entry: dict[str, Any]) -> None:
+    from ..runs import atomic_write
+
+    with contextlib.suppress(OSError):  # a read-only home only costs the measurement next time
+        cache_file().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache_file(), json.dumps({**_read_cache(), key: entry}, indent=1))
+
+
+# --- attribution: the same rule on input-gradient passes, plus a fidelity check for bf16 -----------------------
+MAP_TOLERANCE = 0.1  # bf16 is kept for attribution only if its input-gradient map is within 10 % (relative L1)
+
+
+def input_gradient(model: nn.Module, xs: Sequence[torch.Tensor], speed: Speed) -> tuple[torch.Tensor, float]:
+    """(|d top logit / d input| summed over channels, seconds) of one pass: the unit IG, SmoothGrad and Grad-CAM
+    repeat."""
+    speed.apply(model)
+    x = xs[0].detach().clone().requires_grad_(True)
+    start = time.perf_counter()
+    with torch.enable_grad(), speed.autocast(xs[0].device.type):
+        out = model(x, *xs[1:]).float()
+        out = out.reshape(len(x), -1).max(1).values.sum()
+    (grad,) = torch.autograd.grad(out, x)
+    return grad.abs().sum(1).float(), time.perf_counter() - start
+
+
+def relative_error(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((a - ref).abs().sum() / ref.abs().sum().clamp(min=1e-12))
+
+
+def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: str = "auto") -> Speed:
+    """The setting for attributing ``model`` (in eval mode): the fastest of the candidates whose input gradients
+    stay within :data:`MAP_TOLERANCE` of fp32 (depthwise nets often fail it in bf16: EfficientNet-Lite0's IG maps
+    differ by ~19 %, ResNet-18's by ~4 %). Cached like training choices; the caller's model format is restored."""
+    if mode != "auto":
+        return Speed.named(mode)
+    xs = [x[:MEASURE_BATCH] for x in xs]
+    key = "attribution/" + cache_key(model, xs)
+    hit = _read_cache().get(key)
+    if hit:
+        return Speed.named(hit["choice"])
+    seconds, errors, ref = {}, {}, None
+    for option in candidates(mode):
+        times = []
+        for _ in range(3):  # warm-up, then the best of two
+            grad, dt = input_gradient(model, xs, option)
+            times.append(dt)
+        ref = grad if ref is None else ref
+        seconds[option.name], errors[option.name] = min(times[1:]), relative_error(grad, ref)
+    speed_of(model).apply(model)
+    faithful = {k: v for k, v in seconds.items() if errors[k] <= MAP_TOLERANCE}
+    choice = pick(faithful)
+    _write_cache(key, {"choice": choice.name, "seconds": seconds, "relative_error": errors})
+    return choice
+
+
+def speed_of(model: nn.Module) -> Speed:
+    """The setting a fit left on the model (prediction uses the same); fp32 for a model never fitted here."""
+    return getattr(unwrap(model), "lesionkit_speed", None) or Speed()
+
+
+@contextlib.contextmanager
+def inference(model: nn.Module) -> Iterator[None]:
+    """``inference_mode`` plus the fitted model's precision (bf16 autocast on the model's device)."""
+    device = next((p.device.type for p in model.parameters()), "cpu")
+    with torch.inference_mode(), speed_of(model).autocast(device):
+        yield
+
+
+# --- the fastai side --------------------------------------------------------------------------------------------
+class CpuSpeedups(Callback):
+    """On the first training batch: choose (or take the resumed fit's choice), convert the model; then bf16 autocast
+    around every forward + loss, training and validation, exited even when a batch fails."""
+
+    order = -1  # before model-modifying callbacks, as fastai's ChannelsLast
+
+    def __init__(self, mode: str = "auto", resumed: str | None = None) -> None:
+        self.mode, self.speed = mode, Speed.named(resumed) if resumed else None
+        self.seconds: dict[str, float] = {}
+        self._cast: contextlib.AbstractContextManager | None = None
+
+    def before_fit(self) -> None:
+        self._threads = torch.get_num_threads()
+        threads_for_workers(loader_workers_of(self.dls.train))
+        if self.speed is None and self.mode != "auto":
+            self.speed = Speed.named(self.mode)
+        if self.speed is not None:
+            self._use(self.speed)
+
+    def before_batch(self) -> None:
+        if self.speed is None:
+            model, xb, yb, loss = self.learn.model, self.xb, self.yb, self.learn.loss_func
+            self.speed, self.seconds = on_main(lambda: choose(model, xb, yb, loss, self.mode))  # one choice for all
+            self._use(self.speed)
+        if self.speed.bf16:
+            self._cast = self.speed.autocast()
+            self._cast.__enter__()
+
+    def after_pred(self) -> None:
+        if self._cast is not None:  # metrics and the loss see fp32 (as fastai's MixedPrecision does)
+            from fastai.torch_core import to_float
+
+            self.learn.pred = to_float(self.pred)
+
+    def after_loss(self) -> None:
+        self._exit()
+
+    def after_batch(self) -> None:
+        self._exit()
+
+    def after_fit(self) -> None:
+        self._exit()
+        torch.set_num_threads(self._threads)
+
+    def _exit(self) -> None:
+        if self._cast is not None:
+            self._cast.__exit__(None, None, None)
+            self._cast = None
+
+    def _use(self, speed: Speed) -> None:
+        speed.apply(unwrap(self.learn.model))
+        unwrap(self.learn.model).lesionkit_speed = speed
+        self.learn.speed = speed  # what EpochCheckpoint saves, so a resumed fit keeps it
+
+
+def loader_workers_of(dl: Any) -> int:
+    """Worker processes of a fastai loader (its own ``num_workers`` is the shard count, always 1)."""
+    from ..distributed import inner_loader
+
+    return int(getattr(getattr(inner_loader(dl), "fake_l", None), "num_workers", 0) or 0)
+
+
+def threads_for_workers(workers: int) -> None:
+    """With loader workers on the CPU, compute threads + workers stay within the cores (each worker is one thread:
+    fastai's worker init sets it)."""
+    if workers > 0 and not torch.cuda.is_available():
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+
+
+def speed_callbacks(mode: str = "auto", resumed: str | None = None) -> list[Callback]:
+    """The callbacks of ``mode`` on this machine (GPU: fastai's ChannelsLast / mixed precision; CPU: measured)."""
+    if mode not in SPEEDUPS:
+        raise ValueError(f"speedups={mode!r}: choose one of {SPEEDUPS}")
+    if not torch.cuda.is_available():
+        return [CpuSpeedups(mode, resumed)]
+    from fastai.callback.channelslast import ChannelsLast
+    from fastai.callback.fp16 import AMPMode, MixedPrecision
+
+    from .learner import gpu_precision
+
+    cbs: list[Callback] = []
+    if mode in ("auto", "both", "channels_last"):
+        cbs.append(ChannelsLast())
+    if mode in ("auto", "both", "bf16"):
+        cbs.append(MixedPrecision(AMPMode.BF16 if gpu_precision() == "bf16" else AMPMode.FP16))
+    return cbs
