@@ -18,6 +18,9 @@ class QuickstartConfig(TrainConfig):
     arch: str = param("tf_efficientnet_lite0", "timm or lesionkit model name (lesionkit.list_models())")
     schedule: str = param("one_cycle", "learning-rate schedule: one_cycle, flat_cos or constant",
                           choices=("one_cycle", "flat_cos", "constant"))
+    balance: str = param("loss", "class imbalance: loss (cross-entropy weighted N/(K n_c), every image once per "
+                                 "epoch), sampler (each class drawn equally often) or none (plain cross-entropy)",
+                         choices=("loss", "sampler", "none"))
     tta: bool = param(True, "average test predictions over flips")
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
 
@@ -29,9 +32,14 @@ def start(namespace: dict[str, Any]) -> Run:
 
 def variant(ds: Any, cfg: QuickstartConfig) -> Any:
     """The recipe: the registry's model (offline weights), loaders normalised for it, fastai's schedule, torch's
-    AdamW with its defaults, selection on AUC (binary) or balanced accuracy."""
+    AdamW with its defaults, selection on AUC (binary) or balanced accuracy, and (``balance``) class-weighted
+    cross-entropy or class-balanced sampling, since balanced accuracy scores every class alike while HAM10000 is
+    two-thirds nevi: plain cross-entropy reaches 0.95-0.98 AUC on the minority classes but 0.40-0.55 sensitivity."""
     from ..data.loaders import image_dls
+    from fastai.losses import CrossEntropyLossFlat
+
     from ..engine import Schedule, Variant, adamw
+    from ..losses import balanced_class_weights
     from ..metrics import fastai_metrics
     from ..models import create_model
 
@@ -39,11 +47,17 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
         return create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=ds.n_classes)
 
     norm = model_norm(create_model(cfg.arch, pretrained=False, num_classes=ds.n_classes))
+    labels = ds.df["label_idx"].to_numpy()
+
+    def loss(tr: Any) -> Any:
+        weight = balanced_class_weights(labels[tr], ds.n_classes) if cfg.balance == "loss" else None
+        return CrossEntropyLossFlat(weight=weight)
     return Variant(key="model", label=cfg.arch, model=model,
                    dls=lambda tr, va: image_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size, seed=cfg.seed,
-                                                num_workers=cfg.num_workers, norm=norm),
+                                                num_workers=cfg.num_workers, norm=norm,
+                                                balanced=cfg.balance == "sampler"),
                    optimizer=adamw(weight_decay=0.01), schedule=Schedule(cfg.schedule), epochs=cfg.epochs,
-                   lr=cfg.lr, monitor="auc" if ds.task == "binary" else "bma",
+                   lr=cfg.lr, monitor="auc" if ds.task == "binary" else "bma", loss=loss,
                    metrics=fastai_metrics(ds.task, ds.n_classes), views="flips4" if cfg.tta else "none")
 
 
