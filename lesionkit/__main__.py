@@ -7,7 +7,8 @@ import sys
 # command -> module whose `main(argv) -> int` runs it (imported only when used, so `--help` is instant)
 COMMANDS = {
     "score": ("lesionkit.metrics.score_cli", "score official-format prediction CSVs against ground truth"),
-    "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset"),
+    "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset (data presize DIR: "
+                                   "a pre-resized cache of its large images)"),
     "synth": ("lesionkit.data.synthetic", "write the synthetic dermoscopy dataset"),
     "demo": ("lesionkit.demo", "run every notebook headless on the synthetic default and print a summary"),
     "train": ("lesionkit.train_cli", "train NOTEBOOK -p name value: run a notebook's recipe without a kernel "

@@ -1,4 +1,5 @@
 """`python -m lesionkit data check DIR [--format F]`: read a dataset and list every problem at once.
+(`python -m lesionkit data presize DIR --size 512` writes the pre-resized image cache: lesionkit.data.presize.)
 
 Errors (exit status 1): unreadable tables, missing columns, duplicate ids, unknown labels, paths escaping the folder,
 missing / empty / truncated / corrupt images and masks, masks whose size differs from their image, identical image
@@ -217,7 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     c.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                    help="reader option, repeatable (e.g. --opt target=diagnosis9 --opt parts=test)")
+    p = sub.add_parser("presize", help="write the pre-resized cache of a folder's large images (read by presize=)")
+    p.add_argument("folder", help="folder walked recursively for images")
+    p.add_argument("--size", type=int, default=512, help="shorter side of the cached copies (default 512)")
+    p.add_argument("--cache", default=None, help="cache root (default: $LESIONKIT_CACHE, else ~/.cache/lesionkit)")
+    p.add_argument("--workers", type=int, default=None, help="threads (default: up to 4)")
     a = ap.parse_args(argv)
+    if a.cmd == "presize":
+        return _presize_main(a)
     opts = {}
     for kv in a.opt:
         key, sep, value = kv.partition("=")
@@ -229,3 +237,20 @@ def main(argv: list[str] | None = None) -> int:
     if a.json_out:
         Path(a.json_out).write_text(json.dumps({**asdict(report), "ok": report.ok}, indent=2))
     return 0 if report.ok else 1
+
+
+def _presize_main(a: argparse.Namespace) -> int:
+    """Exit 0 when done, 1 when some images could not be read (listed), 2 for a missing folder or a bad size."""
+    import sys
+
+    from .presize import presize_dir
+
+    if not Path(a.folder).is_dir():
+        print(f"lesionkit data presize: {a.folder}: no such folder", file=sys.stderr)
+        return 2
+    if a.size < 1:
+        print(f"lesionkit data presize: --size {a.size}: must be a positive number of pixels", file=sys.stderr)
+        return 2
+    summary = presize_dir(a.folder, a.size, root=a.cache, workers=a.workers)
+    print(summary.render())
+    return 1 if summary.failed else 0

@@ -27,6 +27,7 @@ from .colour import shades_of_gray_pil
 from .errors import CHECK_HINT, DataError
 from .images import load_mask, load_rgb, quick_check
 from .metadata import MetaEncoder
+from .presize import auto_size, presized
 from .splits import assert_no_group_leak
 from .table import LesionDataset
 
@@ -34,13 +35,25 @@ Stats = tuple[Sequence[float], Sequence[float]]
 
 
 class ReadImage:
-    """Row (or path) -> PILImage via the robust decoder; optional Shades-of-Gray colour constancy (p-norm)."""
+    """Row (or path) -> PILImage via the robust decoder; optional Shades-of-Gray colour constancy (p-norm).
 
-    def __init__(self, min_side: int | None = None, colour_constancy: float | None = None):
-        self.min_side, self.colour_constancy = min_side, colour_constancy
+    `presize`: read large originals from the pre-resized cache at that shorter side (`presize.presized`, written on
+    first use; `python -m lesionkit data presize` fills it ahead), so they cost what small files cost. It must be
+    at least `min_side`, or the cached copy would be upscaled. "auto" (the default): `presize.auto_size(min_side)`,
+    which caches only originals over twice max(512, 2 x min_side); None reads the originals."""
+
+    def __init__(self, min_side: int | None = None, colour_constancy: float | None = None,
+                 presize: int | str | None = "auto"):
+        presize = auto_size(min_side) if presize == "auto" else presize
+        if presize and min_side and presize < min_side:
+            raise ValueError(f"presize={presize} is below the training size {min_side}: the cached images would be "
+                             "upscaled; use presize >= size (e.g. 2 x size) or None")
+        self.min_side, self.colour_constancy, self.presize = min_side, colour_constancy, presize
 
     def __call__(self, item: Any) -> PILImage:
         path = item["path"] if isinstance(item, (pd.Series, dict)) else item
+        if self.presize:
+            path = presized(path, self.presize)
         img = load_rgb(path, min_side=self.min_side)
         if self.colour_constancy:
             img = shades_of_gray_pil(img, self.colour_constancy)
@@ -182,16 +195,19 @@ def build_dataloaders(dsets: Datasets, bs: int, item_tfms: list, batch_tfms: lis
 def image_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224, bs: int = 32,
               preset: str = "fastai", seed: int = 0, num_workers: int = 0, norm: Stats | None = IMAGENET_STATS,
               resize: str = "squish", colour_constancy: float | None = None, balanced: bool = False,
-              verify: bool = True, leak_check: bool = True, device: Any = None, **kw: Any) -> DataLoaders:
+              verify: bool = True, leak_check: bool = True, device: Any = None,
+              presize: int | str | None = "auto", **kw: Any) -> DataLoaders:
     """Image-classification DataLoaders: x = normalised (bs, 3, size, size) images, y = label_idx, vocab = classes.
 
     `preset`: fastai | first_place | arl | dihedral | none (see augment.py). `norm`: (mean, std) or None for inputs in [0, 1].
     `colour_constancy`: Shades-of-Gray p (e.g. 6) or None. `balanced`: class-balanced sampling of the training
-    rows. `verify`/`leak_check`: the pre-flight checks described in the module docstring.
+    rows. `verify`/`leak_check`: the pre-flight checks described in the module docstring. `presize`: read large
+    originals from the pre-resized cache at that shorter side (see `ReadImage`; "auto": only large originals);
+    None reads the originals.
     """
     tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check)
     item, batch = preset_tfms(preset, size, resize, seed)
-    dsets = Datasets(ds.df, tfms=[[ReadImage(size, colour_constancy)],
+    dsets = Datasets(ds.df, tfms=[[ReadImage(size, colour_constancy, presize)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)])
     dls = build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
@@ -211,10 +227,12 @@ def add_meta_columns(df: pd.DataFrame, encoder: MetaEncoder) -> pd.DataFrame:
 def meta_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224, bs: int = 32,
              preset: str = "fastai", seed: int = 0, num_workers: int = 0, norm: Stats | None = IMAGENET_STATS,
              encoder: MetaEncoder | None = None, colour_constancy: float | None = None, balanced: bool = False,
-             verify: bool = True, leak_check: bool = True, device: Any = None, **kw: Any) -> DataLoaders:
+             verify: bool = True, leak_check: bool = True, device: Any = None, presize: int | str | None = "auto",
+             **kw: Any) -> DataLoaders:
     """Image + metadata DataLoaders (n_inp=2, batches (image, meta, y)) for a plain `Learner` whose model takes
     forward(image, meta). The encoder is fitted on the training rows only (unless given already fitted) and kept
-    as `dls.meta_encoder` (save it with the run: `dls.meta_encoder.save(path)`); `dls.n_meta` is its width."""
+    as `dls.meta_encoder` (save it with the run: `dls.meta_encoder.save(path)`); `dls.n_meta` is its width.
+    `presize`: as in `image_dls`."""
     tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check)
     encoder = encoder or MetaEncoder()
     if not encoder.fitted:
@@ -222,7 +240,7 @@ def meta_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224,
     df = add_meta_columns(ds.df, encoder)
     cols = [f"meta:{n}" for n in encoder.feature_names]
     item, batch = preset_tfms(preset, size, "squish", seed)
-    dsets = Datasets(df, tfms=[[ReadImage(size, colour_constancy)], [GetMeta(cols)],
+    dsets = Datasets(df, tfms=[[ReadImage(size, colour_constancy, presize)], [GetMeta(cols)],
                                [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)], n_inp=2)
     dls = build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
@@ -233,14 +251,17 @@ def meta_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224,
 
 def mask_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224, bs: int = 16,
              preset: str = "fastai", seed: int = 0, num_workers: int = 0, norm: Stats | None = IMAGENET_STATS,
-             verify: bool = True, leak_check: bool = True, device: Any = None, **kw: Any) -> DataLoaders:
+             verify: bool = True, leak_check: bool = True, device: Any = None, presize: int | str | None = "auto",
+             **kw: Any) -> DataLoaders:
     """Image + lesion-mask DataLoaders (segmentation: y is a (bs, size, size) mask of 0/1, codes background/lesion).
-    Geometric augmentation is applied to image and mask together; only presets 'fastai' and 'none' qualify."""
+    Geometric augmentation is applied to image and mask together; only presets 'fastai' and 'none' qualify.
+    `presize` (images only; masks are read as they are, both are resized to `size`): as in `image_dls`."""
     if preset not in ("fastai", "none"):
         raise ValueError(f"preset={preset!r}: mask loaders support 'fastai' and 'none' (the others are image-only)")
     tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check, need_mask=True)
     item, batch = preset_tfms(preset, size, "squish", seed)
-    dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [ReadMask(), AddMaskCodes(codes=["background", "lesion"])]],
+    dsets = Datasets(ds.df, tfms=[[ReadImage(size, presize=presize)],
+                                  [ReadMask(), AddMaskCodes(codes=["background", "lesion"])]],
                      splits=[list(tr), list(va)])
     return build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, False, None, device, **kw)
 
