@@ -78,16 +78,19 @@ def _autocast(device: str, amp: str | None):
 
 
 def plain_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_func: nn.Module, steps: int,
-                warmup: int, device: str, amp: str | None) -> float:
-    """Images/s of a plain loop: forward, loss, zero_grad, backward, Adam step."""
+                warmup: int, device: str, amp: str | None = None, speed: Any = None) -> float:
+    """Images/s of a plain loop: forward, loss, zero_grad, backward, Adam step. ``speed``: a
+    ``lesionkit.engine.speed.Speed`` (memory format + CPU bf16 autocast) instead of ``amp``."""
     model.train()
+    if speed is not None:
+        speed.apply(model)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(enabled=amp == "fp16")
     times = []
     for _ in range(warmup + steps):
         _sync(device)
         start = time.perf_counter()
-        with _autocast(device, amp):
+        with (speed.autocast(device) if speed is not None else _autocast(device, amp)):
             loss = loss_func(model(*inputs), target)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -99,7 +102,7 @@ def plain_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_func
 
 
 def fastai_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_func: nn.Module, steps: int,
-                 warmup: int, device: str, amp: str | None) -> tuple[float, float]:
+                 warmup: int, device: str, amp: str | None, cbs: tuple = ()) -> tuple[float, float]:
     """Images/s through ``Learner.fit`` on the same batch (repeated): the best interval between batch ends after the
     warmup, which includes fastai's data loading and callbacks. Also the share of each step spent in the model,
     loss, backward and optimiser step (``before_batch`` → ``after_step``, median over the timed steps): measured
@@ -134,9 +137,10 @@ def fastai_train(model: nn.Module, inputs: tuple, target: torch.Tensor, loss_fun
             _stamp("end", self)
 
     batches = [(*inputs, target)] * (warmup + steps + 1)  # prebatched (bs=None): no collation cost on either side
-    dls = DataLoaders(DataLoader(batches, bs=None), DataLoader(batches[:1], bs=None), device=torch.device(device))
+    dls = DataLoaders(DataLoader(batches, bs=None, num_workers=0), DataLoader(batches[:1], bs=None, num_workers=0),
+                      device=torch.device(device))  # no workers: fastai's default (the core count) would halve threads
     dls.n_inp = len(inputs)
-    learn = Learner(dls, model, loss_func=loss_func, opt_func=adamw(weight_decay=0.01).opt_func(), lr=1e-4, cbs=[StepStart(), StepClock()])
+    learn = Learner(dls, model, loss_func=loss_func, opt_func=adamw(weight_decay=0.01).opt_func(), lr=1e-4, cbs=[StepStart(), StepClock(), *cbs])
     if amp:
         learn = learn.to_bf16() if amp == "bf16" else learn.to_fp16()
     with learn.no_logging(), learn.no_bar():

@@ -145,7 +145,7 @@ def test_image_dls_passes_presize_through(tmp_path, cache):
     ds = load_dataset(tmp_path / "ds")
     kw = dict(size=64, bs=2, preset="none", norm=None)
     plain = image_dls(ds, [0, 2], [1, 3], **kw).valid.one_batch()[0].cpu()
-    assert not cache_dir(128).exists()  # presize=None: behaviour unchanged, no cache
+    assert not cache_dir(128).exists() and not cache_dir(512).exists()  # 1200x800: read as they are
     cached = image_dls(ds, [0, 2], [1, 3], presize=128, **kw).valid.one_batch()[0].cpu()
     stems = {p.name.split("-")[0] for p in cache_dir(128).iterdir()}
     assert {"im1", "im3"} <= stems, stems  # the two validation images (fastai's setup also reads a training one)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import timm
 import torch
+from fastai.callback.core import Callback
 
 from lesionkit.attribution import attribute
 from lesionkit.data import load_dataset
@@ -131,17 +132,47 @@ def test_bf16_training_matches_fp32_held_out_accuracy_on_the_synthetic_set(small
     assert abs(acc["bf16"] - acc["off"]) <= noise, f"bf16 {acc['bf16']:.3f} vs fp32 {acc['off']:.3f} (n={n})"
 
 
+class _Crash(Callback):
+    def __init__(self, error: BaseException, epoch: int = 0) -> None:
+        self.error, self.at = error, epoch
+
+    def after_pred(self) -> None:
+        if self.training and self.epoch == self.at and self.iter == 1:
+            raise self.error
+
+
 @needs_bf16
-def test_a_resumed_fit_keeps_the_setting_it_started_with(small_synthetic) -> None:
+def test_a_resumed_fit_keeps_the_setting_it_started_with(small_synthetic, monkeypatch, tmp_path) -> None:
     ds, splits = small_synthetic
     tr, va = splits.folds[0]
-    run = start_run("speed-resume", QuickstartConfig, {"speedups": "bf16"}, watch_notebook=False)
-    learn = _variant(ds, epochs=1).learner(tr, va)
-    fit(learn, 1, 1e-3, run=run, stage="m", headless=True)
+    run = start_run("speed-resume", QuickstartConfig, {}, watch_notebook=False)  # speedups=auto
+    monkeypatch.setattr(speed, "measure", lambda *a: {"off": 1.0, "channels_last": 0.95, "bf16": 0.5, "both": 0.6})
+    with pytest.raises(KeyboardInterrupt):
+        fit(_variant(ds).learner(tr, va).add_cb(_Crash(KeyboardInterrupt(), epoch=1)), 2, 1e-3, run=run,
+            stage="m", headless=True)
     state = torch.load(run.dir / "checkpoints" / "m_last.pth", weights_only=True)
     assert state["speed"] == "bf16"
-    cb = speed.CpuSpeedups("auto", resumed=state["speed"])
-    assert cb.speed is not None and cb.speed.name == "bf16", "no new measurement on resume"
+
+    def no_measuring(*a):
+        raise AssertionError("a resumed fit must not measure again")
+
+    monkeypatch.setattr(speed, "measure", no_measuring)
+    monkeypatch.setenv("LESIONKIT_CACHE", str(tmp_path / "empty"))  # nor find it in the cache
+    learn = _variant(ds).learner(tr, va)
+    fit(learn, 2, 1e-3, run=run, stage="m", headless=True)
+    assert speed.speed_of(learn.model).name == "bf16"
+
+
+@needs_bf16
+def test_a_failing_batch_leaves_no_autocast_and_restores_threads(small_synthetic) -> None:
+    ds, splits = small_synthetic
+    before = torch.get_num_threads()
+    run = start_run("speed-fail", QuickstartConfig, {"speedups": "bf16"}, watch_notebook=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(_variant(ds).learner(*splits.folds[0]).add_cb(_Crash(RuntimeError("boom"))), 1, 1e-3, run=run,
+            stage="m", headless=True)
+    assert not torch.is_autocast_enabled("cpu"), "autocast must not outlive the fit"
+    assert torch.get_num_threads() == before
 
 
 def test_prediction_uses_the_fitted_precision_and_inference_mode(small_synthetic) -> None:
@@ -170,10 +201,20 @@ def test_attribution_keeps_bf16_only_where_its_maps_stay_faithful(monkeypatch, t
     rel = np.abs(auto.maps - off.maps).sum() / np.abs(off.maps).sum()
     assert rel <= speed.MAP_TOLERANCE * 1.5, f"auto ({auto.info['speedups']}) maps differ by {rel:.3f}"
     assert all(p.is_contiguous() for p in model.parameters()), "the caller's model format is restored"
-    monkeypatch.setattr(speed, "relative_error", lambda a, ref: 0.0 if a is ref else 1.0)  # bf16 'unfaithful'
-    monkeypatch.setenv("LESIONKIT_CACHE", str(tmp_path / "fresh"))  # measure again
-    choice = speed.choose_for_attribution(model, [x])
-    assert not choice.bf16
+    real = speed.input_gradient
+
+    def bf16_fastest(model, xs, setting):  # real gradients, timings that make bf16 the clear winner
+        grad, _ = real(model, xs, setting)
+        return grad, 0.1 if setting.bf16 else 1.0
+
+    monkeypatch.setattr(speed, "input_gradient", bf16_fastest)
+    for cache in ("a", "b"):
+        monkeypatch.setenv("LESIONKIT_CACHE", str(tmp_path / cache))  # measure again
+        choice = speed.choose_for_attribution(model, [x])
+        if cache == "a":
+            assert choice.bf16, "faithful (ResNet: ~4 % from fp32) and fastest: kept"
+            monkeypatch.setattr(speed, "relative_error", lambda a, ref: 0.0 if a is ref else 1.0)  # 'unfaithful'
+    assert not choice.bf16, "an unfaithful bf16 is never kept, however fast"
 
 
 def test_loader_workers_leave_the_cores_to_compute_and_the_count_is_restored(monkeypatch) -> None:
@@ -183,14 +224,39 @@ def test_loader_workers_leave_the_cores_to_compute_and_the_count_is_restored(mon
     assert speed.loader_workers_of(TfmdDL(data, bs=2, num_workers=0)) == 0, "fastai's own num_workers is always 1"
     assert speed.loader_workers_of(TfmdDL(data, bs=2, num_workers=3)) == 3
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3})
     before = torch.get_num_threads()
     try:
+        torch.set_num_threads(4)
         speed.threads_for_workers(3)
         assert torch.get_num_threads() == 1
+        torch.set_num_threads(4)
         speed.threads_for_workers(1)
         assert torch.get_num_threads() == 3
         speed.threads_for_workers(0)
         assert torch.get_num_threads() == 3, "no workers: the thread count is left as it is"
+        torch.set_num_threads(2)
+        speed.threads_for_workers(1)
+        assert torch.get_num_threads() == 1, "never more threads than the process had, minus the worker"
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        torch.set_num_threads(4)
+        speed.threads_for_workers(1)
+        assert torch.get_num_threads() == 1, "two processes share the four cores: 2 each, minus the worker"
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_loss_holding_per_batch_state_is_measured_on_the_whole_batch() -> None:
+    """Patch attention's factor loss carries the batch's diagnosis factors: an 8-image slice would not match."""
+    seen = []
+
+    def factor_loss(pred, y):
+        if len(pred) != 12:
+            raise ValueError(f"12 diagnosis factors for a batch of {len(pred)}")
+        seen.append(len(pred))
+        return torch.nn.functional.cross_entropy(pred, y)
+
+    model = timm.create_model("resnet10t", num_classes=3)
+    seconds = speed.measure(model, [torch.randn(12, 3, 32, 32)], [torch.randint(0, 3, (12,))], factor_loss,
+                            speed.candidates("off"))
+    assert set(seconds) == {"off"} and seen and set(seen) == {12}

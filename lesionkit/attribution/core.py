@@ -127,6 +127,9 @@ def attribution_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
+GRADIENT_METHODS = ("integrated_gradients", "smoothgrad", "gradient_shap", "gradcam", "gradcam++")
+
+
 @contextmanager
 def _in_format(model: nn.Module, speed: Any) -> Iterator[None]:
     """The model's weights in ``speed``'s memory format for the passes, back to the fitted model's format after."""
@@ -257,8 +260,8 @@ def attribute(
         seed: seeds the noise of SmoothGrad and GradientShap, so maps are reproducible.
         head: for multi-head models returning (N, n_heads, n_classes), the head (index or name) to explain.
         speedups: precision/memory format of the passes (``lesionkit.engine.speed``): "auto" keeps the fastest of
-            channels-last / bf16 whose input gradients stay within 10 % of fp32 (measured once per model and
-            input shape); "off" is exact fp32.
+            channels-last / bf16 whose input gradients stay within 10 % of fp32 (measured once per model, weights
+            and input shape) for the gradient methods, fp32 for occlusion and native maps; "off" is exact fp32.
         **kw: method options: ``n_steps``/``baselines`` (IG), ``nt_samples``/``stdevs``/``base`` (SmoothGrad),
             ``window``/``stride``/``baselines`` (Occlusion), ``n_samples``/``stdevs`` (GradientShap), ``key`` (native).
     """
@@ -275,17 +278,20 @@ def attribute(
         device = next((p.device for p in net.parameters()), torch.device("cpu"))
         x = x.to(device)
         meta_t = None if meta is None else as_plain_tensor_meta(meta, len(x)).to(device)
-        with torch.no_grad():
-            logits = net(x, *(_extra(meta_t) or ()))
-        head_idx = _head_index(net, head, tuple(logits.shape))
-        fwd = net if head_idx is None else SelectHead(net, head_idx)
-        if head_idx is not None:
-            logits = logits[:, head_idx]
-        tgt = _resolve_target(target, len(x), logits)
+        if speedups == "auto" and method not in GRADIENT_METHODS:  # the fidelity check is on input gradients
+            speedups = "off"
         speed = choose_for_attribution(net, [x, *(_extra(meta_t) or ())], speedups)
-        with _seeded(seed, device), _in_format(net, speed), speed.autocast(device.type):
-            maps, layer_name, info = _run(net, fwd, x, method, tgt.to(device), meta_t, layer, internal_batch_size,
-                                          sign, kw)
+        with _in_format(net, speed), speed.autocast(device.type):  # the logits pass too: Grad-CAM's other half
+            with torch.no_grad():
+                logits = net(x, *(_extra(meta_t) or ())).float()
+            head_idx = _head_index(net, head, tuple(logits.shape))
+            fwd = net if head_idx is None else SelectHead(net, head_idx)
+            if head_idx is not None:
+                logits = logits[:, head_idx]
+            tgt = _resolve_target(target, len(x), logits)
+            with _seeded(seed, device):
+                maps, layer_name, info = _run(net, fwd, x, method, tgt.to(device), meta_t, layer,
+                                              internal_batch_size, sign, kw)
         info = {**info, "speedups": speed.name}
     return Attribution(
         maps=maps.detach().float().cpu().numpy(),

@@ -12,6 +12,7 @@ transforms); workers are optional (`num_workers`).
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,16 +45,19 @@ class ReadImage:
 
     def __init__(self, min_side: int | None = None, colour_constancy: float | None = None,
                  presize: int | str | None = "auto"):
-        presize = auto_size(min_side) if presize == "auto" else presize
+        presize = auto_size(min_side) if presize == "auto" else (None if presize in ("off", 0) else presize)
         if presize and min_side and presize < min_side:
             raise ValueError(f"presize={presize} is below the training size {min_side}: the cached images would be "
                              "upscaled; use presize >= size (e.g. 2 x size) or None")
         self.min_side, self.colour_constancy, self.presize = min_side, colour_constancy, presize
+        self._as_they_are: set[str] = set()  # small originals, judged once: no second header read every epoch
 
     def __call__(self, item: Any) -> PILImage:
         path = item["path"] if isinstance(item, (pd.Series, dict)) else item
-        if self.presize:
-            path = presized(path, self.presize)
+        if self.presize and str(path) not in self._as_they_are:
+            source, path = path, presized(path, self.presize)
+            if path == Path(source):
+                self._as_they_are.add(str(source))
         img = load_rgb(path, min_side=self.min_side)
         if self.colour_constancy:
             img = shades_of_gray_pil(img, self.colour_constancy)

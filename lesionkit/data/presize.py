@@ -194,6 +194,7 @@ def presize_dir(folder_or_paths: str | Path | Iterable[str | Path], size: int = 
             return "failed", str(e)
 
     n = workers if workers is not None else min(4, os.cpu_count() or 1)
+    bomb_limit = Image.MAX_IMAGE_PIXELS  # open_image swaps this global per call: threads could leave it off
     with ThreadPoolExecutor(max(1, n)) as pool:
         for src, (kind, result) in zip(paths, pool.map(one, paths)):
             if kind == "failed":
@@ -203,5 +204,6 @@ def presize_dir(folder_or_paths: str | Path | Iterable[str | Path], size: int = 
             if kind != "small":
                 summary.source_bytes += os.path.getsize(src)
                 summary.cache_bytes += os.path.getsize(result)
+    Image.MAX_IMAGE_PIXELS = bomb_limit
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -156,8 +156,8 @@ class EpochCheckpoint(Callback):
         scaler = getattr(self.learn, "scaler", None)
         if scaler is not None:
             state["scaler"] = scaler.state_dict()
-        if getattr(self.learn, "speed", None) is not None:  # a resumed fit keeps the precision it started with
-            state["speed"] = self.learn.speed.name
+        if getattr(self.learn, "lesionkit_speed", None) is not None:  # a resumed fit keeps its precision
+            state["speed"] = self.learn.lesionkit_speed.name
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write(self.path, buf.getvalue())

@@ -76,7 +76,10 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
             stack.enter_context(learn.no_bar())
             stack.enter_context(_quiet_recorder(learn))
         cfg = getattr(run, "cfg", None)
-        cbs.extend(speed_callbacks(getattr(cfg, "speedups", "auto"), resumed=(state or {}).get("speed")))
+        speed_cbs = speed_callbacks(getattr(cfg, "speedups", "auto"), resumed=(state or {}).get("speed"))
+        for cb in speed_cbs:  # a batch that raises skips fastai's after_* events: close autocast and threads anyway
+            stack.callback(getattr(cb, "close", lambda: None))
+        cbs.extend(speed_cbs)
         if getattr(cfg, "torch_compile", False) and torch.cuda.is_available():
             learn.model.compile()  # in place: the state_dict keys (and so checkpoints) stay those of the model
         if world_size() > 1:  # launched over several processes: DDP, sharded loaders, gathered metrics

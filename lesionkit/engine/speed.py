@@ -26,7 +26,7 @@ import torch
 from fastai.callback.core import Callback
 from torch import nn
 
-from ..distributed import on_main, unwrap
+from ..distributed import on_main, unwrap, world_size
 
 SPEEDUPS = ("auto", "off", "channels_last", "bf16", "both")
 MARGIN = 0.9  # a candidate must take under 90 % of the fp32 step (the VM's timing noise is ~±5 %)
@@ -97,10 +97,13 @@ def measure(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss
     from ..losses import plain
 
     probe = copy.deepcopy(unwrap(model)).train()
-    xs = [plain(x[:MEASURE_BATCH]) for x in xs]  # fastai's tensor types dispatch some losses nowhere
-    y = [plain(t[:MEASURE_BATCH]) for t in y]
+    full = [plain(x) for x in xs], [plain(t) for t in y]  # fastai's tensor types dispatch some losses nowhere
+    small = [x[:MEASURE_BATCH] for x in full[0]], [t[:MEASURE_BATCH] for t in full[1]]
     with torch.random.fork_rng(devices=[]):
-        return {s.name: step_seconds(probe, xs, y, loss_func, s) for s in options}
+        try:
+            return {s.name: step_seconds(probe, *small, loss_func, s) for s in options}
+        except (RuntimeError, ValueError):  # a loss holding per-batch state (diagnosis factors) needs the batch
+            return {s.name: step_seconds(probe, *full, loss_func, s) for s in options}
 
 
 def pick(seconds: dict[str, float]) -> Speed:
@@ -117,10 +120,17 @@ def cache_file() -> Path:
 
 
 def cache_key(model: nn.Module, xs: Sequence[torch.Tensor]) -> str:
+    """Architecture (class, a hash of its module tree, trainable/total parameters), input shapes, batch, threads,
+    CPU and torch: what the timing depends on."""
+    import hashlib
+
     m = unwrap(model)
     n_params = sum(p.numel() for p in m.parameters())
+    n_train = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    tree = hashlib.blake2b(repr(m).encode(), digest_size=4).hexdigest()
     shapes = ",".join("x".join(map(str, x.shape[1:])) for x in xs)
-    return (f"{type(m).__module__}.{type(m).__name__}/{n_params}/{shapes}/bs{min(len(xs[0]), MEASURE_BATCH)}"
+    return (f"{type(m).__module__}.{type(m).__name__}/{tree}/{n_train}of{n_params}/{shapes}"
+            f"/bs{min(len(xs[0]), MEASURE_BATCH)}"
             f"/threads{torch.get_num_threads()}/{platform.processor() or platform.machine()}/torch{torch.__version__}")
 
 
@@ -171,6 +181,16 @@ def input_gradient(model: nn.Module, xs: Sequence[torch.Tensor], speed: Speed) -
     return grad.abs().sum(1).float(), time.perf_counter() - start
 
 
+def weights_fingerprint(model: nn.Module) -> str:
+    """A cheap hash of the weights (sums of the first and last parameter tensors): a trained checkpoint is judged
+    apart from its untrained architecture."""
+    import hashlib
+
+    params = [p for p in unwrap(model).parameters() if p.is_floating_point()]
+    sums = [round(float(p.detach().double().sum()), 6) for p in (params[:2] + params[-2:])]
+    return hashlib.blake2b(repr(sums).encode(), digest_size=5).hexdigest()
+
+
 def relative_error(a: torch.Tensor, ref: torch.Tensor) -> float:
     return float((a - ref).abs().sum() / ref.abs().sum().clamp(min=1e-12))
 
@@ -182,19 +202,21 @@ def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: s
     if mode != "auto":
         return Speed.named(mode)
     xs = [x[:MEASURE_BATCH] for x in xs]
-    key = "attribution/" + cache_key(model, xs)
+    key = f"attribution/{weights_fingerprint(model)}/" + cache_key(model, xs)  # fidelity depends on the weights
     hit = _read_cache().get(key)
     if hit:
         return Speed.named(hit["choice"])
     seconds, errors, ref = {}, {}, None
-    for option in candidates(mode):
-        times = []
-        for _ in range(3):  # warm-up, then the best of two
-            grad, dt = input_gradient(model, xs, option)
-            times.append(dt)
-        ref = grad if ref is None else ref
-        seconds[option.name], errors[option.name] = min(times[1:]), relative_error(grad, ref)
-    speed_of(model).apply(model)
+    try:
+        for option in candidates(mode):
+            times = []
+            for _ in range(3):  # warm-up, then the best of two
+                grad, dt = input_gradient(model, xs, option)
+                times.append(dt)
+            ref = grad if ref is None else ref
+            seconds[option.name], errors[option.name] = min(times[1:]), relative_error(grad, ref)
+    finally:
+        speed_of(model).apply(model)
     faithful = {k: v for k, v in seconds.items() if errors[k] <= MAP_TOLERANCE}
     choice = pick(faithful)
     _write_cache(key, {"choice": choice.name, "seconds": seconds, "relative_error": errors})
@@ -231,6 +253,8 @@ class CpuSpeedups(Callback):
         threads_for_workers(loader_workers_of(self.dls.train))
         if self.speed is None and self.mode != "auto":
             self.speed = Speed.named(self.mode)
+        if self.speed is None and world_size() > 1:  # DDP wraps the model at before_fit: its memory format is set
+            self.speed = Speed()  # now, so measuring at the first batch is not possible; fp32 under CPU DDP
         if self.speed is not None:
             self._use(self.speed)
 
@@ -256,8 +280,15 @@ class CpuSpeedups(Callback):
         self._exit()
 
     def after_fit(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """What ``fit`` calls however the fit ended: fastai skips after_* events when a batch raises anything but
+        its own cancel exceptions, which would leave autocast on (and its weight cache stale) and threads reduced."""
         self._exit()
-        torch.set_num_threads(self._threads)
+        if getattr(self, "_threads", None):
+            torch.set_num_threads(self._threads)
+            self._threads = None
 
     def _exit(self) -> None:
         if self._cast is not None:
@@ -267,7 +298,7 @@ class CpuSpeedups(Callback):
     def _use(self, speed: Speed) -> None:
         speed.apply(unwrap(self.learn.model))
         unwrap(self.learn.model).lesionkit_speed = speed
-        self.learn.speed = speed  # what EpochCheckpoint saves, so a resumed fit keeps it
+        self.learn.lesionkit_speed = speed  # what EpochCheckpoint saves, so a resumed fit keeps it
 
 
 def loader_workers_of(dl: Any) -> int:
@@ -278,10 +309,12 @@ def loader_workers_of(dl: Any) -> int:
 
 
 def threads_for_workers(workers: int) -> None:
-    """With loader workers on the CPU, compute threads + workers stay within the cores (each worker is one thread:
-    fastai's worker init sets it)."""
+    """With loader workers on the CPU, compute threads + workers stay within this process's share of the cores
+    it may use (each worker is one thread: fastai's worker init sets it); never more threads than it had."""
     if workers > 0 and not torch.cuda.is_available():
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        share = max(1, cores // world_size())
+        torch.set_num_threads(max(1, min(torch.get_num_threads(), share) - workers))
 
 
 def speed_callbacks(mode: str = "auto", resumed: str | None = None) -> list[Callback]:
