@@ -17,6 +17,7 @@ import torch
 from fastai.callback.core import Callback, CancelFitException
 
 from ..distributed import is_main, unwrap
+from ..losses import plain
 from ..runs import atomic_write
 
 
@@ -152,7 +153,8 @@ class EpochCheckpoint(Callback):
         state = {"stage": self.stage, "epoch": self.start + self.epoch, "epochs": self.epochs,
                  "model": {k: v.detach().cpu() for k, v in unwrap(self.learn.model).state_dict().items()},
                  "opt": self.learn.opt.state_dict(), "best": self.best.state(), "rng": rng_state(self.dls),
-                 "smooth_loss": [self.recorder.smooth_loss.count, self.recorder.smooth_loss.val.detach().cpu()]}
+                 "smooth_loss": [self.recorder.smooth_loss.count,  # a plain tensor: fastai's loss types are not
+                                 plain(self.recorder.smooth_loss.val.detach().cpu())]}  # weights_only-loadable
         scaler = getattr(self.learn, "scaler", None)
         if scaler is not None:
             state["scaler"] = scaler.state_dict()

@@ -217,7 +217,7 @@ def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: s
             seconds[option.name], errors[option.name] = min(times[1:]), relative_error(grad, ref)
     finally:
         speed_of(model).apply(model)
-    faithful = {k: v for k, v in seconds.items() if errors[k] <= MAP_TOLERANCE}
+    faithful = {k: v for k, v in seconds.items() if k == "off" or errors[k] <= MAP_TOLERANCE}  # NaN: unfaithful
     choice = pick(faithful)
     _write_cache(key, {"choice": choice.name, "seconds": seconds, "relative_error": errors})
     return choice
