@@ -16,7 +16,7 @@ from lesionkit.data import load_dataset
 from lesionkit.data.loaders import image_dls
 from lesionkit.data.splits import make_splits
 from lesionkit.engine import Schedule, Variant, adam, fit, predict, speed
-from lesionkit.engine.runner import train_stage
+from lesionkit.engine.runner import stage_states, train_stage
 from lesionkit.experiments.common import TrainConfig
 from lesionkit.metrics import fastai_metrics
 from lesionkit.runs import start_run
@@ -124,6 +124,7 @@ def test_bf16_training_matches_fp32_held_out_accuracy_on_the_synthetic_set(small
         learn = train_stage(run, "m", lambda: _variant(ds).learner(tr, va), 4, 3e-3, "one_cycle", "bma",
                             headless=True)
         assert speed.speed_of(learn.model).name == mode
+        assert stage_states(run)["m"]["speedups"] == mode, "the run records the setting it trained in"
         acc[mode] = _accuracy(learn, ds, splits.test)
     n = len(splits.test)
     noise = 2 * np.sqrt(2 * 0.25 / n)  # two standard errors of a difference of two accuracies

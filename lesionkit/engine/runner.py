@@ -32,6 +32,7 @@ from .optim import OptimizerSpec
 from .predict import predict_learner
 from .report import count_params, flat_metrics, record_evaluation
 from .schedules import Schedule
+from .speed import speed_of
 from .seed import seed_everything, stage_seed
 
 
@@ -126,12 +127,19 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     states = stage_states(run)
     states[key] = {"status": "done", "weights": str(weights), "best_epoch": result.best_epoch, "best": result.best,
                    "monitor": monitor, "kept": keep, "resumed_at": result.resumed_at,
-                   "processes": distributed.world_size(),
+                   "processes": distributed.world_size(), "speedups": _speedups_used(run, learn),
                    "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(_stages_path(run), json.dumps(states, indent=2))
     for path in checkpoint_paths(Path(run.dir) / "checkpoints", key):  # the final weights replace both
         path.unlink(missing_ok=True)
     return learn
+
+
+def _speedups_used(run: Any, learn: Any) -> str:
+    """The CPU setting the fit measured (or was told); on a GPU the ``speedups`` switch itself."""
+    if torch.cuda.is_available():
+        return str(getattr(getattr(run, "cfg", None), "speedups", "auto"))
+    return speed_of(learn.model).name
 
 
 def _done(run: Any, key: str) -> bool:
