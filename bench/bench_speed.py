@@ -170,7 +170,7 @@ def step_rows(names: list[str], bs: int, steps: int) -> list[dict[str, Any]]:
     from bench_models import fastai_train, make_batch, plain_train
 
     from lesionkit.engine import predict
-    from lesionkit.engine.speed import CpuSpeedups, choose
+    from lesionkit.engine.speed import CpuSpeedups, Speed, choose
     from lesionkit.models import create_model
 
     rows = []
@@ -194,7 +194,7 @@ def step_rows(names: list[str], bs: int, steps: int) -> list[dict[str, Any]]:
         predict(model, batches[1:], n_inp=len(xs))
         lk_pred = bs * steps / (time.perf_counter() - t)
         model.eval()
-        type(setting)().apply(model)  # the plain side: fp32, contiguous
+        Speed().apply(model)  # the plain side: fp32, contiguous
         with torch.no_grad():
             model(*xs)
             t = time.perf_counter()

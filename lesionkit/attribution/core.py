@@ -21,7 +21,7 @@ from torch import nn
 from lesionkit.attribution.cams import grad_cam_pp, native_map, unstack_patch_cam, upsample
 from lesionkit.attribution.inplace import disable_inplace
 from lesionkit.attribution.layers import resolve_layer
-from lesionkit.engine.speed import choose_for_attribution, speed_of
+from lesionkit.engine.speed import choose_for_attribution, formatted
 
 METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "gradient_shap", "gradcam", "gradcam++", "native")
 _ALIASES = {
@@ -128,16 +128,6 @@ def attribution_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 GRADIENT_METHODS = ("integrated_gradients", "smoothgrad", "gradient_shap", "gradcam", "gradcam++")
-
-
-@contextmanager
-def _in_format(model: nn.Module, speed: Any) -> Iterator[None]:
-    """The model's weights in ``speed``'s memory format for the passes, back to the fitted model's format after."""
-    speed.apply(model)
-    try:
-        yield
-    finally:
-        speed_of(model).apply(model)
 
 
 @contextmanager
@@ -281,7 +271,7 @@ def attribute(
         if speedups == "auto" and method not in GRADIENT_METHODS:  # the fidelity check is on input gradients
             speedups = "off"
         speed = choose_for_attribution(net, [x, *(_extra(meta_t) or ())], speedups)
-        with _in_format(net, speed), speed.autocast(device.type):  # the logits pass too: Grad-CAM's other half
+        with formatted(net, speed), speed.autocast(device.type):  # the logits pass too: Grad-CAM's other half
             with torch.no_grad():
                 logits = net(x, *(_extra(meta_t) or ())).float()
             head_idx = _head_index(net, head, tuple(logits.shape))

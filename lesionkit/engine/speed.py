@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -122,8 +123,6 @@ def cache_file() -> Path:
 def cache_key(model: nn.Module, xs: Sequence[torch.Tensor]) -> str:
     """Architecture (class, a hash of its module tree, trainable/total parameters), input shapes, batch, threads,
     CPU and torch: what the timing depends on."""
-    import hashlib
-
     m = unwrap(model)
     n_params = sum(p.numel() for p in m.parameters())
     n_train = sum(p.numel() for p in m.parameters() if p.requires_grad)
@@ -184,8 +183,6 @@ def input_gradient(model: nn.Module, xs: Sequence[torch.Tensor], speed: Speed) -
 def weights_fingerprint(model: nn.Module) -> str:
     """A cheap hash of the weights (sums of the first and last parameter tensors): a trained checkpoint is judged
     apart from its untrained architecture."""
-    import hashlib
-
     params = [p for p in unwrap(model).parameters() if p.is_floating_point()]
     sums = [round(float(p.detach().double().sum()), 6) for p in (params[:2] + params[-2:])]
     return hashlib.blake2b(repr(sums).encode(), digest_size=5).hexdigest()
@@ -207,7 +204,7 @@ def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: s
     if hit:
         return Speed.named(hit["choice"])
     seconds, errors, ref = {}, {}, None
-    try:
+    with formatted(model):
         for option in candidates(mode):
             times = []
             for _ in range(3):  # warm-up, then the best of two
@@ -215,8 +212,6 @@ def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: s
                 times.append(dt)
             ref = grad if ref is None else ref
             seconds[option.name], errors[option.name] = min(times[1:]), relative_error(grad, ref)
-    finally:
-        speed_of(model).apply(model)
     faithful = {k: v for k, v in seconds.items() if k == "off" or errors[k] <= MAP_TOLERANCE}  # NaN: unfaithful
     choice = pick(faithful)
     _write_cache(key, {"choice": choice.name, "seconds": seconds, "relative_error": errors})
@@ -226,6 +221,18 @@ def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: s
 def speed_of(model: nn.Module) -> Speed:
     """The setting a fit left on the model (prediction uses the same); fp32 for a model never fitted here."""
     return getattr(unwrap(model), "lesionkit_speed", None) or Speed()
+
+
+@contextlib.contextmanager
+def formatted(model: nn.Module, speed: Speed | None = None) -> Iterator[None]:
+    """A block with the weights in ``speed``'s memory format (None: whatever the block sets), back to the format
+    the fit left (:func:`speed_of`) however the block ends."""
+    if speed is not None:
+        speed.apply(model)
+    try:
+        yield
+    finally:
+        speed_of(model).apply(model)
 
 
 @contextlib.contextmanager
@@ -245,7 +252,6 @@ class CpuSpeedups(Callback):
 
     def __init__(self, mode: str = "auto", resumed: str | None = None) -> None:
         self.mode, self.speed = mode, Speed.named(resumed) if resumed else None
-        self.seconds: dict[str, float] = {}
         self._cast: contextlib.AbstractContextManager | None = None
 
     def before_fit(self) -> None:
@@ -261,7 +267,7 @@ class CpuSpeedups(Callback):
     def before_batch(self) -> None:
         if self.speed is None:
             model, xb, yb, loss = self.learn.model, self.xb, self.yb, self.learn.loss_func
-            self.speed, self.seconds = on_main(lambda: choose(model, xb, yb, loss, self.mode))  # one choice for all
+            self.speed, _ = on_main(lambda: choose(model, xb, yb, loss, self.mode))  # one choice for all processes
             self._use(self.speed)
         if self.speed.bf16:
             self._cast = self.speed.autocast()
