@@ -83,3 +83,97 @@ def test_class_folders_with_a_test_split_score_only_the_test_folder(tmp_path):
     ext = _external(tmp_path)
     assert len(ext) == 4 and (ext.df.split == "test").all()
     assert sorted(ext.df.label) == ["mel", "mel", "nv", "nv"] and ext.classes == list(HAM_CLASSES)
+
+
+def _derm7pt(root: Path) -> None:
+    """derm7pt's meta/ index files: rows 0-3 train, 4 valid, 5-7 test (one of them 'miscellaneous', dropped)."""
+    diags = ["basal cell carcinoma", "clark nevus", "melanoma", "seborrheic keratosis", "lentigo", "vascular lesion",
+             "miscellaneous", "dermatofibroma"]
+    meta = pd.DataFrame({"case_num": range(1, 9), "diagnosis": diags, "seven_point_score": 0})
+    for c in ("pigment_network", "streaks", "pigmentation", "regression_structures", "dots_and_globules",
+              "blue_whitish_veil", "vascular_structures"):
+        meta[c] = "absent"
+    meta["level_of_diagnostic_difficulty"], meta["elevation"], meta["location"] = "low", "flat", "back"
+    meta["sex"], meta["management"] = "female", "excision"
+    meta["clinic"] = [f"NEL/Nel{i:03d}.jpg" for i in range(8)]
+    meta["derm"] = [f"NEL/NEL{i:03d}.jpg" for i in range(8)]
+    (root / "meta").mkdir()
+    meta.to_csv(root / "meta" / "meta.csv", index=False)
+    for part, idx in (("train", [0, 1, 2, 3]), ("valid", [4]), ("test", [5, 6, 7])):
+        pd.DataFrame({"indexes": idx}).to_csv(root / "meta" / f"{part}_indexes.csv", index=False)
+    for p in list(meta.derm) + list(meta.clinic):
+        (root / "images" / p).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 18), (90, 60, 40)).save(root / "images" / p)
+
+
+def test_derm7pt_scores_its_official_test_rows_with_ham_classes(tmp_path):
+    _derm7pt(tmp_path)
+    ext = _external(tmp_path)
+    assert ext.df.image_id.tolist() == ["NEL_NEL005", "NEL_NEL007"]          # test rows; miscellaneous dropped
+    assert ext.df.label.tolist() == ["vasc", "df"]
+    assert ext.df.label_idx.tolist() == [HAM_CLASSES.index("vasc"), HAM_CLASSES.index("df")]
+
+
+def _ph2(root: Path) -> None:
+    rows = (("IMD003", 0), ("IMD009", 1), ("IMD058", 2))
+    lines = ["|| Name || Histological Diagnosis || Clinical Diagnosis || Asymmetry || Pigment Network || "
+             "Dots/Globules || Streaks || Regression Areas || Blue-Whitish Veil || Colors ||"]
+    for name, clin in rows:
+        lines.append(f"|| {name} ||  || {clin} || {clin} || T || A || A || A || A || 3 4 ||")
+        base = root / "PH2 Dataset images" / name
+        for sub, mode in ((f"{name}_Dermoscopic_Image/{name}.bmp", "RGB"), (f"{name}_lesion/{name}_lesion.bmp", "L")):
+            (base / sub).parent.mkdir(parents=True, exist_ok=True)
+            Image.new(mode, (24, 18), 200).save(base / sub, "BMP")
+    (root / "PH2_dataset.txt").write_text("\n".join(["Legend ...", *lines, ""]))
+
+
+def test_ph2_is_read_whole_its_nevi_scored_as_ham_nevi(tmp_path):
+    _ph2(tmp_path)
+    ext = _external(tmp_path)
+    assert ext.df.image_id.tolist() == ["IMD003", "IMD009", "IMD058"]
+    assert ext.df.label.tolist() == ["nv", "nv", "mel"] and ext.classes == list(HAM_CLASSES)
+    own = load_external(QuickstartConfig(test_dir=str(tmp_path)), ["common_nevus", "atypical_nevus", "melanoma"])
+    assert own.df.label_idx.tolist() == [0, 1, 2]                           # a model trained on PH2's own classes
+
+
+def _kaggle2020(root: Path) -> list[str]:
+    ids = ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212", "ISIC_0068279"]
+    pd.DataFrame({"image_name": ids, "patient_id": ["IP_1", "IP_2", "IP_3", "IP_4"],
+                  "diagnosis": ["nevus", "melanoma", "seborrheic keratosis", "nevus"], "target": [0, 1, 0, 0],
+                  "benign_malignant": ["benign", "malignant", "benign", "benign"], "tfrecord": [0, 2, 4, 13],
+                  "sex": "male", "age_approx": 45.0, "anatom_site_general_challenge": "torso"}).to_csv(
+        root / "train.csv", index=False)
+    (root / "train").mkdir()
+    for i in ids:
+        Image.new("RGB", (24, 18), (120, 80, 60)).save(root / "train" / f"{i}.jpg")
+    return ids
+
+
+def test_isic2020_is_read_whole_for_a_binary_melanoma_model(tmp_path):
+    ids = _kaggle2020(tmp_path)
+    ext = load_external(QuickstartConfig(test_dir=str(tmp_path)), ["rest", "mel"], positive="mel")
+    assert ext.df.image_id.tolist() == ids and ext.classes == ["rest", "mel"]
+    assert ext.df.label.tolist() == ["rest", "mel", "rest", "rest"] and ext.df.label_idx.tolist() == [0, 1, 0, 0]
+
+
+@pytest.mark.parametrize("layout", ["isic2018", "ph2", "derm7pt"])
+def test_a_binary_model_scores_every_other_class_as_the_rest(tmp_path, layout):
+    if layout == "isic2018":
+        _onehot_part(tmp_path, "ISIC2018_Task3_Test_GroundTruth.csv", "ISIC2018_Task3_Test_Input", TEST18, ISIC2018)
+        want = [0, 0, 1]
+    elif layout == "ph2":
+        _ph2(tmp_path)
+        want = [0, 0, 1]
+    else:
+        _derm7pt(tmp_path)
+        want = [0, 0]
+    ext = load_external(QuickstartConfig(test_dir=str(tmp_path)), ["rest", "mel"], positive="mel")
+    assert ext.df.label_idx.tolist() == want and set(ext.df.label) <= {"rest", "mel"}
+
+
+def test_a_binary_model_refuses_a_set_without_its_positive_class(tmp_path):
+    for cls in ("bkl", "nv"):
+        (tmp_path / cls).mkdir()
+        Image.new("RGB", (24, 18)).save(tmp_path / cls / f"{cls}.jpg")
+    with pytest.raises(ValueError, match=r"no class 'mel' .* among its classes \['bkl', 'nv'\]"):
+        load_external(QuickstartConfig(test_dir=str(tmp_path)), ["rest", "mel"], positive="mel")

@@ -233,3 +233,51 @@ def make_splits(df: pd.DataFrame, folds: int = 1, test_frac: float = 0.2, valid_
     for tr, va in pairs:
         assert_no_group_leak(df, {"train": tr, "valid": va, "test": test}, group_cols=group_col)
     return Splits(test=np.sort(test), folds=pairs)
+
+
+def has_official_split(df: pd.DataFrame) -> bool:
+    """True when a reader filled the official `split` column (ISIC 2017 / 2018 parts, derm7pt, class folders under
+    train/valid/test) or the `fold` column (the 1st place's ISIC 2020 tfrecord folds)."""
+    return any(c in df.columns and df[c].notna().any() for c in ("split", "fold"))
+
+
+def official_or_grouped(df: pd.DataFrame, folds: int = 1, test_frac: float = 0.2, valid_frac: float = 0.2,
+                        seed: int = 0, group_col: GroupCols = DEFAULT_GROUPS) -> tuple[Splits, str]:
+    """The dataset's official split where it has one, and what was used, in words (recorded in run.json).
+
+    Test: the official `test` rows, else a grouped hold-out of ``test_frac``. One fold: the official train/valid
+    parts, else fold 0 of the official `fold` column as validation, else a grouped hold-out of the rest. Several
+    folds: the official `fold` column over the non-test rows, else grouped folds. Without any official column this
+    is :func:`make_splits` (grouped), said so in the description. Every pair passes the leak guard."""
+    if not has_official_split(df):
+        return (make_splits(df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed,
+                            group_col=group_col), "grouped (the dataset has no official split)")
+    part = df["split"].astype(object) if "split" in df.columns else pd.Series(np.nan, index=df.index, dtype=object)
+    part = part.where(part.notna(), None).to_numpy()
+    said = []
+    test = np.flatnonzero(part == "test")
+    if len(test):
+        said.append(f"official test part ({len(test)} images)")
+        rest = np.setdiff1d(np.arange(len(df)), test)
+    else:
+        rest, test = grouped_holdout(df, test_frac=test_frac, group_col=group_col, stratify_col="label_idx", seed=seed)
+        said.append(f"grouped test hold-out of {test_frac:g}")
+    fold = df["fold"].iloc[rest] if "fold" in df.columns else pd.Series(dtype=float)
+    has_folds = fold.notna().any() and fold.dropna().nunique() >= max(2, folds)
+    if folds == 1 and (part[rest] == "valid").any():
+        pairs = [(rest[part[rest] != "valid"], rest[part[rest] == "valid"])]
+        said.append(f"official train/valid parts ({len(pairs[0][0])}/{len(pairs[0][1])})")
+    elif has_folds:
+        values = sorted(fold.dropna().unique())[:folds] if folds > 1 else sorted(fold.dropna().unique())[:1]
+        pairs = [(rest[(fold != v).to_numpy()], rest[(fold == v).to_numpy()]) for v in values]
+        said.append(f"official folds {[int(v) for v in values]} of the `fold` column as validation")
+    else:
+        sub = make_splits(df.iloc[rest], folds=folds, test_frac=valid_frac, valid_frac=valid_frac, seed=seed + 1,
+                          group_col=group_col, test=np.array([], dtype=int))
+        pairs = [(rest[tr], rest[va]) for tr, va in sub.folds]
+        said.append(f"grouped {'folds' if folds > 1 else 'validation hold-out'} of the other rows (no official "
+                    f"{'folds' if folds > 1 else 'validation part'})")
+    for tr, va in pairs:
+        assert_no_group_leak(df, {"train": tr, "valid": va, "test": test}, group_cols=group_col)
+    splits = Splits(test=np.sort(test), folds=[(np.sort(tr), np.sort(va)) for tr, va in pairs])
+    return splits, "official: " + "; ".join(said)

@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -233,10 +234,12 @@ def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
 
 
 def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_frac: float = 0.2, seed: int = 0,
-               split_from: str = "", test: np.ndarray | None = None) -> Any:
+               split_from: str = "", test: np.ndarray | None = None, rule: str = "grouped") -> Any:
     """The run's split, recorded as ``splits.csv``: the split of an earlier run (``split_from``: its folder; also
-    what a resumed run reads back), else :func:`lesionkit.data.splits.make_splits` grouped by lesion and patient."""
-    from ..data.splits import Splits, make_splits
+    what a resumed run reads back), else with ``rule="official"`` the dataset's official parts or folds where it has
+    them (:func:`lesionkit.data.splits.official_or_grouped`), else :func:`lesionkit.data.splits.make_splits`
+    grouped by lesion and patient. run.json's ``split`` says which."""
+    from ..data.splits import Splits, make_splits, official_or_grouped
 
     source = Path(split_from).expanduser() / "splits.csv" if split_from else Path(run.dir) / "splits.csv"
     if split_from and not source.is_file():
@@ -247,7 +250,17 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
         if len(splits) != folds:
             raise ValueError(f"{source} holds {len(splits)} fold(s), this run asks for folds={folds}: give the "
                              f"same folds as the run whose split it reuses")
-    else:
+        said = run.info.get("split") or f"read from {source}"
+    elif rule == "official" and test is None:
+        splits, said = official_or_grouped(ds.df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed)
+        if said.startswith("grouped") and "generator" not in ds.info:  # the embedded synthetic set has no parts
+            warnings.warn(f"split='official': {said}; used the grouped split (lesion- and patient-grouped, "
+                          f"test_frac {test_frac:g})", stacklevel=2)
+    elif rule in ("official", "grouped"):
         splits = make_splits(ds.df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed, test=test)
+        said = "grouped" + (" (given test rows)" if test is not None else "")
+    else:
+        raise ValueError(f"split rule {rule!r}: 'official' or 'grouped'")
     run.save_split(ds, splits)
+    run._update(split=said)
     return splits

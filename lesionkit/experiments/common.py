@@ -34,6 +34,10 @@ class TrainConfig(Config):
     batch_size: int = param(32, "images per batch", ge=1, le=4096)
     lr: float = param(2e-3, "peak learning rate", ge=1e-7, le=10.0)
     pretrained: bool | str = param(True, "true, false, or a path to a local weight file")
+    split: str = param("official", "official: the dataset's own train/valid/test parts or folds where it has them "
+                                    "(ISIC 2017/2018/2019 parts, derm7pt, ISIC 2020 tfrecord folds), else the grouped "
+                                    "split with a warning; grouped: lesion- and patient-grouped split from seed",
+                       choices=("official", "grouped"))
     valid_frac: float = param(0.15, "share of lesions used for model selection", ge=0.05, le=0.5)
     test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)
     seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
@@ -149,15 +153,18 @@ def lesion_subsample(df, n: int, seed: int) -> np.ndarray:
 
 
 def split(ds: Any, cfg: TrainConfig, run: Any, folds: int = 1, valid_frac: float | None = None) -> Any:
-    """The run's grouped split (``lesionkit.engine.run_splits``): ``cfg.split_from``'s, else a new one from
-    ``cfg.seed``; ``valid_frac`` is a share of the rows left after the test hold-out (default: the config's
-    ``valid_frac`` of all rows, rescaled). Recorded as splits.csv."""
+    """The run's split (``lesionkit.engine.run_splits``): ``cfg.split_from``'s, else the dataset's official parts
+    or folds (``split="official"``, where it has them), else a grouped one from ``cfg.seed``; ``valid_frac`` is a
+    share of the rows left after the test hold-out (default: the config's ``valid_frac`` of all rows, rescaled).
+    Recorded as splits.csv, and in words as run.json's ``split``. A config whose own ``split`` means something
+    else (multimodal's "patient" / "image") gets the grouped rule."""
     from ..engine import run_splits
 
     if valid_frac is None:
         valid_frac = cfg.valid_frac / (1 - cfg.test_frac)
+    rule = "official" if getattr(cfg, "split", "grouped") == "official" else "grouped"
     return run_splits(run, ds, folds=folds, test_frac=cfg.test_frac, valid_frac=valid_frac, seed=cfg.seed,
-                      split_from=cfg.split_from)
+                      split_from=cfg.split_from, rule=rule)
 
 
 def model_norm(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -181,22 +188,40 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
     return {"report": report, "probs": probs, "y": y, "figures": figs}
 
 
-def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
+def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = None) -> Any:
     """The optional external test set (`cfg.test_dir`) with the training classes' names and indices; None when not
     given. An ISIC 2017 / 2018 / 2019 download is scored on its most held-out official part only
     (`readers.evaluation_parts`), a layout with an official split column (derm7pt, class folders under test/) on its
-    test rows; its classes map onto the training ones by name or synonym (MEL = mel, AK = akiec),
-    and a class with test images the model never saw is refused. Rows get the same validation as training data."""
+    test rows; its classes map onto the training ones by name or synonym (MEL = mel, AK = akiec), PH2's clinical
+    classes onto HAM10000's (common and atypical nevi are nv) unless the model learnt PH2's own, and a class with
+    test images the model never saw is refused. A binary model (`positive`: its positive class, `classes` =
+    [rest, positive]) scores every external class but the positive one as the rest. Rows get the same validation
+    as training data."""
     if not cfg.test_dir:
         return None
     from ..data import load_dataset
     from ..data.readers import evaluation_parts, resolve_format
-    from ..data.tasks import find_class
+    from ..data.readers.ph2 import PH2_TARGETS
 
     path, fmt = resolve_format(Path(cfg.test_dir).expanduser().resolve())
-    ext = load_dataset(path, fmt=fmt, bad_metadata=cfg.bad_metadata, **evaluation_parts(path, fmt))
+    kw = evaluation_parts(path, fmt)
+    if fmt == "ph2" and positive is None and not set(classes) <= set(PH2_TARGETS["diagnosis"][2]):
+        kw["target"] = "ham"
+    ext = load_dataset(path, fmt=fmt, bad_metadata=cfg.bad_metadata, **kw)
     if (ext.df["split"] == "test").any():  # an official split column (derm7pt, train/test class folders): its test rows
         ext = ext.subset(np.flatnonzero((ext.df["split"] == "test").to_numpy()))
+    names = _binary_names(ext, classes, positive, cfg.test_dir) if positive else _class_names(ext, classes,
+                                                                                              cfg.test_dir)
+    ext.df["label"] = ext.df["label"].map(names)
+    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
+    ext.classes = list(classes)
+    return ext
+
+
+def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
+    """External class → training class by name or synonym; ValueError for classes with images the model never saw."""
+    from ..data.tasks import find_class
+
     names, unknown = {}, []
     for c in ext.classes:
         try:
@@ -206,15 +231,25 @@ def load_external(cfg: TrainConfig, classes: list[str]) -> Any:
     present = set(ext.df["label"])
     unknown = [c for c in unknown if c in present]  # a layout's class with no test image is harmless
     if unknown:
-        raise ValueError(f"test_dir {cfg.test_dir}: classes {unknown} were not in the training data {classes}; "
+        raise ValueError(f"test_dir {test_dir}: classes {unknown} were not in the training data {classes}; "
                          "the model never saw them, so they cannot be scored (drop those rows or map them)")
-    ext.df["label"] = ext.df["label"].map(names)
-    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
-    ext.classes = list(classes)
-    return ext
+    return names
+
+
+def _binary_names(ext: Any, classes: list[str], positive: str, test_dir: str) -> dict[str, str]:
+    """External class → classes[1] for the positive class (by name or synonym), classes[0] for every other."""
+    from ..data.tasks import find_class
+
+    try:
+        own = find_class(positive, ext.classes)
+    except ValueError:
+        raise ValueError(f"test_dir {test_dir}: no class {positive!r} (or a synonym) among its classes "
+                         f"{list(ext.classes)}, so the binary {positive}-vs-rest model cannot be scored there") from None
+    return {c: classes[1] if c == own else classes[0] for c in ext.classes}
 
 
 def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool | str = False) -> dict[str, Any] | None:
     """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given."""
-    ext = load_external(cfg, list(ds.classes))
+    positive = ds.classes[1] if ds.task == "binary" else None
+    ext = load_external(cfg, list(ds.classes), positive=positive)
     return None if ext is None else evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)

@@ -1,0 +1,91 @@
+"""`split="official"` (issue 12): the dataset's own parts and folds where it has them (ISIC 2017's
+train/valid/test, derm7pt's index files, ISIC 2020's tfrecord folds), the grouped split with a warning where it has
+none; what was used is in run.json."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lesionkit.data.errors import GroupLeakError
+from lesionkit.data.splits import official_or_grouped
+from lesionkit.experiments.common import split
+from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.runs import start_run
+
+
+def _table(n: int = 60, split_col=None, fold=None) -> pd.DataFrame:
+    df = pd.DataFrame({"image_id": [f"im{i}" for i in range(n)], "lesion_id": [f"L{i // 2}" for i in range(n)],
+                       "patient_id": np.nan, "label": ["nv", "mel", "bkl"] * (n // 3)})
+    df["label_idx"] = pd.factorize(df["label"])[0]
+    df["split"] = split_col if split_col is not None else np.nan
+    if fold is not None:
+        df["fold"] = fold
+    return df
+
+
+def test_isic2017_parts_are_used_as_they_are():
+    parts = ["train"] * 40 + ["valid"] * 6 + ["test"] * 14
+    s, said = official_or_grouped(_table(split_col=parts))
+    assert s.test.tolist() == list(range(46, 60))
+    assert s.folds[0][0].tolist() == list(range(40)) and s.folds[0][1].tolist() == list(range(40, 46))
+    assert said.startswith("official: official test part (14 images); official train/valid parts (40/6)")
+
+
+def test_several_folds_keep_the_official_test_and_fold_the_rest_by_lesion():
+    parts = ["train"] * 40 + ["valid"] * 6 + ["test"] * 14
+    df = _table(split_col=parts)
+    s, said = official_or_grouped(df, folds=3)
+    assert s.test.tolist() == list(range(46, 60)) and len(s) == 3
+    assert sorted(np.concatenate([va for _, va in s.folds]).tolist()) == list(range(46))
+    for tr, va in s.folds:
+        assert not set(df.lesion_id.iloc[tr]) & set(df.lesion_id.iloc[va])
+    assert "grouped folds of the other rows" in said
+
+
+def test_tfrecord_folds_are_the_validation_folds():
+    fold = np.repeat([0, 1, 2, 3, 4], 12)        # lesions of two images never straddle a fold (12 is even)
+    df = _table(fold=fold)
+    s, said = official_or_grouped(df, folds=5, test_frac=0.2)
+    assert len(s) == 5 and "official folds [0, 1, 2, 3, 4]" in said and "grouped test hold-out" in said
+    for k, (tr, va) in enumerate(s.folds):
+        assert set(df.fold.iloc[va]) == {k} and not set(va) & set(s.test) and not set(tr) & set(s.test)
+    one, _ = official_or_grouped(df, folds=1)
+    assert set(df.fold.iloc[one.folds[0][1]]) == {0}
+
+
+def test_an_official_split_that_leaks_a_lesion_is_refused():
+    parts = ["train"] * 40 + ["valid"] * 6 + ["test"] * 14
+    df = _table(split_col=parts)
+    df.loc[45, "lesion_id"] = df.loc[46, "lesion_id"]       # one lesion in valid and in test
+    with pytest.raises(GroupLeakError, match="lesion_id"):
+        official_or_grouped(df)
+
+
+def test_without_an_official_split_it_is_grouped_warned_and_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    from lesionkit.data.table import LesionDataset
+
+    df = _table()
+    df["path"] = "x.jpg"
+    ds = LesionDataset("toy", tmp_path, df, ["nv", "mel", "bkl"], "multiclass", {})
+    cfg = QuickstartConfig(split="official")
+    run = start_run("t", QuickstartConfig, {}, watch_notebook=False)
+    with pytest.warns(UserWarning, match="no official split"):
+        s = split(ds, cfg, run)
+    assert json.loads((run.dir / "run.json").read_text())["split"] == "grouped (the dataset has no official split)"
+    grouped = split(ds, QuickstartConfig(split="grouped"), start_run("g", QuickstartConfig, {}, watch_notebook=False))
+    assert np.array_equal(s.test, grouped.test)                     # the same rule, without an official column
+    official = ds.df.assign(split=["train"] * 40 + ["valid"] * 6 + ["test"] * 14)
+    ds2 = LesionDataset("toy", tmp_path, official, ["nv", "mel", "bkl"], "multiclass", {})
+    run2 = start_run("o", QuickstartConfig, {}, watch_notebook=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s2 = split(ds2, cfg, run2)
+    assert s2.test.tolist() == list(range(46, 60))
+    assert json.loads((run2.dir / "run.json").read_text())["split"].startswith("official: official test part")
+    table = pd.read_csv(run2.dir / "splits.csv")
+    assert sorted(table.loc[table.part == "test", "image_id"]) == sorted(f"im{i}" for i in range(46, 60))
