@@ -89,3 +89,31 @@ def test_without_an_official_split_it_is_grouped_warned_and_recorded(tmp_path, m
     assert json.loads((run2.dir / "run.json").read_text())["split"].startswith("official: official test part")
     table = pd.read_csv(run2.dir / "splits.csv")
     assert sorted(table.loc[table.part == "test", "image_id"]) == sorted(f"im{i}" for i in range(46, 60))
+
+
+def test_arl_on_an_isic2017_download_trains_and_tests_on_its_official_parts(tmp_path, monkeypatch):
+    """ARL's own headline data: the 2000/150/600 parts become train/valid/test (here 4/2/2 images)."""
+    from PIL import Image
+
+    from lesionkit.experiments import arl
+
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    parts = {"Training": range(0, 4), "Validation": range(4, 6), "Test_v2": range(6, 8)}
+    data = tmp_path / "isic2017"
+    data.mkdir()
+    for tag, rows in parts.items():
+        ids = [f"ISIC_00000{i:02d}" for i in rows]
+        pd.DataFrame({"image_id": ids, "melanoma": [float(i % 3 == 0) for i in rows],
+                      "seborrheic_keratosis": 0.0}).to_csv(data / f"ISIC-2017_{tag}_Part3_GroundTruth.csv", index=False)
+        (data / f"ISIC-2017_{tag}_Data").mkdir()
+        for i, image_id in zip(rows, ids):
+            Image.new("RGB", (32, 24), (30 * i, 80, 60)).save(data / f"ISIC-2017_{tag}_Data" / f"{image_id}.jpg")
+    cfg = arl.ARLConfig(data_dir=str(data), pretrained=False)
+    assert cfg.split == "official"
+    ds = arl.load(cfg)
+    run = start_run("arl", arl.ARLConfig, {}, watch_notebook=False)
+    s = arl.split(ds, cfg, run, folds=cfg.folds, valid_frac=cfg.valid_frac)
+    ids = ds.df.image_id.to_numpy()
+    assert ids[s.test].tolist() == ["ISIC_0000006", "ISIC_0000007"]
+    assert ids[s.folds[0][1]].tolist() == ["ISIC_0000004", "ISIC_0000005"]
+    assert ids[s.folds[0][0]].tolist() == [f"ISIC_000000{i}" for i in range(4)]
