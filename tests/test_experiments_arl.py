@@ -11,7 +11,8 @@ from lesionkit.experiments import arl
 
 
 def test_the_recipe_is_the_codes_optimiser_and_schedule(synthetic_dir) -> None:
-    cfg = arl.ARLConfig.from_params({"depth": 18, "image_size": 32, "batch_size": 8, "data_dir": str(synthetic_dir)})
+    cfg = arl.ARLConfig.from_params({"depth": 18, "image_size": 32, "batch_size": 8, "data_dir": str(synthetic_dir),
+                                    "pretrained": "false"})
     ds = arl.load(cfg)
     tr, va = make_splits(ds.df, folds=1, seed=0).folds[0]
     for v in arl.variants(ds, cfg):

@@ -103,11 +103,11 @@ def _arl_model(cfg: arl.ARLConfig, kind: str) -> torch.nn.Module:
 
 
 def test_arl_models_differ_only_by_the_arl_term() -> None:
-    cfg = arl.ARLConfig.from_params({"depth": 18})
+    cfg = arl.ARLConfig.from_params({"depth": 18, "pretrained": "false"})
     a, r = _arl_model(cfg, "arl"), _arl_model(cfg, "resnet")
     n_blocks = 8
     assert sum(p.numel() for p in a.parameters()) - sum(p.numel() for p in r.parameters()) == n_blocks  # one alpha
-    code = _arl_model(arl.ARLConfig.from_params({"depth": 18, "variant": "code"}), "arl")
+    code = _arl_model(arl.ARLConfig.from_params({"depth": 18, "variant": "code", "pretrained": "false"}), "arl")
     assert sum(p.numel() for p in code.parameters()) == sum(p.numel() for p in r.parameters())
     assert a(torch.rand(2, 3, 64, 64)).shape == (2, 1)
     assert set(arl.alphas(a)["alpha"].round(6)) == {0.001}

@@ -3,14 +3,20 @@
 - "fastai": item Resize (squish) + fastai `aug_transforms` on the batch (flip_vert=True: dermoscopy has no up).
 - "first_place": methods-b §A.6 on albumentations 2.x. RandomBrightness/RandomContrast -> two
   RandomBrightnessContrast, ShiftScaleRotate -> Affine, Cutout -> CoarseDropout with one fixed 0.375*S hole,
-  GaussNoise var 5..30 -> std_range in [0, 1] units. Validation: Resize only.
-- "arl": methods-a §2.3 crops computed on the fly (no 122k files): a random scale s in {0.2, 0.4, 0.6, 0.8} or the
-  whole image (1 in 5), a random s*H x s*W crop inside a centred window enlarged by 500*s px (the intended rule; the
-  code swaps H and W), resized to SxS; then flips and rotation up to 10 degrees on the batch.
+  GaussNoise var 5..30 -> std_range in [0, 1] units. ElasticTransform(alpha=3) is 0.4.6's (`ElasticTransform046`:
+  sigma 50, alpha_affine 50 px, reflect-101 borders), which 2.x no longer has; `elastic="albumentations2"` keeps
+  2.x's plain elastic field. Validation: Resize only.
+- "arl": methods-a §2.3 crops computed on the fly (no 122k files): the whole image (1 in 61, as the code's 61 files
+  per image hold one) or a random scale s in {0.2, 0.4, 0.6, 0.8}, a random s*H x s*W crop inside a centred window
+  enlarged by 500*s px (the intended rule; the code swaps H and W), resized to SxS; then flips and rotation up to
+  10 degrees on the batch. The 500*s px are pixels of the original file: the loader decodes large JPEGs at a
+  reduced scale and records it (`DECODE_SCALE`), and the window is scaled by it (`arl_box`). `arl_decode_side`:
+  the decode the loader needs so the smallest crop still holds `size` pixels.
 - "none": Resize only.
 """
 from __future__ import annotations
 
+import functools
 import os
 import random
 from typing import Any, Sequence
@@ -27,14 +33,86 @@ PRESETS = ("fastai", "first_place", "arl", "dihedral", "none")
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 ARL_ISIC2017_STATS = ((0.7079, 0.5916, 0.5469), (0.0937, 0.1114, 0.1258))
 ARL_SCALES = (0.2, 0.4, 0.6, 0.8)
+ARL_P_WHOLE = 1 / 61  # generate_patch_images.py: 15 crops x 4 scales + 1 whole-image resize per image
+DECODE_SCALE = "lesionkit_decode_scale"  # PIL info key: decoded pixels per pixel of the original file
+ELASTIC = ("0.4.6", "albumentations2")
 
 
-def first_place_train(size: int, seed: int | None = None) -> Any:
-    """The 1st-place training pipeline (albumentations Compose over an RGB uint8 array), ending at size x size."""
+def record_decode_scale(img: Image.Image, source: Any) -> Image.Image:
+    """Store in ``img.info`` how much smaller than the file at `source` the decoded `img` is (the shorter sides'
+    ratio, so EXIF rotation does not matter): ARL's crop window is defined in the original's pixels."""
+    try:
+        with Image.open(source) as full:
+            side = min(full.size)
+    except (OSError, ValueError, TypeError):
+        return img
+    img.info[DECODE_SCALE] = min(img.size) / side if side else 1.0
+    return img
+
+
+def elastic_046(img: np.ndarray, alpha: float, sigma: float, alpha_affine: float, random_state: int) -> np.ndarray:
+    """albumentations 0.4.6's ``F.elastic_transform`` (approximate=False, linear, reflect-101): an affine warp that
+    moves three points around the centre by U(-alpha_affine, alpha_affine) px, then a displacement field of
+    uniform noise smoothed by a Gaussian of `sigma` and scaled by `alpha`; one RandomState feeds both, in order."""
+    import cv2
+    from scipy.ndimage import gaussian_filter
+
+    rs = np.random.RandomState(random_state)
+    h, w = img.shape[:2]
+    centre, half = np.float32((h, w)) // 2, min(h, w) // 3
+    pts1 = np.float32([centre + half, [centre[0] + half, centre[1] - half], centre - half])  # (row, col) as 0.4.6
+    pts2 = pts1 + rs.uniform(-alpha_affine, alpha_affine, size=pts1.shape).astype(np.float32)
+    border = cv2.BORDER_REFLECT_101
+    img = cv2.warpAffine(img, cv2.getAffineTransform(pts1, pts2), (w, h), flags=cv2.INTER_LINEAR, borderMode=border)
+    dx = np.float32(gaussian_filter(rs.rand(h, w) * 2 - 1, sigma) * alpha)
+    dy = np.float32(gaussian_filter(rs.rand(h, w) * 2 - 1, sigma) * alpha)
+    x, y = np.meshgrid(np.arange(w), np.arange(h))
+    return cv2.remap(img, np.float32(x + dx), np.float32(y + dy), interpolation=cv2.INTER_LINEAR, borderMode=border)
+
+
+@functools.cache
+def _elastic_class() -> type:
+    """Built on first use (albumentations costs ~1 s to import); reachable as ``augment.ElasticTransform046``."""
+    import albumentations as A
+
+    class ElasticTransform046(A.ImageOnlyTransform):
+        """``A.ElasticTransform`` of albumentations 0.4.6 (defaults sigma 50, alpha_affine 50), which 2.x dropped:
+        the affine part is most of its effect at alpha=3. Seeded through the Compose's ``seed``."""
+
+        def __init__(self, alpha: float = 1.0, sigma: float = 50.0, alpha_affine: float = 50.0, p: float = 0.5):
+            super().__init__(p=p)
+            self.alpha, self.sigma, self.alpha_affine = alpha, sigma, alpha_affine
+
+        def get_params(self) -> dict[str, Any]:
+            return {"random_state": self.py_random.randint(0, 10000)}  # 0.4.6: random.randint(0, 10000)
+
+        def apply(self, img: np.ndarray, random_state: int = 0, **params: Any) -> np.ndarray:
+            return elastic_046(img, self.alpha, self.sigma, self.alpha_affine, random_state)
+
+        def get_transform_init_args_names(self) -> tuple[str, ...]:
+            return ("alpha", "sigma", "alpha_affine")
+
+    ElasticTransform046.__module__, ElasticTransform046.__qualname__ = __name__, "ElasticTransform046"  # pickles by
+    return ElasticTransform046  # name (worker processes), through __getattr__ below
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ElasticTransform046":
+        return _elastic_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def first_place_train(size: int, seed: int | None = None, elastic: str = "0.4.6") -> Any:
+    """The 1st-place training pipeline (albumentations Compose over an RGB uint8 array), ending at size x size.
+    `elastic`: "0.4.6" (the code's library: alpha 3, sigma 50, alpha_affine 50) or "albumentations2" (2.x's
+    ElasticTransform(alpha=3): no affine part, Gaussian noise, constant borders)."""
     import albumentations as A
     import cv2
 
+    if elastic not in ELASTIC:
+        raise ValueError(f"elastic={elastic!r}: choose from {ELASTIC}")
     hole = int(0.375 * size)
+    warp = _elastic_class()(alpha=3) if elastic == "0.4.6" else A.ElasticTransform(alpha=3)
     return A.Compose([
         A.Transpose(p=0.5), A.VerticalFlip(p=0.5), A.HorizontalFlip(p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.0, p=0.75),
@@ -42,7 +120,7 @@ def first_place_train(size: int, seed: int | None = None) -> Any:
         A.OneOf([A.MotionBlur(blur_limit=5), A.MedianBlur(blur_limit=5), A.GaussianBlur(blur_limit=5),
                  A.GaussNoise(std_range=(np.sqrt(5) / 255, np.sqrt(30) / 255))], p=0.7),
         A.OneOf([A.OpticalDistortion(distort_limit=1.0), A.GridDistortion(num_steps=5, distort_limit=1.0),
-                 A.ElasticTransform(alpha=3)], p=0.7),
+                 warp], p=0.7),
         A.CLAHE(clip_limit=4.0, p=0.7),
         A.HueSaturationValue(hue_shift_limit=10, sat_shift_limit=20, val_shift_limit=10, p=0.5),
         A.Affine(translate_percent=(-0.1, 0.1), scale=(0.9, 1.1), rotate=(-15, 15), border_mode=cv2.BORDER_CONSTANT,
@@ -94,15 +172,31 @@ class WorkerRNG:
         return self._rng
 
 
-def arl_crop(img: Image.Image, scale: float, rng: random.Random) -> Image.Image:
-    """A random scale*H x scale*W crop inside the centred window enlarged by 500*scale px (clipped to the image)."""
-    w, h = img.size
+def arl_box(w: int, h: int, scale: float, rng: random.Random) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of a random scale*H x scale*W crop inside the centred window enlarged by
+    500*scale px (clipped to the image), for an image of w x h pixels of the original file."""
     cw, ch = max(1, int(round(scale * w))), max(1, int(round(scale * h)))
     ww, wh = min(w, cw + int(500 * scale)), min(h, ch + int(500 * scale))
     x0, y0 = (w - ww) // 2, (h - wh) // 2
     x = x0 + rng.randint(0, max(0, ww - cw))
     y = y0 + rng.randint(0, max(0, wh - ch))
-    return img.crop((x, y, x + cw, y + ch))
+    return x, y, x + cw, y + ch
+
+
+def arl_crop(img: Image.Image, scale: float, rng: random.Random) -> Image.Image:
+    """`arl_box` in the original file's pixels, cut from `img`: a reduced decode (``img.info[DECODE_SCALE]`` < 1,
+    set by the loader) gets the same window scaled down, so the 500*scale px margin stays the code's."""
+    k = float(img.info.get(DECODE_SCALE, 1.0))
+    w, h = img.size
+    box = arl_box(max(1, round(w / k)), max(1, round(h / k)), scale, rng)
+    left, top = min(w - 1, round(box[0] * k)), min(h - 1, round(box[1] * k))
+    return img.crop((left, top, max(left + 1, min(w, round(box[2] * k))), max(top + 1, min(h, round(box[3] * k)))))
+
+
+def arl_decode_side(size: int, scales: Sequence[float] = ARL_SCALES) -> int:
+    """The `min_side` to give the loader's decoder (which keeps at least twice it) so the smallest crop still
+    spans `size` pixels: no crop is upsampled from a coarser decode than the full-size file gives."""
+    return int(np.ceil(size / (2 * min(scales))))
 
 
 class ARLMultiScaleCrop(RandTransform):
@@ -110,7 +204,8 @@ class ARLMultiScaleCrop(RandTransform):
 
     split_idx, order = None, 1
 
-    def __init__(self, size: int, scales: Sequence[float] = ARL_SCALES, p_whole: float = 0.2, seed: int | None = None):
+    def __init__(self, size: int, scales: Sequence[float] = ARL_SCALES, p_whole: float = ARL_P_WHOLE,
+                 seed: int | None = None):
         super().__init__(p=1.0)
         self.size, self.scales, self.p_whole = size, tuple(scales), p_whole
         self.rng, self.idx = WorkerRNG(seed), 1

@@ -23,7 +23,7 @@ from fastai.torch_core import TensorBase
 from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
 from fastai.vision.core import AddMaskCodes, PILImage, PILMask
 
-from .augment import IMAGENET_STATS, PRESETS, preset_tfms
+from .augment import IMAGENET_STATS, PRESETS, preset_tfms, record_decode_scale
 from .colour import shades_of_gray_pil
 from .errors import CHECK_HINT, DataError
 from .images import load_mask, load_rgb, quick_check
@@ -53,7 +53,7 @@ class ReadImage:
         self._as_they_are: set[str] = set()  # small originals, judged once: no second header read every epoch
 
     def __call__(self, item: Any) -> PILImage:
-        path = item["path"] if isinstance(item, (pd.Series, dict)) else item
+        path = source = item["path"] if isinstance(item, (pd.Series, dict)) else item
         if self.presize and str(path) not in self._as_they_are:
             source, path = path, presized(path, self.presize)
             if path == Path(source):
@@ -61,7 +61,7 @@ class ReadImage:
         img = load_rgb(path, min_side=self.min_side)
         if self.colour_constancy:
             img = shades_of_gray_pil(img, self.colour_constancy)
-        return PILImage.create(img)
+        return PILImage.create(record_decode_scale(img, source))  # ARL crops are sized in the original's pixels
 
 
 class ReadMask:
@@ -108,6 +108,24 @@ class BalancedDL(TfmdDL):
             return super().get_idxs()
         gen = np.random.default_rng(self.rng.randint(0, 2**31 - 1))
         return list(gen.choice(self.n, self.n, p=self.wgts))
+
+
+class RepeatDL(TfmdDL):
+    """Training loader whose epoch visits every row `repeats` times, shuffled: ARL's 61 crops per image per epoch
+    drawn on the fly (each visit gets a fresh random crop). Loaders made from it by ``new`` (valid, test) see each
+    row once."""
+
+    def __init__(self, dataset: Any = None, bs: int | None = None, repeats: int = 1, **kwargs: Any):
+        if repeats < 1:
+            raise ValueError(f"repeats={repeats}: give a whole number >= 1 (visits of every row per epoch)")
+        self.repeats = repeats
+        if dataset is not None and repeats > 1:
+            kwargs["n"] = len(dataset) * repeats
+        super().__init__(dataset=dataset, bs=bs, **kwargs)
+
+    def get_idxs(self) -> list[int]:
+        n = len(self.dataset) if self.dataset is not None else 0
+        return [i % n for i in super().get_idxs()] if n and self.repeats > 1 else super().get_idxs()
 
 
 def positions(idx: Any, n: int, what: str) -> np.ndarray:
@@ -200,18 +218,18 @@ def image_dls(ds: LesionDataset, train_idx: Any, valid_idx: Any, size: int = 224
               preset: str = "fastai", seed: int = 0, num_workers: int = 0, norm: Stats | None = IMAGENET_STATS,
               resize: str = "squish", colour_constancy: float | None = None, balanced: bool = False,
               verify: bool = True, leak_check: bool = True, device: Any = None,
-              presize: int | str | None = "auto", **kw: Any) -> DataLoaders:
+              presize: int | str | None = "auto", min_side: int | None = None, **kw: Any) -> DataLoaders:
     """Image-classification DataLoaders: x = normalised (bs, 3, size, size) images, y = label_idx, vocab = classes.
 
     `preset`: fastai | first_place | arl | dihedral | none (see augment.py). `norm`: (mean, std) or None for inputs in [0, 1].
     `colour_constancy`: Shades-of-Gray p (e.g. 6) or None. `balanced`: class-balanced sampling of the training
     rows. `verify`/`leak_check`: the pre-flight checks described in the module docstring. `presize`: read large
     originals from the pre-resized cache at that shorter side (see `ReadImage`; "auto": only large originals);
-    None reads the originals.
+    None reads the originals. `min_side`: decode JPEGs at least this large (default `size`; ARL's crops need more).
     """
     tr, va = prepare_split(ds, train_idx, valid_idx, verify, leak_check)
     item, batch = preset_tfms(preset, size, resize, seed)
-    dsets = Datasets(ds.df, tfms=[[ReadImage(size, colour_constancy, presize)],
+    dsets = Datasets(ds.df, tfms=[[ReadImage(min_side or size, colour_constancy, presize)],
                                   [GetLabel(), Categorize(vocab=ds.classes, sort=False)]],
                      splits=[list(tr), list(va)])
     dls = build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
@@ -294,5 +312,5 @@ def test_dl(dls: DataLoaders, source: LesionDataset | pd.DataFrame, idx: Any = N
 test_dl.__test__ = False  # a library function, not a pytest test, wherever a test module imports it
 
 
-__all__ = ["PRESETS", "BalancedDL", "ReadImage", "ReadMask", "add_meta_columns", "check_rows", "image_dls", "prepare_split",
+__all__ = ["PRESETS", "BalancedDL", "RepeatDL", "ReadImage", "ReadMask", "add_meta_columns", "check_rows", "image_dls", "prepare_split",
            "mask_dls", "meta_dls", "test_dl"]

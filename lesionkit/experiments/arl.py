@@ -3,7 +3,8 @@
 Pipeline (spec methods-a §2): the task is ISIC 2017 Part 3's melanoma classification, made here from multiclass
 labels (mel vs every other class). Training uses ARL's multi-scale crops (a random crop at scale 0.2-0.8 of the
 image, or the whole image, resized; flips, rotation ±10°) computed on the fly instead of the code's 122k offline
-PNGs, one logit with BCE, and the code's schedule: SGD (momentum 0.9, weight decay 1e-4), LR halved at 30/60/90 of
+PNGs: an epoch visits every training image `crops_per_image` times (the code's 61 files per image), each visit a
+fresh crop whose window is measured in the original file's pixels. One logit with BCE, and the code's schedule: SGD (momentum 0.9, weight decay 1e-4), LR halved at 30/60/90 of
 100 epochs. Testing averages the logits of 9 views (2 crops per scale + the whole image; ``tta_average``) and
 thresholds their sigmoid at 0.5; reported are melanoma AUC, accuracy, sensitivity and specificity.
 
@@ -34,14 +35,17 @@ NORMS = ("isic2017", "imagenet")
 class ARLConfig(TrainConfig):
     test_dir: str = param_like(TrainConfig, "test_dir", "unused here: the test set is held out from data_dir (kept for "
                                                         "a uniform interface)")
-    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (depth 18, 48 px, 1 epoch, ~120 images) to check the "
-                                                   "pipeline")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (depth 18, 48 px, 1 epoch, ~120 images, 1 crop per "
+                                                   "image, random init) to check the pipeline")
     depth: int = param(50, "ResNet depth of both models: 18, 34 or 50 (paper: 50)", choices=(18, 34, 50))
     variant: str = param("paper", "ARL attention: 'paper' (spatial softmax, learnable alpha) or 'code' (channel "
                                   "softmax, fixed alpha 0.001)", choices=("paper", "code"))
     baseline: bool = param(True, "also train the plain ResNet of the same depth")
     positive: str = param("mel", "class predicted against all the others (ISIC 2017 Part 3: melanoma)")
     image_size: int = param(224, "training resolution in pixels (the paper: 224)", ge=32, le=1024)
+    crops_per_image: int = param(61, "training samples drawn per image per epoch, each a fresh random crop (the "
+                                     "code: 61 offline crops per image, so 61 x images per epoch; 1: one pass)",
+                                 ge=1, le=1000)
     augment: str = param("arl", "training augmentation: 'arl' (multi-scale crops, flips, rotation) or 'fastai'",
                          choices=("arl", "fastai"))
     norm: str = param("isic2017", "input normalisation: the code's ISIC 2017 statistics or ImageNet's",
@@ -55,7 +59,8 @@ class ARLConfig(TrainConfig):
                           + ", ".join(s for s in SCHEDULES if s != "step"), choices=SCHEDULES)
     monitor: str = param("auc", "validation metric for model selection: auc, bma or valid_loss",
                          choices=("auc", "bma", "valid_loss"))
-    pretrained: bool | str = param(False, "true/false or a weight file (no offline ImageNet ResNet weights exist)")
+    pretrained: bool | str = param(True, "ImageNet ResNet weights of the same depth (the paper: ResNet-50): true "
+                                         "(Hugging Face cache, else download), false, or a weight file")
     folds: int = param(1, "1: one grouped train/valid split; >1: grouped CV, every model scored on the test set",
                        ge=1, le=10)
     test_frac: float = param(0.2, "share of lesions held out for the test set", ge=0.05, le=0.5)
@@ -72,7 +77,8 @@ class ARLConfig(TrainConfig):
 
     def effective(self, **smoke_overrides: Any) -> "ARLConfig":
         defaults = {"depth": 18, "image_size": 48, "batch_size": 16, "epochs": 1, "max_images": 120, "n_explain": 2,
-                    "optimizer": "adam", "lr": 1e-3, "attribution_methods": "gradcam,native"}
+                    "optimizer": "adam", "lr": 1e-3, "attribution_methods": "gradcam,native", "crops_per_image": 1,
+                    "pretrained": False}
         return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
 
     @property
@@ -113,11 +119,18 @@ def model_name(cfg: ARLConfig, kind: str) -> tuple[str, dict[str, Any]]:
 
 
 def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLConfig) -> Any:
-    """Image loaders with the multi-scale crops (``augment="arl"``) and the chosen normalisation."""
-    from ..data.loaders import image_dls
+    """Image loaders with the multi-scale crops (``augment="arl"``) and the chosen normalisation; the training
+    loader visits each row ``crops_per_image`` times per epoch (``RepeatDL``). ARL decodes JPEGs large enough
+    that a 0.2 crop still spans ``image_size`` pixels (``arl_decode_side``); the crop window itself is in the
+    original file's pixels whatever the decode."""
+    from ..data.augment import arl_decode_side
+    from ..data.loaders import RepeatDL, image_dls
 
+    repeat = {"dl_type": RepeatDL, "dl_kwargs": ({"repeats": cfg.crops_per_image}, {})} if cfg.crops_per_image > 1 \
+        else {}
     return image_dls(ds, train_idx, valid_idx, size=cfg.image_size, bs=cfg.batch_size, preset=cfg.augment,
-                     seed=cfg.seed, num_workers=cfg.num_workers, norm=norm_stats(cfg))
+                     seed=cfg.seed, num_workers=cfg.num_workers, norm=norm_stats(cfg),
+                     min_side=arl_decode_side(cfg.image_size) if cfg.augment == "arl" else None, **repeat)
 
 
 def optimizer(cfg: ARLConfig) -> Any:
