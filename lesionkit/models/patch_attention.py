@@ -10,7 +10,8 @@ patches), "concat" (Linear(P·F → K)) and "gru" (GRU over the patch sequence, 
 Paper vs code (spec methods-a §1.1): the paper describes attention *inside* the backbone's blocks (SE-style channel
 attention whose squeeze pools over all patches); the code has only the input/output gates. The gates are the default
 (the only verified variant); ``in_block=True`` adds ``PatchSE`` after every backbone stage (placement and reduction
-ratio unverified against the PDF).
+ratio unverified against the PDF). With neither (``input_gate=False, in_block=False``, no ``feature_gate``) it is the
+plain patch model, the no-attention baseline of the paper's comparison: only the attention parameters differ.
 
 Input: either pre-cut patches (B, P, 3, h, w) or a full image (B, 3, H, W), which is cut with ``patch_grid``. The
 code feeds images in [0, 1] without ImageNet normalisation, hence ``default_cfg`` mean 0 and std 1.
@@ -203,12 +204,15 @@ class PatchAttentionNet(LesionModel):
             h = self.combine(f)[0][:, -1]
         return h
 
+    def attention_modules(self) -> dict[str, nn.Module]:
+        """The attention modules present, by map name (empty for the no-attention baseline)."""
+        gates = {name: m for name, m in (("input_gate", self.input_gate), ("feature_gate", self.feature_gate))
+                 if m is not None}
+        return {**gates, **{f"block_se.{i}": se for i, se in enumerate(self.block_se)}}
+
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Patch gates (B, P) and, for the in-block variant, channel gates (B, C_i) per stage."""
-        layers = [(name, module) for name, module in (("input_gate", self.input_gate),
-                                                      ("feature_gate", self.feature_gate)) if module is not None]
-        layers += [(f"block_se.{i}", se) for i, se in enumerate(self.block_se)]
-        return collect_maps(self, lambda: self(x), layers)
+        return collect_maps(self, lambda: self(x), list(self.attention_modules().items()))
 
 
 @register_model
