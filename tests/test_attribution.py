@@ -283,3 +283,32 @@ def test_patch_gates_are_painted_where_the_patches_are() -> None:
     stacked = torch.arange(4.0).repeat_interleave(2).view(1, 1, 8, 1).expand(1, 1, 8, 2)  # P=4 maps of 2x2
     cam = unstack_patch_cam(stacked, cfg, (16, 16))[0, 0]
     assert cam[0, 0] == 0 and cam[0, 15] == 1 and cam[15, 0] == 2 and cam[15, 15] == 3
+
+
+@pytest.mark.parametrize("target", [None, [2, 0, 1, 1]])
+def test_gradcam_is_one_forward_per_batch_and_equals_captum_after_a_logits_pass(resnet: nn.Module, target) -> None:
+    """The CAM's own forward gives the logits (issue 14: a separate no-grad logits pass made Grad-CAM two
+    forwards); maps, targets and probabilities equal Captum's LayerGradCam run after that separate pass."""
+    from captum.attr import LayerGradCam
+
+    from lesionkit.attribution.cams import upsample
+
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 64, 64)
+    calls = []
+    handle = resnet.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        res = attribute(resnet, x, "gradcam", target=target, speedups="off", internal_batch_size=2)
+    finally:
+        handle.remove()
+    assert len(calls) == 2                                  # 4 images in batches of 2: one forward each
+    with torch.no_grad():
+        logits = resnet.eval()(x)
+    want_t = logits.argmax(1) if target is None else torch.tensor(target)
+    ref = LayerGradCam(resnet, resnet.layer4).attribute(x, target=want_t, relu_attributions=True)
+    ref = upsample(ref.detach(), (64, 64)).numpy()
+    assert res.target.tolist() == want_t.tolist()
+    np.testing.assert_allclose(res.probs, logits.softmax(1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.maps, ref, rtol=1e-4, atol=1e-6)
+    pp = attribute(resnet, x, "gradcam++", target=target, speedups="off")
+    assert pp.target.tolist() == want_t.tolist() and pp.maps.shape == (4, 64, 64)

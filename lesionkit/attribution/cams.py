@@ -1,13 +1,67 @@
 """Grad-CAM++ (Captum has none) and the reduction of a model's native attention maps to one map per image."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lesionkit.attribution.layers import resolve_layer
 from lesionkit.layers.gradcam_pp import grad_cam_plus_plus
+
+Logits = Callable[[torch.Tensor], torch.Tensor]
+Picker = Callable[[torch.Tensor, slice], torch.Tensor]
+
+
+class TargetScore(nn.Module):
+    """Each image's target logit as an (N, 1) output, keeping the logits it came from (``last``).
+
+    A CAM method's own forward pass thus also gives the predictions and the predicted class: Grad-CAM costs one
+    forward (+ the short backward to its layer) per batch instead of a separate no-grad logits pass plus its own,
+    the same maps and targets. ``to_logits`` turns the model's output into (N, n_classes) logits (a multi-head
+    model's head); ``pick(logits, chunk)`` is the chunk's target class per image."""
+
+    def __init__(self, net: nn.Module, to_logits: Logits, pick: Picker) -> None:
+        super().__init__()
+        self.net, self.to_logits, self.pick = net, to_logits, pick
+        self.chunk, self.last, self.target = slice(0), torch.empty(0), torch.empty(0, dtype=torch.long)
+
+    def forward(self, x: torch.Tensor, *extra: Any) -> torch.Tensor:
+        logits = self.to_logits(self.net(x, *extra))
+        self.last = logits.detach().float()
+        self.target = self.pick(self.last, self.chunk).to(logits.device)
+        return logits.gather(1, self.target.view(-1, 1))
+
+
+def cam_maps(net: nn.Module, x: torch.Tensor, method: str, meta: torch.Tensor | None, layer: str | nn.Module,
+             batch: int, kw: dict[str, Any], to_logits: Logits, pick: Picker, cfg: dict[str, Any]
+             ) -> tuple[torch.Tensor, str, torch.Tensor, torch.Tensor]:
+    """Grad-CAM (Captum's LayerGradCam) or Grad-CAM++ at ``layer``, upsampled to the input: (maps, layer name,
+    logits, targets), one forward pass per ``batch`` images (:class:`TargetScore`); ``cfg`` is the model's timm
+    config (patch models' CAMs are unstacked onto the image)."""
+    from captum.attr import LayerGradCam
+
+    name, module = resolve_layer(net, layer, example=x if meta is None else None)
+    score = TargetScore(net, to_logits, pick)
+    size = (x.shape[-2], x.shape[-1])
+    maps, logits, targets = [], [], []
+    for i in range(0, len(x), max(1, int(batch))):
+        score.chunk = sl = slice(i, min(i + max(1, int(batch)), len(x)))
+        extra = () if meta is None else (meta[sl],)
+        zero = torch.zeros(sl.stop - sl.start, dtype=torch.long, device=x.device)
+        if method == "gradcam":
+            cam = LayerGradCam(score, module).attribute(x[sl], target=0, additional_forward_args=extra or None,
+                                                        relu_attributions=True, **kw)
+        else:
+            cam = grad_cam_pp(score, module, x[sl], zero, extra)
+        cam = cam.detach().float()
+        if cfg.get("n_patches") and name == cfg.get("cam_layer"):
+            cam = unstack_patch_cam(cam, cfg, size)
+        maps.append(upsample(cam, size))
+        logits.append(score.last)
+        targets.append(score.target.cpu())
+    return torch.cat(maps), name, torch.cat(logits), torch.cat(targets)
 
 
 def grad_cam_pp(

@@ -12,15 +12,15 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from lesionkit.attribution.cams import grad_cam_pp, native_map, unstack_patch_cam, upsample
+from lesionkit.attribution.cams import cam_maps, native_map, upsample
 from lesionkit.attribution.inplace import disable_inplace
-from lesionkit.attribution.layers import resolve_layer
 from lesionkit.engine.speed import choose_for_attribution, formatted
 
 METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "gradient_shap", "gradcam", "gradcam++", "native")
@@ -128,6 +128,7 @@ def attribution_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 GRADIENT_METHODS = ("integrated_gradients", "smoothgrad", "gradient_shap", "gradcam", "gradcam++")
+CAM_METHODS = ("gradcam", "gradcam++")
 
 
 @contextmanager
@@ -176,6 +177,12 @@ def _head_index(model: nn.Module, head: int | str | None, shape: tuple[int, ...]
     if not 0 <= int(head) < shape[1]:
         raise ValueError(f"head={head} out of range for {shape[1]} heads")
     return int(head)
+
+
+def _logits_of(model: nn.Module, head: int | str | None, out: torch.Tensor) -> torch.Tensor:
+    """(N, n_classes) logits from a model's output: a multi-head model's ``head``."""
+    idx = _head_index(model, head, tuple(out.shape))
+    return out if idx is None else out[:, idx]
 
 
 def _resolve_target(target: Any, n: int, logits: torch.Tensor) -> torch.Tensor:
@@ -271,17 +278,23 @@ def attribute(
         if speedups == "auto" and method not in GRADIENT_METHODS:  # the fidelity check is on input gradients
             speedups = "off"
         speed = choose_for_attribution(net, [x, *(_extra(meta_t) or ())], speedups)
-        with formatted(net, speed), speed.autocast(device.type):  # the logits pass too: Grad-CAM's other half
-            with torch.no_grad():
-                logits = net(x, *(_extra(meta_t) or ())).float()
-            head_idx = _head_index(net, head, tuple(logits.shape))
-            fwd = net if head_idx is None else SelectHead(net, head_idx)
-            if head_idx is not None:
-                logits = logits[:, head_idx]
-            tgt = _resolve_target(target, len(x), logits)
-            with _seeded(seed, device):
-                maps, layer_name, info = _run(net, fwd, x, method, tgt.to(device), meta_t, layer,
-                                              internal_batch_size, sign, kw)
+        with formatted(net, speed), speed.autocast(device.type):  # the logits pass too
+            if method in CAM_METHODS:  # their own forward gives the logits: one pass
+                maps, layer_name, logits, tgt = cam_maps(
+                    net, x, method, meta_t, layer, internal_batch_size, kw, partial(_logits_of, net, head),
+                    lambda lg, sl: _resolve_target(target, len(x), lg)[sl] if target is not None else
+                    _resolve_target(None, len(lg), lg), model_cfg(net))
+                info: dict[str, Any] = {}
+            else:
+                with torch.no_grad():
+                    logits = net(x, *(_extra(meta_t) or ())).float()
+                head_idx = _head_index(net, head, tuple(logits.shape))
+                fwd = net if head_idx is None else SelectHead(net, head_idx)
+                logits = _logits_of(net, head, logits)
+                tgt = _resolve_target(target, len(x), logits)
+                with _seeded(seed, device):
+                    maps, layer_name, info = _run(net, fwd, x, method, tgt.to(device), meta_t, internal_batch_size,
+                                                  sign, kw)
         info = {**info, "speedups": speed.name}
     return Attribution(
         maps=maps.detach().float().cpu().numpy(),
@@ -312,12 +325,11 @@ def _run(
     method: str,
     tgt: torch.Tensor,
     meta: torch.Tensor | None,
-    layer: str | nn.Module,
     ibs: int,
     sign: str | None,
     kw: dict[str, Any],
 ) -> tuple[torch.Tensor, str | None, dict[str, Any]]:
-    from captum.attr import GradientShap, IntegratedGradients, LayerGradCam, NoiseTunnel, Occlusion, Saliency
+    from captum.attr import GradientShap, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
     size = (x.shape[-2], x.shape[-1])
     cfg = model_cfg(net)
@@ -363,20 +375,6 @@ def _run(
             parts.append(gs.attribute(x[sl], baselines=baselines, target=tgt[sl], n_samples=n_samples,
                                       stdevs=stdevs, additional_forward_args=_extra(meta, sl), **kw))
         return _reduce(torch.cat(parts), sign), None, {"n_samples": n_samples}
-    if method in ("gradcam", "gradcam++"):
-        name, module = resolve_layer(net, layer, example=x if meta is None else None)
-        parts = []
-        for sl in _chunks(len(x), ibs):
-            if method == "gradcam":
-                cam = LayerGradCam(fwd, module).attribute(
-                    x[sl], target=tgt[sl], additional_forward_args=_extra(meta, sl), relu_attributions=True, **kw)
-            else:
-                cam = grad_cam_pp(fwd, module, x[sl], tgt[sl], _extra(meta, sl) or ())
-            cam = cam.detach().float()
-            if cfg.get("n_patches") and name == cfg.get("cam_layer"):
-                cam = unstack_patch_cam(cam, cfg, size)
-            parts.append(upsample(cam, size))
-        return torch.cat(parts), name, {}
     # native attention maps
     fn = getattr(net, "attention_maps", None)
     if fn is None:
