@@ -17,7 +17,8 @@ torch.set_num_threads(1)
 @pytest.fixture()
 def recipe(synthetic_dir):
     cfg = pa.PatchAttentionConfig.from_params({"data_dir": str(synthetic_dir), "image_size": 32, "batch_size": 8,
-                                               "backbone": "mobilenetv3_small_050", "epochs": 50})
+                                               "backbone": "mobilenetv3_small_050", "epochs": 50,
+                                               "pretrained": False, "baseline": False})
     ds = pa.load(cfg)
     splits = make_splits(ds.df, folds=1, test_frac=0.25, valid_frac=0.25, seed=0)
     return cfg, ds, splits, pa.variants(ds, cfg)
@@ -61,7 +62,8 @@ def test_one_variant_per_weighting_mode_with_class_weights_from_the_training_row
         np.testing.assert_allclose(w * counts, (w * counts)[0], rtol=1e-5)  # 1/frequency of the training rows
         assert [type(cb) for cb in v.cbs()] == [pa.FactorCallback]
     assert all(v.views == "none" for v in variants)
-    tta = pa.variants(ds, pa.PatchAttentionConfig.from_params({"data_dir": cfg.data_dir, "tta": True}))
+    tta = pa.variants(ds, pa.PatchAttentionConfig.from_params({"data_dir": cfg.data_dir, "tta": True,
+                                                                "pretrained": False}))
     assert {v.views for v in tta} == {"flips4"}
 
 

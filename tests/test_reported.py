@@ -67,3 +67,12 @@ def test_registry_is_not_mutated_by_tables() -> None:
     before = len(REPORTED["arl"])
     comparison_table("arl", {"auc": 1.0, "other": 2.0}, "x")
     assert len(REPORTED["arl"]) == before
+
+
+def test_patch_attention_lists_only_gessert_et_als_own_numbers() -> None:
+    """methods-a §1.6: the abstract's +7 % (patch attention) and +3 % (diagnosis-guided weighting) mean sensitivity;
+    the ISIC 2018/2019 challenge entries are other papers and not listed."""
+    rows = reported("patch_attention")
+    assert {(r.metric, r.value) for r in rows} == {("balanced_accuracy_gain_patch_attention", 0.07),
+                                                   ("balanced_accuracy_gain_dx_weighting", 0.03)}
+    assert all(r.verified and "abstract" in r.source and "HAM10000" in r.reported_on for r in rows)

@@ -5,7 +5,10 @@ patch side) and cut into P ordered patches (P=5: 2×2 corners + centre; P=9: 3×
 patch attention sees all of them. The loss is cross-entropy with 1/frequency class weights (the cfg's option 5)
 and, with diagnosis-guided weighting, each example is further weighted by how its label was confirmed
 (histo 4, confocal 3, follow_up 2, consensus 1: option 6). :func:`variants` is the code's recipe (§1.4), one per
-weighting mode; ``lesionkit.engine.run_folds`` trains one model per grouped fold, scores each on the fixed test set.
+weighting mode, plus (``baseline``) the same patch model with its attention switched off (the code's ``CNN_FC``
+without ``initial_attention``), trained with the headline mode's loss on the same folds, so the gain the paper
+claims for attention (+7 % mean sensitivity) is measured; ``lesionkit.engine.run_folds`` trains one model per fold
+of each, scores each on the fixed test set.
 
 Paper vs code: "paper" (default) puts the patch-pooled SE attention inside the backbone's stages, as the paper
 describes (placement and reduction unverified against the PDF); "code" is the released ``CNN_FC``: one sigmoid gate
@@ -34,6 +37,13 @@ FULL_IMAGE = (450, 600)  # the code's load size (HAM10000 originals), cut into 2
 PAPER_PATCH = 224
 GRIDS = {5: "2x2+c", 9: "3x3"}
 MODES = {"off": "class weights", "on": "class weights + dx"}
+BASELINE = "baseline"  # the Variant key of the no-attention patch model
+# our report key -> the paper's metric name (its tables: weighted F1, mean sensitivity, AUC)
+PAPER_METRICS = {"balanced_accuracy": "mean sensitivity", "f1_weighted": "weighted F1",
+                 "f1_weighted_code": "weighted F1 (code's argument order)", "auc_macro": "AUC (mean over classes)",
+                 "accuracy": "accuracy",
+                 "balanced_accuracy_gain_patch_attention": "mean sensitivity gain: attention - no attention",
+                 "balanced_accuracy_gain_dx_weighting": "mean sensitivity gain: dx weighting - class weights only"}
 OPTIMIZER = OptimizerSpec("adam", betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)  # train.py:280-291, no decay
 STEPS = {"step_start": 0.2, "step_every": 0.2, "step_gamma": 0.5}  # StepLR(10, 0.5) from epoch 10 of 50 (§1.4)
 PER_CLASS = ("auc", "sensitivity", "specificity")
@@ -70,8 +80,11 @@ class PatchAttentionConfig(TrainConfig):
                                "1.25e-5 * 5/3)", ge=1e-7, le=10.0)
     schedule: str = param("step", "LR schedule: 'step' (the code's StepLR: halve at 40, 60, 80% of training), "
                           + ", ".join(s for s in SCHEDULES if s != "step"), choices=SCHEDULES)
-    pretrained: bool | str = param(False, "true (offline weights exist only for tf_efficientnet_lite0/lite2), "
-                                          "false, or a weight file")
+    pretrained: bool | str = param(True, "ImageNet init of the backbone, as the paper: true (inception_v3's timm "
+                                         "weights from the Hugging Face cache or a download; installed offline: "
+                                         "tf_efficientnet_lite0/lite2 only), false, or a weight file")
+    baseline: bool = param(True, "also train the plain patch model without attention (same backbone, loss, folds "
+                                 "and recipe) and report attention's gain in mean sensitivity, as the paper compares")
     folds: int = param(3, "grouped CV folds, each model scored on the same test set (1: one train/valid split)",
                        ge=1, le=10)
     test_frac: float = param(0.25, "share of lesions held out as the fixed test set (code: 2511 of 10015)",
@@ -135,26 +148,36 @@ def patch_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: PatchA
                             cfg.batch_size, cfg.seed, cfg.num_workers)
 
 
-def build_model(cfg: PatchAttentionConfig, n_classes: int) -> torch.nn.Module:
-    """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``)."""
+def build_model(cfg: PatchAttentionConfig, n_classes: int, attention: bool = True) -> torch.nn.Module:
+    """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``): 'code' is the
+    released ``CNN_FC`` (input gate on, end gate off, mean of per-patch logits), 'paper' the in-block PatchSE.
+    ``attention=False``: the same patch model with no attention module (the baseline)."""
     from ..models import create_model
 
     return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone,
                         n_patches=cfg.n_patches, num_classes=n_classes, patch_size=cfg.image_size,
-                        image_size=cfg.full_size, input_gate=cfg.variant == "code", in_block=cfg.variant == "paper",
-                        patch_dropout=cfg.patch_dropout)
+                        image_size=cfg.full_size, input_gate=attention and cfg.variant == "code",
+                        feature_gate=False, in_block=attention and cfg.variant == "paper",
+                        combiner="mean", patch_dropout=cfg.patch_dropout)
+
+
+def baseline_label(cfg: PatchAttentionConfig) -> str:
+    """The no-attention model's row name; it is trained with the headline (last) weighting mode."""
+    return f"no attention, {MODES[cfg.modes[-1]]}"
 
 
 def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
-    """One Variant per weighting mode: class weights from the training rows, the factor on or off; torch Adam
-    (β 0.9/0.999, eps 1e-8) without weight decay; StepLR halving the LR at 40/60/80% of training (epochs 20/30/40 of
-    50); selection on balanced accuracy (mean per-class recall); the patch grid as the test view (+ flips: `tta`)."""
+    """One Variant per weighting mode (+ the no-attention ``baseline`` with the last mode's loss): class weights from
+    the training rows, the factor on or off; torch Adam (β 0.9/0.999, eps 1e-8) without weight decay; StepLR halving
+    the LR at 40/60/80% of training (epochs 20/30/40 of 50); selection on balanced accuracy (mean per-class recall);
+    the patch grid as the test view (+ flips: `tta`)."""
     from ..metrics import fastai_metrics
 
     labels = ds.df["label_idx"].to_numpy()
 
-    def variant(mode: str) -> Variant:
-        return Variant(key=mode, label=MODES[mode], model=lambda: build_model(cfg, ds.n_classes),
+    def variant(mode: str, attention: bool = True) -> Variant:
+        key, label = (mode, MODES[mode]) if attention else (BASELINE, baseline_label(cfg))
+        return Variant(key=key, label=label, model=lambda: build_model(cfg, ds.n_classes, attention),
                        dls=lambda tr, va: patch_dls(ds, tr, va, cfg),
                        loss=lambda tr: FactorCrossEntropy(class_weights(labels[tr], ds.n_classes, cfg.class_weighting),
                                                           use_factor=mode == "on"),
@@ -162,7 +185,26 @@ def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
                        epochs=cfg.epochs, lr=cfg.lr, monitor="bma",
                        metrics=fastai_metrics("multiclass", ds.n_classes), views="flips4" if cfg.tta else "none")
 
-    return [variant(m) for m in cfg.modes]
+    return [variant(m) for m in cfg.modes] + ([variant(cfg.modes[-1], attention=False)] if cfg.baseline else [])
+
+
+def score(y: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """The multiclass report plus ``f1_weighted_code``: weighted F1 as utils.py computes it, f1_score(pred, target),
+    i.e. weighted by predicted support (``f1_weighted`` is sklearn's, by true support)."""
+    from ..engine import score as report
+    from ..metrics.classification import f1, predict_labels
+
+    out = report(y, probs, classes)
+    out["f1_weighted_code"] = f1(y, predict_labels(probs), average="weighted", support="predicted")
+    return out
+
+
+def paper_table(df: Any) -> Any:
+    """mean ± std over fold models of the paper's metrics, under the paper's names, one column per model."""
+    metrics = [m for m in ("balanced_accuracy", "f1_weighted", "f1_weighted_code", "auc_macro", "accuracy")
+               if m in df]
+    table = fold_table(df, metrics=metrics)
+    return table.assign(metric=table["metric"].map(PAPER_METRICS))
 
 
 def per_class_table(df: Any, classes: list[str]) -> Any:
@@ -180,23 +222,30 @@ def per_class_table(df: Any, classes: list[str]) -> Any:
 
 
 def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
-    """Fold means per mode, the gain of diagnosis-guided weighting, the summary and the comparison table."""
+    """Fold means per model, the gains in mean sensitivity of diagnosis-guided weighting (attention models, with
+    vs without) and of attention (headline mode vs the no-attention baseline), and the comparison table: only
+    Gessert et al.'s own reported numbers (methods-a §1.6) beside ours, under the paper's metric names."""
     from ..metrics import fold_summary
     from ..reported import comparison_table
 
     means = fold_means(df)
-    head = MODES["on"] if MODES["on"] in means else next(iter(means))
-    summary = {"bma": means[head]["balanced_accuracy"], "auc_macro": means[head].get("auc_macro", float("nan"))}
-    ours = {"balanced_accuracy": summary["bma"], "auc_macro": summary["auc_macro"],
-            "accuracy": means[head]["accuracy"], "f1_macro": means[head]["f1_macro"],
-            "f1_weighted": means[head]["f1_weighted"]}  # the paper's F1
-    if len(means) == 2:
-        gain = means[MODES["on"]]["balanced_accuracy"] - means[MODES["off"]]["balanced_accuracy"]
-        summary.update(bma_without_dx=means[MODES["off"]]["balanced_accuracy"], dx_gain=gain)
-        ours["balanced_accuracy_gain_dx_weighting"] = gain
-    label = (f"{cfg.data_dir}, {cfg.image_size}-px patches (P={cfg.n_patches}), {cfg.backbone}, {cfg.epochs} ep, "
+    head = MODES[cfg.modes[-1]] if MODES[cfg.modes[-1]] in means else next(iter(means))
+    bma = {label: m["balanced_accuracy"] for label, m in means.items()}
+    summary = {"bma": bma[head], "auc_macro": means[head].get("auc_macro", float("nan")),
+               "f1_weighted": means[head].get("f1_weighted", float("nan"))}
+    ours: dict[str, float] = {}
+    if MODES["on"] in bma and MODES["off"] in bma:
+        ours["balanced_accuracy_gain_dx_weighting"] = bma[MODES["on"]] - bma[MODES["off"]]
+        summary.update(bma_without_dx=bma[MODES["off"]], dx_gain=ours["balanced_accuracy_gain_dx_weighting"])
+    base = baseline_label(cfg)
+    if base in bma:
+        ours["balanced_accuracy_gain_patch_attention"] = bma[head] - bma[base]
+        summary.update(bma_no_attention=bma[base], attention_gain=ours["balanced_accuracy_gain_patch_attention"])
+    label = (f"{cfg.data_dir}, {cfg.image_size}-px patches (P={cfg.n_patches}), {cfg.backbone} "
+             f"({'ImageNet' if cfg.pretrained else 'random init'}), {cfg.variant} variant, {cfg.epochs} ep, "
              f"mean of {df.groupby('model')['fold'].nunique().max()} fold models ({head})")
-    table = comparison_table(PAPER, ours, label)
+    table = comparison_table(PAPER, ours, label, include_unreported=False)  # only Gessert et al.'s own numbers
+    table.insert(1, "paper_metric", table["metric"].map(PAPER_METRICS))
     run.save_table(table, "comparison.csv")
     stds = fold_summary(df, metrics=list(means[head])).set_index("model")
     run.log_metrics({"summary": summary, "folds_mean": means,
@@ -206,13 +255,15 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
 
 
 def save_models(learners: dict[str, Any], cfg: PatchAttentionConfig, ds: Any, run: Run) -> None:
-    """state_dict + spec of each mode's fold-0 model (model.pth for the last mode, model_<mode>.pth otherwise)."""
+    """state_dict + spec of each variant's fold-0 model: model.pth for the last mode, model_<key>.pth otherwise
+    (model_baseline.pth: the no-attention model, trained with the last mode's weighting)."""
     from ..models import model_spec
 
-    for mode, learn in learners.items():
-        run.save_model(learn.model, name="model" if mode == cfg.modes[-1] else f"model_{mode}",
+    for key, learn in learners.items():
+        mode = cfg.modes[-1] if key == BASELINE else key
+        run.save_model(learn.model, name="model" if key == cfg.modes[-1] else f"model_{key}",
                        spec=model_spec(learn.model, classes=ds.classes, dx_weighting=mode, fold=0,
-                                       input="[0, 1] (no normalisation)"))
+                                       attention=key != BASELINE, input="[0, 1] (no normalisation)"))
 
 
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run: Run) -> Any:
@@ -227,5 +278,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run
                                    "occlusion": {"window": window, "stride": window}})
 
 
-__all__ = ["OPTIMIZER", "PatchAttentionConfig", "start", "load", "patch_dls", "build_model", "variants",
-           "per_class_table", "summarize", "save_models", "explain", "FactorCrossEntropy", "FactorCallback"]
+__all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "start", "load", "patch_dls",
+           "build_model", "baseline_label", "variants", "score", "paper_table", "per_class_table", "summarize",
+           "save_models", "explain", "FactorCrossEntropy", "FactorCallback"]
