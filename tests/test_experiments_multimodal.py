@@ -241,7 +241,7 @@ def test_evaluate_scores_the_fold_ensemble_with_the_fold_spread(new_run) -> None
 def test_config_defaults_are_the_papers_and_smoke_shrinks() -> None:
     cfg = mm.MultimodalConfig.from_params({"epochs": "100", "pretrained": "false"})
     assert (cfg.backbone, cfg.image_size, cfg.lr, cfg.batch_size, cfg.schedule) == \
-        ("tf_efficientnet_b2", 256, 3e-5, 64, "warmup_cosine")
+        ("tf_efficientnet_b2.aa_in1k", 256, 3e-5, 64, "warmup_cosine")
     assert cfg.epochs == 100 and cfg.pretrained is False and cfg.effective() is cfg
     small = mm.MultimodalConfig.from_params({"smoke": True}).effective()
     assert small.epochs == 1 and small.image_size == 64 and small.backbone == "tf_efficientnet_lite0"

@@ -1,12 +1,13 @@
 """multimodal: EfficientNet image features + patient metadata (methods-b §C, built on the 1st-place §A), against
 the same network on the image alone, and the six-head artefact/bias classifier of the same paper (§C.6).
 
-Paper choices are the defaults: EfficientNet-B2 at 256 px, torch Adam at 3e-5 without weight decay, one warm-up
-epoch ×10 then cosine (§A.7/§C.5), the 1st-place augmentation (§A.6) and 8-view flip/transpose TTA with averaged
-probabilities (§A.8), metadata = sex, age/90 and one-hot site (§A.3) fitted on training rows only; the artefact
-classifier: torch Adam 1e-4 without weight decay, constant, 30 epochs, batch 16 (§C.6). Deliberate departures, each
-an option: the split is grouped by lesion and patient (`split="image"` is the code's stratified, non-grouped 80/20,
-which leaks patients), and `n_images` / `image_size` are off (they encode acquisition, not the patient).
+Paper choices are the defaults: EfficientNet-B2 from ImageNet weights (timm's TF-ported ``aa_in1k``) at 256 px,
+torch Adam at 3e-5 without weight decay, one warm-up epoch ×10 then cosine (§A.7/§C.5), the 1st-place augmentation
+(§A.6, with albumentations 0.4.6's elastic warp) and 8-view flip/transpose TTA with averaged probabilities (§A.8),
+metadata = sex, age/90 and one-hot site (§A.3) fitted on training rows only; the artefact classifier: torch Adam
+1e-4 without weight decay, constant, 30 epochs, batch 16 (§C.6). Deliberate departures, each an option: the split
+is grouped by lesion and patient (`split="image"` is the code's stratified, non-grouped 80/20, which leaks
+patients), and `n_images` / `image_size` are off (they encode acquisition, not the patient).
 """
 from __future__ import annotations
 
@@ -42,9 +43,12 @@ class MultimodalConfig(TrainConfig):
                                                             "(image split: of images)")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch, ~160 images, Lite0) to check the "
                                                    "pipeline")
-    backbone: str = param("tf_efficientnet_b2", "timm EfficientNet for both models (paper: B2; offline ImageNet "
-                                                "weights exist only for tf_efficientnet_lite0/lite2)")
-    pretrained: bool | str = param(False, "true (lite0/lite2 only), false, or a local weight file")
+    backbone: str = param("tf_efficientnet_b2.aa_in1k", "timm EfficientNet for both models (paper: "
+                          "efficientnet_pytorch's B2 with TF's ImageNet weights; timm's closest is this tag; untagged "
+                          "tf_efficientnet_b2 loads Noisy Student weights)")
+    pretrained: bool | str = param(True, "ImageNet weights of the backbone (the paper: B2's): true (installed for "
+                                         "lite0/lite2; others from the Hugging Face cache, else download), false, "
+                                         "or a local weight file")
     image_size: int = param(256, "training resolution in pixels (paper: 256)", ge=32, le=1024)
     epochs: int = param(20, "epochs per model (paper: 20)", ge=1, le=10_000)
     batch_size: int = param(64, "images per batch (paper: 64)", ge=2, le=4096)
@@ -214,12 +218,23 @@ def evaluate(ds: Any, splits: Any, res: Any, run: Run) -> pd.DataFrame:
     return table
 
 
+def load_external_set(cfg: MultimodalConfig, ds: Any) -> Any:
+    """`cfg.test_dir` as a melanoma-vs-rest set with the training classes (`common.load_external`: an official
+    download's held-out part, every other class scored as the rest) and ISIC 2020 site names where it has them."""
+    from .common import load_external
+
+    ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
+    if "anatom_site_general_challenge" in ext.df.columns:  # as load_melanoma: the sites the encoder learnt
+        ext.df["site"] = ext.df["anatom_site_general_challenge"]
+    return ext
+
+
 def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> pd.DataFrame:
-    """Both fold-0 models on the external `test_dir` (metadata encoded with the training encoder, same views);
-    predictions and reports saved as external_<model>."""
+    """Both fold-0 models on the external `test_dir` (`load_external_set`; metadata encoded with the training
+    encoder, same views); predictions and reports saved as external_<model>."""
     from ..engine import record_evaluation, test_predictions
 
-    ext = load_melanoma(resolve_data_dir(cfg.test_dir))
+    ext = load_external_set(cfg, ds)
     rows, idx = [], np.arange(len(ext))
     for v in variants(ds, splits, cfg):
         probs, y = test_predictions(res.learners[v.key], v, ext, idx)
@@ -317,5 +332,5 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multim
 
 
 __all__ = ["MultimodalConfig", "start", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
-           "metadata_preview", "variant", "variants", "train", "evaluate", "evaluate_external",
+           "metadata_preview", "variant", "variants", "train", "evaluate", "load_external_set", "evaluate_external",
            "plot_roc_pair", "artefact_variant", "train_artefacts", "explain", "summarize"]
