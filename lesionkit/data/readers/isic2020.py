@@ -8,7 +8,8 @@ Targets: 'melanoma' (binary from `target`, classes other/melanoma), 'diagnosis9'
 melanoma, nevus, unknown: the sorted 1st-place classes, mel_idx 6) and 'diagnosis4' (BKL, melanoma, nevus,
 unknown; mel_idx 1). `merge_2019` adds ISIC 2019 (Kaggle or official layout) with `is_ext` = 1, as the 1st place
 did. Kaggle rows with tfrecord == -1 (2020 duplicates) or < 0 (2019) are dropped as in the original, and `fold`
-is derived from tfrecord with the original's maps.
+is derived from tfrecord with the original's maps (`fold_mode`: default / newfold / oldfold), or is the tfrecord
+itself (`fold_mode="tfrecord"`, the Going Smaller code, whose CSVs already hold fold ids 0-4).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ FOLD_MAPS = {
     "default": {t: f for f, ts in enumerate([(2, 4, 5), (1, 10, 13), (0, 9, 12), (3, 8, 11), (6, 7, 14)]) for t in ts},
     "newfold": {t: f for f, ts in enumerate([(8, 5, 11), (7, 0, 6), (10, 12, 13), (9, 1, 3), (14, 2, 4)]) for t in ts},
     "oldfold": {t: t % 5 for t in range(15)},
+    "tfrecord": {},  # Going Smaller (methods-b §B.5): fold = tfrecord as stored (its CSVs hold 0-4), 2019 too
 }
 _TABLES = ("labels.csv", "train.csv", "ISIC_2020_Training_GroundTruth_v2.csv", "ISIC_2020_Training_GroundTruth.csv")
 
@@ -52,7 +54,9 @@ def first_place_label(diagnosis: pd.Series, is_2019: bool, n_classes: int = 9) -
 
 def _fold(tfrecord: pd.Series, mode: str, is_2019: bool) -> pd.Series:
     t = pd.to_numeric(tfrecord, errors="coerce")
-    if is_2019:
+    if mode == "tfrecord":
+        m = t.where(t >= 0)
+    elif is_2019:
         m = (t % 15).map(FOLD_MAPS["newfold"]) if mode == "newfold" else t % 5
     else:
         m = t.map(FOLD_MAPS[mode])
