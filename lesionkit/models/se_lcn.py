@@ -1,9 +1,10 @@
 """SE-LCN (symmetry-enhanced lesion classification network; Ramakrishnan, UTwente thesis), a three-network cascade.
 
-1. ``selcn_segmenter``: lesion segmentation, DeepLabV3+ (output stride 16) with a timm encoder through
-   segmentation-models-pytorch; Xception (``tu-xception41``, timm's aligned Xception) by default, as in the code's
-   Xception DeepLabV3+. Output (B, 2, H, W) logits; train with ``lesionkit.losses.DiceRankLoss``. The masks feed
-   ``lae_box`` / ``lae_mask`` (largest contour's box enlarged by 20 % per side; pixels outside set to 0).
+1. ``selcn_segmenter``: lesion segmentation, DeepLabV3+ (output stride 16) with a timm encoder: the code's head
+   (ASPP 6/12/18, two-conv decoder) on Xception-65 (``tu-xception65``, timm's aligned Xception, 16 middle blocks as
+   the code's) by default; smp's DeepLabV3Plus as ``head="smp"``. Output (B, 2, H, W) logits; train with
+   ``lesionkit.losses.DiceRankLoss``. The masks feed ``lae_box`` / ``lae_mask`` (largest contour's box enlarged by
+   20 % per side; pixels outside set to 0).
 2. ``selcn_symmetry``: SqueezeNet 1.0 (torchvision) with a 2-way final conv (736,450 parameters). Its Grad-CAM++ at
    the last Fire module's expand3x3 activation (argmax class, min-max normalised) is the symmetry CAM.
 3. ``selcn_classifier``: EfficientNet-B4 features (1792 channels) + E-layer (CAM as an extra channel → Conv1×1 + BN
@@ -32,7 +33,8 @@ from lesionkit.layers.gradcam_pp import grad_cam_plus_plus, minmax_normalise
 from ._base import LesionModel, build_model
 from ._registry import register_model
 
-__all__: list[str] = ["LesionSegmenter", "SymmetryNet", "SELCNClassifier", "lae_box", "lae_mask"]
+__all__: list[str] = ["ASPP", "DeepLabV3PlusDecoder", "LesionSegmenter", "SEG_HEADS", "SymmetryNet", "SELCNClassifier",
+                     "lae_box", "lae_mask"]
 
 
 def lae_box(mask: np.ndarray | torch.Tensor, enlarge: float = 0.2) -> tuple[int, int, int, int] | None:
@@ -69,47 +71,121 @@ def lae_mask(image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, 
     return out
 
 
-class LesionSegmenter(LesionModel):
-    """DeepLabV3+ (smp) with a timm encoder; ``forward(x)`` → (B, num_classes, H, W) logits.
+def _conv_bn_relu(cin: int, cout: int, k: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=dilation * (k // 2), dilation=dilation, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU())
 
-    H and W must be divisible by 16 (smp's check). ``encoder_weights`` stays None: no download.
+
+class ASPP(nn.Module):
+    """The code's ASPP (net/models.py:121-169): 1×1, three 3×3 convs dilated ``rates``, image pooling
+    (GAP → 1×1 → bilinear up), each ``ch`` channels + BN + ReLU; concatenated and projected by 1×1 + BN + ReLU to
+    ``ch``."""
+
+    def __init__(self, cin: int, ch: int = 256, rates: tuple[int, ...] = (6, 12, 18)) -> None:
+        super().__init__()
+        self.rates = tuple(rates)
+        self.branches = nn.ModuleList([_conv_bn_relu(cin, ch)] + [_conv_bn_relu(cin, ch, 3, r) for r in self.rates])
+        self.pool = _conv_bn_relu(cin, ch)
+        self.project = _conv_bn_relu(ch * (len(self.rates) + 2), ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.interpolate(self.pool(x.mean((2, 3), keepdim=True)), size=x.shape[-2:], mode="bilinear",
+                               align_corners=True)
+        return self.project(torch.cat([b(x) for b in self.branches] + [pooled], 1))
+
+
+class DeepLabV3PlusDecoder(nn.Module):
+    """The code's DeepLabV3+ head: ASPP → Dropout 0.5 → ×4 bilinear up; shortcut 1×1 (low-level → 48) + BN +
+    ReLU; concatenated → [3×3 256, BN, ReLU, Dropout 0.5, 3×3 256, BN, ReLU, Dropout 0.1] (``fuse``), at stride 4."""
+
+    def __init__(self, high_ch: int, low_ch: int, ch: int = 256, rates: tuple[int, ...] = (6, 12, 18),
+                 shortcut_ch: int = 48) -> None:
+        super().__init__()
+        self.aspp, self.aspp_dropout = ASPP(high_ch, ch, rates), nn.Dropout(0.5)
+        self.shortcut = _conv_bn_relu(low_ch, shortcut_ch)
+        self.fuse = nn.Sequential(_conv_bn_relu(ch + shortcut_ch, ch, 3), nn.Dropout(0.5),
+                                  _conv_bn_relu(ch, ch, 3), nn.Dropout(0.1))
+
+    def forward(self, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(self.aspp_dropout(self.aspp(high)), size=low.shape[-2:], mode="bilinear",
+                           align_corners=True)
+        return self.fuse(torch.cat([up, self.shortcut(low)], 1))
+
+
+SEG_HEADS = ("paper", "smp")
+
+
+class LesionSegmenter(LesionModel):
+    """DeepLabV3+ with a timm encoder at output stride 16; ``forward(x)`` → (B, num_classes, H, W) logits.
+
+    ``head="paper"`` (default): the code's head (:class:`DeepLabV3PlusDecoder`: ASPP rates 6/12/18, two 3×3 decoder
+    convs with dropout) on the encoder's stride-4 and last (stride-16) features, 1×1 classifier, ×4 bilinear up.
+    ``head="smp"``: segmentation-models-pytorch's DeepLabV3Plus (separable convs, rates 12/24/36, one decoder block).
+    Encoder names are smp's (``tu-<timm name>``); ``tu-xception65`` is timm's aligned Xception with the 16 middle
+    blocks of the code's Xception. H and W must be divisible by 16. No weights are downloaded here.
     """
 
-    classifier_name = "net.segmentation_head"
-
-    def __init__(self, encoder: str = "tu-xception41", num_classes: int = 2, in_chans: int = 3,
-                 output_stride: int = 16) -> None:
+    def __init__(self, encoder: str = "tu-xception65", num_classes: int = 2, in_chans: int = 3,
+                 output_stride: int = 16, head: str = "paper", aspp_rates: tuple[int, ...] = (6, 12, 18)) -> None:
         super().__init__()
-        import segmentation_models_pytorch as smp
+        if head not in SEG_HEADS:
+            raise ValueError(f"head={head!r}: choose one of {SEG_HEADS}")
+        self.encoder_name, self.head, self.output_stride = encoder, head, output_stride
+        if head == "smp":
+            import segmentation_models_pytorch as smp
 
-        self.encoder_name = encoder
-        self.net = smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, in_channels=in_chans,
-                                     classes=num_classes, encoder_output_stride=output_stride)
+            self.net = smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None, in_channels=in_chans,
+                                         classes=num_classes, encoder_output_stride=output_stride)
+            self.classifier_name, cam_layer = "net.segmentation_head", "net.decoder"
+            self.num_features = self.net.segmentation_head[0].in_channels
+        else:
+            self.encoder = timm.create_model(self.backbone_arch_of(encoder), pretrained=False, num_classes=0,
+                                             global_pool="", output_stride=output_stride, in_chans=in_chans)
+            info = self.encoder.feature_info  # the whole timm model (its names, so ImageNet weights load by name)
+            reductions, channels = [f["reduction"] for f in info], [f["num_chs"] for f in info]
+            if 4 not in reductions:
+                raise ValueError(f"encoder {encoder}: no stride-4 feature map for the decoder's shortcut")
+            self.low_index = max(i for i, r in enumerate(reductions) if r == 4)
+            self.feature_indices = [self.low_index, len(info) - 1]
+            self.decoder = DeepLabV3PlusDecoder(channels[-1], channels[self.low_index], rates=tuple(aspp_rates))
+            self.classifier_name, cam_layer = "classifier", "decoder.fuse"
+            self.num_features = 256
+            self.classifier = self.new_classifier(num_classes)
         self.num_classes = num_classes
-        self.num_features = self.head_hidden_size = self.net.segmentation_head[0].in_channels
-        self.set_default_cfg((3, 256, 256), None, "net.decoder", num_classes=num_classes, task="segmentation",
-                             architecture=f"deeplabv3plus_{encoder}")
+        self.head_hidden_size = self.num_features
+        self.set_default_cfg((3, 256, 256), None, cam_layer, num_classes=num_classes, task="segmentation",
+                             architecture=f"deeplabv3plus_{head}_{encoder}")
 
     @classmethod
-    def backbone_arch_of(cls, encoder: str = "tu-xception41", **_: Any) -> str:
+    def backbone_arch_of(cls, encoder: str = "tu-xception65", **_: Any) -> str:
         return encoder.removeprefix("tu-")
 
     def pretrained_target(self) -> tuple[str, nn.Module]:
-        return self.backbone_arch_of(self.encoder_name), getattr(self.net.encoder, "model", self.net.encoder)
+        if self.head == "smp":
+            return self.backbone_arch_of(self.encoder_name), getattr(self.net.encoder, "model", self.net.encoder)
+        return self.backbone_arch_of(self.encoder_name), self.encoder
 
     def new_classifier(self, num_classes: int) -> nn.Module:
-        from segmentation_models_pytorch.base import SegmentationHead
+        if self.head == "smp":
+            from segmentation_models_pytorch.base import SegmentationHead
 
-        return SegmentationHead(self.num_features, num_classes, kernel_size=1, upsampling=4)
+            return SegmentationHead(self.num_features, num_classes, kernel_size=1, upsampling=4)
+        return nn.Sequential(nn.Conv2d(self.num_features, num_classes, 1),
+                             nn.UpsamplingBilinear2d(scale_factor=4))  # the code's 1×1 and ×4 bilinear
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.decoder(self.net.encoder(x))
+        if self.head == "smp":
+            return self.net.decoder(self.net.encoder(x))
+        if x.shape[-2] % 16 or x.shape[-1] % 16:
+            raise ValueError(f"input {tuple(x.shape[-2:])}: H and W must be divisible by 16 (output stride 16)")
+        low, high = self.encoder.forward_intermediates(x, indices=self.feature_indices, intermediates_only=True)
+        return self.decoder(low, high)
 
     def pool_features(self, x: torch.Tensor) -> torch.Tensor:
         return x  # dense prediction: the decoder map is the pre-logits
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # smp's forward also checks that H and W are divisible by 16
+        return self.net(x) if self.head == "smp" else self.forward_head(self.forward_features(x))
 
     def class_scores(self, x: torch.Tensor) -> torch.Tensor:
         """(B, num_classes) spatial means of the logits: a scalar per class for Captum's Grad-CAM."""
@@ -244,7 +320,7 @@ class SELCNClassifier(LesionModel):
 
 @register_model
 def selcn_segmenter(pretrained: bool | str = False, **kwargs: Any) -> LesionSegmenter:
-    """DeepLabV3+ (Xception-41 encoder, output stride 16), 2 classes."""
+    """DeepLabV3+ (the code's head, Xception-65 encoder, output stride 16), 2 classes."""
     return build_model(LesionSegmenter, pretrained, **kwargs)
 
 
