@@ -41,6 +41,7 @@ def test_pretrained_b3_by_default_and_smoke_offline():
     assert cfg.pretrained is True and cfg.backbone == "tf_efficientnet_b3"
     smoke = b3.AttentionB3Config(smoke=True).effective()
     assert smoke.pretrained is True and smoke.backbone == "tf_efficientnet_lite0"   # weights installed: offline
+    assert (cfg.folds, smoke.folds) == (5, 1)                                       # the paper's 5 folds
     torch.manual_seed(0)
     m1 = b3.build_model("sge_b3", smoke, 9)
     torch.manual_seed(1)

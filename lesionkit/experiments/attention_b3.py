@@ -48,7 +48,8 @@ class AttentionB3Config(TrainConfig):
     test_dir: str = param_like(TrainConfig, "test_dir", "external test set (the paper: ProveAI): every fold model and "
                                                         "their mean-probability ensemble scored on P(positive) there")
     seed: int = param_like(TrainConfig, "seed", "random seed for splits, sampling, bootstrap and initialisation")
-    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (Lite0, 64 px, 1 epoch, ~80 images) to check the pipeline")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (Lite0 with its installed ImageNet weights, 64 px, 1 "
+                                                  "epoch, 1 fold, ~80 images) to check the pipeline")
     models: str = param("sge_b3,spatial_b3,s2mlp_b3,s2cbam_b3", "comma-separated registry names to train (add "
                                                                 "effb3_baseline for the plain B3)")
     backbone: str = param("tf_efficientnet_b3", "timm EfficientNet the modules go into (paper: tf_efficientnet_b3; "
@@ -75,7 +76,7 @@ class AttentionB3Config(TrainConfig):
                                      "transforms_val = transforms_train, random training augmentations)",
                             choices=("clean", "train_augment"))
     positive: str = param("mel", "class scored as the positive (melanoma) in the binary metrics")
-    folds: int = param(1, "1: one train/valid split; >1: cross-validation (the paper: 5), every fold model and "
+    folds: int = param(5, "1: one train/valid split; >1: cross-validation (the paper: 5), every fold model and "
                           "their ensemble scored on the test set(s)", ge=1, le=10)
     valid_frac: float = param(0.15, "share of the non-test lesions for model selection (one fold)", ge=0.05, le=0.5)
     tta: bool = param(True, "average the 8 flip/transpose views at test time (the code: 10 flip views)")
@@ -97,7 +98,7 @@ class AttentionB3Config(TrainConfig):
 
     def effective(self, **smoke_overrides: Any) -> "AttentionB3Config":
         defaults = {"image_size": 64, "batch_size": 16, "epochs": 1, "max_images": 80, "n_explain": 2,
-                    "n_bootstrap": 50, "backbone": "tf_efficientnet_lite0", "lr": 1e-3, "augment": "fastai"}
+                    "n_bootstrap": 50, "backbone": "tf_efficientnet_lite0", "lr": 1e-3, "augment": "fastai", "folds": 1}
         return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
 
     @property
