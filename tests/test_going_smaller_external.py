@@ -62,3 +62,6 @@ def test_two_fold_ensemble_is_the_mean_of_the_fold_predictions_on_the_external_r
     metrics = json.loads((run.dir / "metrics.json").read_text())
     assert metrics["external_sge_b3_ensemble"]["auc"] == pytest.approx(roc_auc_score(y, ens["MEL"]))
     assert table.iloc[-1]["auc"] == pytest.approx(roc_auc_score(y, ens["MEL"]))
+    out = b3.summarize(res.table, b3.param_table(cfg, ds.n_classes), run, cfg, external=table)
+    assert out["summary"]["auc"] == pytest.approx(roc_auc_score(y, ens["MEL"]))         # the paper's role: ProveAI
+    assert json.loads((run.dir / "metrics.json").read_text())["external"]["SGE-B3"]["auc"] == out["summary"]["auc"]
