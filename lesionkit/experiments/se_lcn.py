@@ -41,8 +41,12 @@ class SELCNConfig(TrainConfig):
                                                         "hold out lesions of data_dir)")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch per stage, ~160 images, Lite0) to check "
                                                    "the pipeline")
-    seg_data_dir: str = param("", "dataset with lesion masks and a symmetry label for the segmentation and "
-                                  "symmetry stages (empty: data_dir; e.g. PH2)")
+    sym_data_dir: str = param("", "dataset with lesion masks and a symmetry label for the symmetry stage (and the "
+                                  "segmenter unless seg_data_dir is set); empty: data_dir; e.g. PH2")
+    seg_data_dir: str = param("", "dataset with lesion masks the segmenter trains on (the paper: HAM10000 / ISIC "
+                                  "2018 Task 1 masks); empty: the symmetry dataset's own masks")
+    hair_removal: bool = param(True, "the paper's hair removal (black-hat 17x17 cross, threshold 10, Telea "
+                                     "inpainting) of every image all three networks read")
     image_size: int = param(256, "resolution of all three networks (paper: 256; a multiple of 16)", ge=32, le=1024)
     epochs: int = param(100, "classifier epochs (paper: at most 100, early stopping)", ge=1, le=10_000)
     batch_size: int = param(32, "classifier batch size (paper: 32)", ge=2, le=4096)
@@ -51,8 +55,9 @@ class SELCNConfig(TrainConfig):
     patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0: off)", ge=0)
     balanced: bool = param(True, "class-balanced sampling of classifier training rows (the paper trains on an "
                                  "offline class-balanced copy of HAM10000)")
-    pretrained: bool | str = param(False, "ImageNet init of the segmenter encoder and classifier backbone: true "
-                                          "(lite0/lite2 only), false, or a weight file")
+    pretrained: bool | str = param(True, "ImageNet init of the segmenter encoder and classifier backbone (the "
+                                         "paper's): true (offline: Lite0/Lite2 weights or the Hugging Face cache), "
+                                         "false, or a weight file")
     classifier_backbone: str = param("efficientnet_b4", "timm backbone of the diagnosis classifier (paper: B4)")
     drop_path_rate: float = param(0.2, "stochastic depth in the classifier backbone's blocks, rising to this rate "
                                        "(torchvision's B4 default 0.2, which the code trains with)", ge=0, le=0.9)
@@ -63,7 +68,11 @@ class SELCNConfig(TrainConfig):
                             choices=INPUT_MODES)
     lae_enlarge: float = param(0.2, "LAE box enlargement per side, share of the box size", ge=0.0, le=2.0)
     cam_size: int = param(224, "size of the cached CAMs (paper: fixed 224)", ge=8, le=1024)
-    seg_encoder: str = param("tu-xception41", "DeepLabV3+ encoder (smp name; paper: Xception)")
+    seg_encoder: str = param("tu-xception65", "DeepLabV3+ encoder (tu-<timm name>; paper: Xception, 16 middle "
+                                              "blocks = timm's xception65)")
+    seg_head: str = param("paper", "DeepLabV3+ head: paper (the code's: ASPP 6/12/18, two 3x3 decoder convs with "
+                                   "dropout) or smp (segmentation-models-pytorch's: rates 12/24/36, separable convs)",
+                          choices=("paper", "smp"))
     seg_epochs: int = param(500, "segmentation epochs (paper: 500; 0: same as epochs)", ge=0, le=10_000)
     seg_batch_size: int = param(32, "segmentation batch size (paper: 32)", ge=2, le=4096)
     seg_lr: float = param(1e-3, "segmentation Adam lr (no weight decay), poly-decayed (power 0.9)", ge=1e-7, le=10.0)
@@ -84,29 +93,33 @@ class SELCNConfig(TrainConfig):
                                                   "Grad-CAM++ at the E-layer)")
     n_attribution: int = param(8, "test images to explain", ge=1, le=256)
     max_images: int = param(0, "classifier images to use (whole lesions, stratified); 0: all", ge=0)
-    seg_max_images: int = param(0, "segmentation/symmetry images to use when seg_data_dir is set; 0: all", ge=0)
+    sym_max_images: int = param(0, "symmetry images to use when sym_data_dir is set; 0: all", ge=0)
+    seg_max_images: int = param(0, "segmenter images to use when seg_data_dir is set; 0: all", ge=0)
 
     def validate(self) -> None:
         super().validate()
         if self.image_size % 16:
             raise ConfigError(f"image_size={self.image_size} must be a multiple of 16 (DeepLabV3+ output stride)")
-        if self.seg_data_dir and self.seg_data_dir not in ("synthetic",) and not Path(self.seg_data_dir).exists():
-            raise ConfigError(f"seg_data_dir {self.seg_data_dir!r} does not exist; give a folder with lesion masks "
-                              "(e.g. PH2) or leave it empty to use data_dir")
+        for name in ("sym_data_dir", "seg_data_dir"):
+            value = getattr(self, name)
+            if value and value not in ("synthetic",) and not Path(value).exists():
+                raise ConfigError(f"{name} {value!r} does not exist; give a folder with lesion masks (e.g. PH2) or "
+                                  "leave it empty")
 
     def stage_epochs(self, stage: str) -> int:
         value = {"seg": self.seg_epochs, "sym": self.sym_epochs}.get(stage, 0)
         return value or self.epochs
 
     def effective(self, **overrides: Any) -> "SELCNConfig":
-        """Smoke: one epoch per stage at 64 px on ~160 images, Lite0 encoder and backbone (offline weights)."""
+        """Smoke: one epoch per stage at 64 px on ~160 images, Lite0 encoder and backbone (their offline ImageNet
+        weights: pretrained stays true)."""
         if not self.smoke:
             return self
         small = {"epochs": 1, "seg_epochs": 1, "sym_epochs": 1, "image_size": 64, "cam_size": 64, "folds": 1,
                  "batch_size": 16, "seg_batch_size": 16, "sym_batch_size": 16, "pretrained": True,
                  "seg_encoder": "tu-tf_efficientnet_lite0", "classifier_backbone": "tf_efficientnet_lite0",
                  "n_attribution": min(self.n_attribution, 4), "max_images": self.max_images or 160,
-                 "seg_max_images": self.seg_max_images or 80}
+                 "sym_max_images": self.sym_max_images or 80, "seg_max_images": self.seg_max_images or 80}
         return super().effective(**{**small, **overrides})  # type: ignore[return-value]
 
 
@@ -120,45 +133,96 @@ def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 # --- data and split ------------------------------------------------------------------------------------------------
+def _hair(ds: Any, cfg: SELCNConfig) -> Any:
+    """``ds`` with hair-free images (data.hair, cached) when ``hair_removal`` is on, else ``ds``."""
+    from ..data.hair import hair_free
+
+    return hair_free(ds, cfg.image_size) if cfg.hair_removal else ds
+
+
 def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
-    """(classifier dataset, segmentation + symmetry dataset). Without `seg_data_dir` both are `data_dir`, same rows
-    in the same order (diagnosis resp. binary asymmetry as label)."""
-    from ..data.lae import load_stage_data
+    """(classifier dataset, symmetry dataset), hair-removed when ``hair_removal``. Without `sym_data_dir` both are
+    `data_dir`, same rows in the same order (diagnosis resp. binary asymmetry as label). Without `seg_data_dir`
+    the symmetry dataset's masks also train the segmenter (:func:`segmenter_data`)."""
+    from ..data.detect import detect_format
+    from ..data.lae import TARGETS, load_stage_data
     from ..data.metadata_values import bad_metadata_policy
     from ..data.table import require_two_classes
     from .common import lesion_subsample
 
+    sym_root = resolve_data_dir(cfg.sym_data_dir or cfg.data_dir)
+    sym_fmt = cfg.data_format if not cfg.sym_data_dir else "auto"
+    if (sym_fmt if sym_fmt != "auto" else detect_format(sym_root)) not in TARGETS["symmetry"]:
+        raise ValueError(f"{sym_root}: the symmetry stage needs a symmetry label (the synthetic set's or PH2's "
+                         "asymmetry) and this dataset has none: set sym_data_dir to such a dataset (e.g. PH2)")
     with bad_metadata_policy(cfg.bad_metadata):
         cls_ds = load_stage_data(resolve_data_dir(cfg.data_dir), cfg.data_format, "classifier")
-        seg_ds = load_stage_data(resolve_data_dir(cfg.seg_data_dir or cfg.data_dir),
-                                 cfg.data_format if not cfg.seg_data_dir else "auto", "symmetry")
+        sym_ds = load_stage_data(sym_root, sym_fmt, "symmetry")
     require_two_classes(cls_ds, f"data_dir {cfg.data_dir}")
     if cfg.max_images and len(cls_ds) > cfg.max_images:
         keep = lesion_subsample(cls_ds.df, cfg.max_images, cfg.seed)
         cls_ds = cls_ds.subset(keep)
-        if not cfg.seg_data_dir:
-            seg_ds = seg_ds.subset(keep)
-    if cfg.seg_data_dir and cfg.seg_max_images and len(seg_ds) > cfg.seg_max_images:
-        seg_ds = seg_ds.subset(lesion_subsample(seg_ds.df, cfg.seg_max_images, cfg.seed))
-    if not seg_ds.has_masks:
-        raise ValueError(f"{seg_ds.root}: no lesion masks (mask_path is empty): the segmentation stage needs them")
-    return cls_ds, seg_ds
+        if not cfg.sym_data_dir:
+            sym_ds = sym_ds.subset(keep)
+    if cfg.sym_data_dir and cfg.sym_max_images and len(sym_ds) > cfg.sym_max_images:
+        sym_ds = sym_ds.subset(lesion_subsample(sym_ds.df, cfg.sym_max_images, cfg.seed))
+    if not sym_ds.has_masks:
+        raise ValueError(f"{sym_ds.root}: no lesion masks (mask_path is empty): the symmetry stage's CAM scores and, "
+                         "without seg_data_dir, the segmenter need them")
+    return _hair(cls_ds, cfg), _hair(sym_ds, cfg)
 
 
-def split(cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
+def _own_split(ds: Any, cls_ds: Any, splits: Any, cfg: SELCNConfig, run: Run, table: str) -> Any:
+    """A grouped train/valid/test split of a stage's own dataset from `seed` (recorded as `table`); its rows that
+    share an image or lesion with the classifier's test rows are its test set, so no stage trains on them."""
+    from ..data.splits import make_splits
+
+    test_rows = cls_ds.df.iloc[splits.test]
+    shared = ds.df["image_id"].isin(test_rows["image_id"]) | (
+        ds.df["lesion_id"].notna() & ds.df["lesion_id"].isin(test_rows["lesion_id"].dropna()))
+    own = make_splits(ds.df, folds=1, test_frac=cfg.test_frac, valid_frac=cfg.valid_frac / (1 - cfg.test_frac),
+                      seed=cfg.seed, test=np.flatnonzero(shared.to_numpy()) if shared.any() else None)
+    run.save_table(own.to_frame(ds.df), table)
+    return own
+
+
+def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
     """(classifier split: the run's, a fixed test set + `folds` grouped folds, recorded as splits.csv, or
-    `split_from`'s; segmentation/symmetry split: the same test set and fold 0 when both read the same images, else a
-    grouped train/valid/test split of seg_data_dir from `seed`, recorded as seg_splits.csv)."""
-    from ..data.splits import Splits, make_splits
+    `split_from`'s; symmetry split: the same test set and fold 0 when both read the same images, else a grouped
+    train/valid/test split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
+    from ..data.splits import Splits
     from . import common
 
     splits = common.split(cls_ds, cfg, run, folds=cfg.folds)
-    if same_images(cls_ds, seg_ds):
+    if same_images(cls_ds, sym_ds):
         return splits, Splits(splits.test, splits.folds[:1])
-    seg = make_splits(seg_ds.df, folds=1, test_frac=cfg.test_frac, valid_frac=cfg.valid_frac / (1 - cfg.test_frac),
-                      seed=cfg.seed)
-    run.save_table(seg.to_frame(seg_ds.df), "seg_splits.csv")
-    return splits, seg
+    return splits, _own_split(sym_ds, cls_ds, splits, cfg, run, "seg_splits.csv")
+
+
+def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, splits: Any,
+                   run: Run) -> tuple[Any, Any]:
+    """(dataset, split) the segmenter trains on: without `seg_data_dir` the symmetry dataset and its split (today's
+    cascade); with it, that folder's images that have a mask (any layout whose reader finds masks: HAM10000 /
+    ISIC 2018 `<id>_segmentation.png`, ISIC 2017 Part 1, PH2, a CSV's mask_path column), hair-removed, with its own
+    grouped split (segmenter_splits.csv) whose test set holds every image or lesion of the classifier's test set."""
+    from ..data.lae import load_stage_data
+    from ..data.metadata_values import bad_metadata_policy
+    from .common import lesion_subsample
+
+    if not cfg.seg_data_dir:
+        return sym_ds, sym_splits
+    with bad_metadata_policy(cfg.bad_metadata):
+        ds = load_stage_data(resolve_data_dir(cfg.seg_data_dir), "auto", "classifier")
+    if not ds.has_masks:
+        raise ValueError(f"seg_data_dir {cfg.seg_data_dir}: no lesion masks found ({ds.name} layout, {len(ds)} "
+                         "images): put the masks beside the images as <image_id>_segmentation.png (HAM10000 / ISIC "
+                         "2018 Task 1) or give a CSV with a mask_path column; or leave seg_data_dir empty to train "
+                         "the segmenter on the symmetry dataset's masks")
+    ds = ds.subset(np.flatnonzero(ds.df["mask_path"].notna().to_numpy()))
+    if cfg.seg_max_images and len(ds) > cfg.seg_max_images:
+        ds = ds.subset(lesion_subsample(ds.df, cfg.seg_max_images, cfg.seed))
+    ds = _hair(ds, cfg)
+    return ds, _own_split(ds, cls_ds, splits, cfg, run, "segmenter_splits.csv")
 
 
 def split_table(stages: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
@@ -195,8 +259,9 @@ def evaluate_segmenter(learn: Any, seg_ds: Any, idx: np.ndarray, cfg: SELCNConfi
 
 
 def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[dict, dict]:
-    """Stage 2: (the segmenter's masks of every image, {"seg", "cls"}; the cascade's input sets, data.lae's
-    cascade_inputs, written under the run's inputs/). The LAE boxes are kept as lae_boxes.csv."""
+    """Stage 2: (the segmenter's masks of every image, {"seg": of the symmetry dataset `seg_ds`, "cls"}; the
+    cascade's input sets, data.lae's cascade_inputs, written under the run's inputs/). The LAE boxes are kept as
+    lae_boxes.csv."""
     from ..data.lae import cascade_inputs, lae_table
 
     seg_masks = predict_masks(seg_learn, seg_ds)
@@ -260,19 +325,33 @@ def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SE
 
 
 def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results: Any, cams: dict[str, np.ndarray],
-                      run: Run) -> pd.DataFrame:
-    """The whole cascade on `test_dir`: predicted masks → inputs → CAMs (cams/external.npz, added to `cams`, which
-    the classifiers' loaders read) → both classifiers' fold-0 models. One row per model."""
-    from ..data.lae import load_stage_data
-    from .common import evaluate
+                      run: Run, ds: Any = None) -> pd.DataFrame:
+    """The whole cascade on `test_dir`, read by ``common.load_external`` (its most held-out part, classes renamed
+    to the training classes of ``ds``, default: the classifiers' vocab) and hair-removed as the training images:
+    predicted masks → inputs → CAMs (cams/external.npz, lent to `cams`, which the classifiers' loaders read, and
+    taken back afterwards, so an external id equal to a training id changes no training CAM) → both classifiers'
+    fold-0 models, scored as external_<model>. One row per model."""
+    from .common import evaluate, load_external
 
-    ext = load_stage_data(resolve_data_dir(cfg.test_dir), "auto", "classifier")
+    classes = list(ds.classes) if ds is not None else list(next(iter(results.learners.values())).dls.vocab)
+    binary = ds.task == "binary" if ds is not None else len(classes) == 2
+    ext = load_external(cfg, classes, positive=classes[1] if binary else None)
+    if ext is None:
+        raise ValueError("evaluate_external: test_dir is empty; give an external labelled test set folder")
+    ext = _hair(ext, cfg)
     make = partial(masked_inputs, masks=predict_masks(seg_learn, ext), size=cfg.image_size, enlarge=cfg.lae_enlarge,
                    out_dir=run.dir / "inputs" / "external")
     cam_in, cls_in = make(ext, mode=cfg.cam_source), make(ext, mode=cfg.classifier_input)
-    cams.update(cache_cams(sym_learn, cam_in, cfg, run, name="external"))
-    reports = {key: evaluate(learn, cls_in, np.arange(len(cls_in)), run, name=f"external_{key}", figures=False)
-               for key, learn in results.learners.items()}
+    ext_cams = cache_cams(sym_learn, cam_in, cfg, run, name="external")
+    kept = {k: cams[k] for k in ext_cams if k in cams}
+    cams.update(ext_cams)
+    try:
+        reports = {key: evaluate(learn, cls_in, np.arange(len(cls_in)), run, name=f"external_{key}", figures=False)
+                   for key, learn in results.learners.items()}
+    finally:
+        for k in ext_cams:
+            cams.pop(k, None)
+        cams.update(kept)
     return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **_pick(r["report"], METRICS)}
                          for k, r in reports.items()])
 
@@ -294,7 +373,7 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNC
 
 
 def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFrame, cfg: SELCNConfig,
-               cls_ds: Any, seg_ds: Any, run: Run) -> tuple[pd.DataFrame, dict[str, float]]:
+               cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> tuple[pd.DataFrame, dict[str, float]]:
     """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
     with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
     from ..engine import fold_means
@@ -308,7 +387,9 @@ def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataF
                  for c in ("pointing_game_mean", "iou_mean", "overlap_mean") if c in cam_summary.columns})
     keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": "with_cam",
             "EfficientNet-B4 (standalone)": "without_cam", "DeepLabV3+ segmentation": "seg"}
-    label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), seg/symmetry: {seg_ds.name} ({len(seg_ds)}), "
+    segmenter_ds = seg_ds if segmenter_ds is None else segmenter_ds
+    label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), "
+             f"segmenter: {segmenter_ds.name} ({len(segmenter_ds)}), hair removal {'on' if cfg.hair_removal else 'off'}, "
              f"{cfg.image_size} px, {cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
     table = comparison_table(PAPER, ours, label, model_keys=keys)
     run.save_table(table, "comparison.csv")
@@ -325,7 +406,8 @@ def cleanup_inputs(run: Run) -> None:
     shutil.rmtree(run.dir / "inputs", ignore_errors=True)
 
 
-__all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "start", "load_data", "split", "split_table", "segmenter_variant",
+__all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "start", "load_data", "split", "segmenter_data", "split_table",
+           "segmenter_variant",
            "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter", "build_inputs",
            "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers", "evaluate_external", "explain",
            "comparison", "cleanup_inputs"]

@@ -23,7 +23,8 @@ def _schedule(cfg: SELCNConfig, paper: Any) -> Any:
 
 
 def segmenter_variant(seg_ds: Any, cfg: SELCNConfig) -> Any:
-    """Stage 1 (train_seg.py): DeepLabV3+ on image + mask loaders (flips/affine on both), Dice + λ·rank loss, torch
+    """Stage 1 (train_seg.py): DeepLabV3+ (the code's head unless ``seg_head="smp"``) on image + mask loaders
+    (flips/affine on both), Dice + λ·rank loss, torch
     Adam without weight decay, lr poly-decayed with power 0.9 over training, the epoch of best validation Jaccard."""
     from fastai.metrics import Dice, JaccardCoeff
 
@@ -32,8 +33,9 @@ def segmenter_variant(seg_ds: Any, cfg: SELCNConfig) -> Any:
     from ..losses import DiceRankLoss
     from ..models import create_model
 
-    model = partial(create_model, "selcn_segmenter", pretrained=cfg.pretrained, encoder=cfg.seg_encoder)
-    norm = model_norm(create_model("selcn_segmenter", encoder=cfg.seg_encoder))
+    model = partial(create_model, "selcn_segmenter", pretrained=cfg.pretrained, encoder=cfg.seg_encoder,
+                    head=cfg.seg_head)
+    norm = model_norm(create_model("selcn_segmenter", encoder=cfg.seg_encoder, head=cfg.seg_head))
     return Variant(key="segmenter", label="DeepLabV3+ segmenter", model=model,
                    dls=lambda tr, va: mask_dls(seg_ds, tr, va, size=cfg.image_size, bs=cfg.seg_batch_size,
                                                preset="fastai", seed=cfg.seed, num_workers=cfg.num_workers, norm=norm),
