@@ -117,3 +117,33 @@ def test_arl_on_an_isic2017_download_trains_and_tests_on_its_official_parts(tmp_
     assert ids[s.test].tolist() == ["ISIC_0000006", "ISIC_0000007"]
     assert ids[s.folds[0][1]].tolist() == ["ISIC_0000004", "ISIC_0000005"]
     assert ids[s.folds[0][0]].tolist() == [f"ISIC_000000{i}" for i in range(4)]
+
+
+def test_arl_scores_an_external_set_on_its_official_test_part_as_melanoma_vs_rest(tmp_path, monkeypatch):
+    """ARL's `test_dir`: an ISIC 2018 download holding Training and Test is scored on its Test rows only, each
+    model with its test views, its non-melanoma classes as the rest."""
+    from PIL import Image
+
+    from lesionkit.experiments import arl
+
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    ext_dir = tmp_path / "isic2018"
+    cols = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+    for part, labels in (("Training", {"ISIC_0024306": "NV", "ISIC_0024310": "MEL"}),
+                         ("Test", {"ISIC_0034524": "NV", "ISIC_0034525": "VASC", "ISIC_0034526": "MEL"})):
+        df = pd.DataFrame({"image": list(labels), **{c: [float(v == c) for v in labels.values()] for c in cols}})
+        ext_dir.mkdir(exist_ok=True)
+        df.to_csv(ext_dir / f"ISIC2018_Task3_{part}_GroundTruth.csv", index=False)
+        (ext_dir / f"ISIC2018_Task3_{part}_Input").mkdir()
+        for k, i in enumerate(labels):
+            Image.new("RGB", (64, 48), (40 * k, 90, 60)).save(ext_dir / f"ISIC2018_Task3_{part}_Input" / f"{i}.jpg")
+    cfg = arl.ARLConfig(test_dir=str(ext_dir), smoke=True).effective(max_images=300)
+    ds = arl.load(cfg)
+    run = start_run("arl", arl.ARLConfig, {}, watch_notebook=False)
+    results = arl.train_and_test(ds, arl.split(ds, cfg, run, folds=cfg.folds, valid_frac=cfg.valid_frac), cfg, run)
+    out = arl.evaluate_external(results.learners, ds, cfg, run)
+    assert set(out) == set(cfg.models) and all(0 <= r["auc"] <= 1 for r in out.values())
+    for kind in cfg.models.values():
+        pred = pd.read_csv(run.dir / "predictions" / f"external_{kind}.csv")
+        assert pred["image"].tolist() == ["ISIC_0034524", "ISIC_0034525", "ISIC_0034526"]
+    assert arl.evaluate_external(results.learners, ds, arl.ARLConfig(smoke=True).effective(), run) is None

@@ -33,8 +33,9 @@ NORMS = ("isic2017", "imagenet")
 
 @dataclass(frozen=True)
 class ARLConfig(TrainConfig):
-    test_dir: str = param_like(TrainConfig, "test_dir", "unused here: the test set is held out from data_dir (kept for "
-                                                        "a uniform interface)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set (e.g. an ISIC 2017 download: its "
+                                                        "Test part; every class but `positive` counts as the rest), "
+                                                        "scored by the fold-0 models with the same test views")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (depth 18, 48 px, 1 epoch, ~120 images, 1 crop per "
                                                    "image, random init) to check the pipeline")
     depth: int = param(50, "ResNet depth of both models: 18, 34 or 50 (paper: 50)", choices=(18, 34, 50))
@@ -182,6 +183,24 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
                      seed=cfg.seed)
 
 
+def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Run) -> dict[str, Any] | None:
+    """The fold-0 models on `test_dir` with their test views (its most held-out official part; every class but
+    `positive` as the rest): reports logged and predictions saved as ``external_<kind>``. None without test_dir."""
+    from ..engine import record_evaluation, test_predictions
+    from ..metrics import binary_report
+    from .common import load_external
+
+    ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
+    if ext is None:
+        return None
+    rows, out = np.arange(len(ext)), {}
+    for v in variants(ext, cfg):
+        probs, y = test_predictions(learners[v.key], v, ext, rows)
+        out[v.label] = record_evaluation(run, f"external_{v.key}", ext, rows, probs, y, figures=False,
+                                         report=binary_report(y, probs[:, 1], cfg.threshold))
+    return out
+
+
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     """Fold means per model, the 2–4-number summary and the comparison with the paper and the code's results."""
     from ..engine import fold_means
@@ -237,4 +256,4 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> A
 
 
 __all__ = ["ARLConfig", "start", "load", "split", "train_dls", "model_name", "optimizer", "variants", "train_and_test",
-           "summarize", "save_models", "alphas", "explain"]
+           "evaluate_external", "summarize", "save_models", "alphas", "explain"]
