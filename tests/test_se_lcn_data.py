@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 
 def _ham_layout(root: Path, n: int = 24, masks: int = 20) -> Path:
-    """HAM10000's download: HAM10000_metadata.csv, images in a part folder, HAM10000_segmentations/<id>_segmentation.png."""
+    """HAM10000's download: the metadata CSV, images in a part folder, HAM10000_segmentations/<id>_segmentation.png."""
     ids = [f"ISIC_{i:07d}" for i in range(n)]
     (root / "HAM10000_images_part_1").mkdir(parents=True)
     (root / "HAM10000_segmentations").mkdir()

@@ -2,9 +2,10 @@
 Grad-CAM++ maps, cached in the run record → diagnosis classifier whose E-layer takes the map as an extra channel.
 
 Three networks trained one after the other (§3.1), each an engine stage with the paper's settings (§3.4), written out
-in ``se_lcn_recipes`` (:func:`segmenter_variant`, :func:`symmetry_variant`, :func:`classifier_variants`). Inputs are in [0, 1] with no
-online augmentation (the code's transforms are identity); the classifier samples class-balanced (the code writes a
-balanced copy of HAM10000); CAMs come from the symmetry net on LAE inputs ("none_lae", the paper's best), at 224 px.
+in ``se_lcn_recipes`` (``segmenter_variant``, ``symmetry_variant``, ``classifier_variants``). Images are hair-removed
+(``hair_removal``, data.hair), inputs in [0, 1] with no online augmentation (the code's transforms are identity);
+the classifier samples class-balanced (the code writes a balanced copy of HAM10000); CAMs come from the symmetry
+net on LAE inputs ("none_lae", the paper's best), at 224 px.
 Fixed on purpose (§3.7): one split rule (lesion and patient); stages reading one dataset share the run's split, so no
 test image trains any stage (the original's symmetry set holds 322 classification-test images). "Without CAM" is the
 same classifier with an all-zero CAM channel: the ablation isolates what the map adds.
@@ -24,7 +25,7 @@ from ..config import ConfigError, param, param_like
 from ..data.lae import INPUT_MODES, masked_inputs, predict_masks, same_images, true_masks
 from ..runs import Run, start_notebook_run
 from .common import TrainConfig, resolve_data_dir
-from .se_lcn_recipes import CLASSIFIERS, classifier_variants, segmenter_variant, symmetry_variant
+from .se_lcn_recipes import CLASSIFIERS, classifier_variants, segmenter_variant, split_table, symmetry_variant
 
 NOTEBOOK = "se_lcn"
 PAPER = "se_lcn"
@@ -136,7 +137,6 @@ def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def _hair(ds: Any, cfg: SELCNConfig) -> Any:
     """``ds`` with hair-free images (data.hair, cached) when ``hair_removal`` is on, else ``ds``."""
     from ..data.hair import hair_free
-
     return hair_free(ds, cfg.image_size) if cfg.hair_removal else ds
 
 
@@ -187,9 +187,8 @@ def _own_split(ds: Any, cls_ds: Any, splits: Any, cfg: SELCNConfig, run: Run, ta
 
 
 def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
-    """(classifier split: the run's, a fixed test set + `folds` grouped folds, recorded as splits.csv, or
-    `split_from`'s; symmetry split: the same test set and fold 0 when both read the same images, else a grouped
-    train/valid/test split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
+    """(classifier split: the run's, recorded as splits.csv; symmetry split: its test set and fold 0 when both read
+    the same images, else a grouped split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
     from ..data.splits import Splits
     from . import common
 
@@ -201,10 +200,9 @@ def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, An
 
 def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, splits: Any,
                    run: Run) -> tuple[Any, Any]:
-    """(dataset, split) the segmenter trains on: without `seg_data_dir` the symmetry dataset and its split (today's
-    cascade); with it, that folder's images that have a mask (any layout whose reader finds masks: HAM10000 /
-    ISIC 2018 `<id>_segmentation.png`, ISIC 2017 Part 1, PH2, a CSV's mask_path column), hair-removed, with its own
-    grouped split (segmenter_splits.csv) whose test set holds every image or lesion of the classifier's test set."""
+    """(dataset, split) the segmenter trains on: the symmetry dataset and split without `seg_data_dir`; with it, that
+    folder's images with a mask (HAM10000 / ISIC 2018 `<id>_segmentation.png`, ISIC 2017, PH2, a CSV's mask_path),
+    hair-removed, its own grouped split (segmenter_splits.csv) testing every image/lesion of the classifier's test."""
     from ..data.lae import load_stage_data
     from ..data.metadata_values import bad_metadata_policy
     from .common import lesion_subsample
@@ -223,17 +221,6 @@ def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, 
         ds = ds.subset(lesion_subsample(ds.df, cfg.seg_max_images, cfg.seed))
     ds = _hair(ds, cfg)
     return ds, _own_split(ds, cls_ds, splits, cfg, run, "segmenter_splits.csv")
-
-
-def split_table(stages: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
-    """Images and class counts per stage and part (the test set, each fold's train and valid)."""
-    rows = []
-    for stage, (ds, splits) in stages.items():
-        parts = [("test", splits.test)] + [(f"{name} {k}", idx) for k, pair in enumerate(splits.folds)
-                                           for name, idx in zip(("train", "valid"), pair)]
-        rows += [{"stage": stage, "part": part, "images": len(idx),
-                  **ds.df["label"].iloc[idx].value_counts().reindex(ds.classes, fill_value=0)} for part, idx in parts]
-    return pd.DataFrame(rows).fillna(0)
 
 
 # --- the stages ----------------------------------------------------------------------------------------------------
@@ -326,11 +313,10 @@ def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SE
 
 def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results: Any, cams: dict[str, np.ndarray],
                       run: Run, ds: Any = None) -> pd.DataFrame:
-    """The whole cascade on `test_dir`, read by ``common.load_external`` (its most held-out part, classes renamed
-    to the training classes of ``ds``, default: the classifiers' vocab) and hair-removed as the training images:
-    predicted masks → inputs → CAMs (cams/external.npz, lent to `cams`, which the classifiers' loaders read, and
-    taken back afterwards, so an external id equal to a training id changes no training CAM) → both classifiers'
-    fold-0 models, scored as external_<model>. One row per model."""
+    """The whole cascade on `test_dir` (``common.load_external``: its held-out part, classes renamed to those of
+    ``ds``, default the classifiers' vocab; hair-removed as the training images): masks → inputs → CAMs
+    (cams/external.npz, lent to `cams`, which the classifiers' loaders read, then taken back: a training id equal to
+    an external one keeps its map) → both classifiers' fold-0 models, as external_<model>. One row per model."""
     from .common import evaluate, load_external
 
     classes = list(ds.classes) if ds is not None else list(next(iter(results.learners.values())).dls.vocab)
@@ -387,10 +373,10 @@ def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataF
                  for c in ("pointing_game_mean", "iou_mean", "overlap_mean") if c in cam_summary.columns})
     keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": "with_cam",
             "EfficientNet-B4 (standalone)": "without_cam", "DeepLabV3+ segmentation": "seg"}
-    segmenter_ds = seg_ds if segmenter_ds is None else segmenter_ds
-    label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), "
-             f"segmenter: {segmenter_ds.name} ({len(segmenter_ds)}), hair removal {'on' if cfg.hair_removal else 'off'}, "
-             f"{cfg.image_size} px, {cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
+    sd = seg_ds if segmenter_ds is None else segmenter_ds
+    label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), segmenter: "
+             f"{sd.name} ({len(sd)}), hair removal {'on' if cfg.hair_removal else 'off'}, {cfg.image_size} px, "
+             f"{cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
     table = comparison_table(PAPER, ours, label, model_keys=keys)
     run.save_table(table, "comparison.csv")
     summary = {"bacc_cam": ours["with_cam/balanced_accuracy"], "bacc_no_cam": ours["without_cam/balanced_accuracy"],
@@ -407,7 +393,6 @@ def cleanup_inputs(run: Run) -> None:
 
 
 __all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "start", "load_data", "split", "segmenter_data", "split_table",
-           "segmenter_variant",
-           "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter", "build_inputs",
-           "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers", "evaluate_external", "explain",
-           "comparison", "cleanup_inputs"]
+           "segmenter_variant", "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter",
+           "build_inputs", "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers",
+           "evaluate_external", "explain", "comparison", "cleanup_inputs"]

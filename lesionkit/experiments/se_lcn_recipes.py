@@ -1,12 +1,14 @@
 """SE-LCN's three recipes (methods-a §3.4), one ``engine.Variant`` per network, with the paper's settings written
 out: the segmenter (train_seg.py), the symmetry net (train_symmetry_cv.py) and the E-layer classifier with and
-without its CAM channel (train_classifier_final_cv.py). ``se_lcn`` runs them as the cascade's stages."""
+without its CAM channel (train_classifier_final_cv.py), and the table of what each stage trains and tests on.
+``se_lcn`` runs them as the cascade's stages."""
 from __future__ import annotations
 
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from .common import model_norm
 
@@ -95,4 +97,15 @@ def classifier_variants(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) 
     return [variant(key) for key in CLASSIFIERS]
 
 
-__all__ = ["CLASSIFIERS", "classifier_variants", "segmenter_variant", "symmetry_variant"]
+def split_table(stages: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
+    """Images and class counts per stage and part (the test set, each fold's train and valid)."""
+    rows = []
+    for stage, (ds, splits) in stages.items():
+        parts = [("test", splits.test)] + [(f"{name} {k}", idx) for k, pair in enumerate(splits.folds)
+                                           for name, idx in zip(("train", "valid"), pair)]
+        rows += [{"stage": stage, "part": part, "images": len(idx),
+                  **ds.df["label"].iloc[idx].value_counts().reindex(ds.classes, fill_value=0)} for part, idx in parts]
+    return pd.DataFrame(rows).fillna(0)
+
+
+__all__ = ["CLASSIFIERS", "classifier_variants", "segmenter_variant", "split_table", "symmetry_variant"]
