@@ -28,7 +28,7 @@ def test_default_recipe_is_the_papers_adamw_warmup_cosine_and_macro_auc(syntheti
     batch 64, the epoch with the best macro one-vs-rest AUC; §B.2: tf_efficientnet_b3 at 384 px."""
     defaults = b3.AttentionB3Config()
     assert (defaults.backbone, defaults.image_size, defaults.batch_size, defaults.epochs) == \
-        ("tf_efficientnet_b3", 384, 64, 35)
+        ("tf_efficientnet_b3.aa_in1k", 384, 64, 35)
     cfg = _cfg(synthetic_dir)
     ds = b3.load(cfg)
     splits = make_splits(ds.df, folds=1, test_frac=0.25, valid_frac=0.25, seed=0)

@@ -38,7 +38,7 @@ def test_validation_clean_by_default_and_the_codes_training_augmentations_as_opt
 
 def test_pretrained_b3_by_default_and_smoke_offline():
     cfg = b3.AttentionB3Config()
-    assert cfg.pretrained is True and cfg.backbone == "tf_efficientnet_b3"
+    assert cfg.pretrained is True and cfg.backbone == "tf_efficientnet_b3.aa_in1k"
     smoke = b3.AttentionB3Config(smoke=True).effective()
     assert smoke.pretrained is True and smoke.backbone == "tf_efficientnet_lite0"   # weights installed: offline
     assert (cfg.folds, smoke.folds) == (5, 1)                                       # the paper's 5 folds

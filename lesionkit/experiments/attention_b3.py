@@ -52,8 +52,10 @@ class AttentionB3Config(TrainConfig):
                                                   "epoch, 1 fold, ~80 images) to check the pipeline")
     models: str = param("sge_b3,spatial_b3,s2mlp_b3,s2cbam_b3", "comma-separated registry names to train (add "
                                                                 "effb3_baseline for the plain B3)")
-    backbone: str = param("tf_efficientnet_b3", "timm EfficientNet the modules go into (paper: tf_efficientnet_b3; "
-                                                "tf_efficientnet_lite0 has offline ImageNet weights)")
+    backbone: str = param("tf_efficientnet_b3.aa_in1k", "timm EfficientNet the modules go into (paper: geffnet's "
+                                                        "tf_efficientnet_b3, whose ImageNet weights are timm's aa_in1k "
+                                                        "tag, not the untagged default ns_jft_in1k; "
+                                                        "tf_efficientnet_lite0 has offline ImageNet weights)")
     variant: str = param("paper", "'paper' (External-Attention defaults the code imports: SGE beta 0, CBAM kernel "
                                   "49) or 'module_papers' (SGE beta 1, CBAM kernel 7)",
                          choices=("paper", "module_papers"))
