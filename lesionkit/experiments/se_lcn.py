@@ -69,8 +69,8 @@ class SELCNConfig(TrainConfig):
                             choices=INPUT_MODES)
     lae_enlarge: float = param(0.2, "LAE box enlargement per side, share of the box size", ge=0.0, le=2.0)
     cam_size: int = param(224, "size of the cached CAMs (paper: fixed 224)", ge=8, le=1024)
-    seg_encoder: str = param("tu-xception65", "DeepLabV3+ encoder (tu-<timm name>; paper: Xception, 16 middle "
-                                              "blocks = timm's xception65)")
+    seg_encoder: str = param("tu-xception65", "DeepLabV3+ encoder (tu-<timm name>; paper: Xception with 16 middle "
+                                              "blocks, as timm's xception65)")
     seg_head: str = param("paper", "DeepLabV3+ head: paper (the code's: ASPP 6/12/18, two 3x3 decoder convs with "
                                    "dropout) or smp (segmentation-models-pytorch's: rates 12/24/36, separable convs)",
                           choices=("paper", "smp"))
