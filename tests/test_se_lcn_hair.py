@@ -67,3 +67,9 @@ def test_hair_free_dataset_points_at_cached_copies(tmp_path: Path) -> None:
     mtime = path.stat().st_mtime_ns
     assert hair_free(ds, min_side=64, root=tmp_path / "cache").df["path"].iloc[0] == str(path)
     assert path.stat().st_mtime_ns == mtime  # written once
+
+
+def test_a_missing_image_is_named(tmp_path: Path) -> None:
+    df = pd.DataFrame({"image_id": ["gone"], "path": [str(tmp_path / "gone.jpg")], "label": ["nv"]})
+    with pytest.raises(Exception, match="gone.jpg"):
+        hair_free(LesionDataset("t", tmp_path, df, ["nv"], "multiclass"), min_side=64, root=tmp_path / "cache")

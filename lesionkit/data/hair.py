@@ -46,11 +46,13 @@ def remove_hair(image: np.ndarray | Image.Image, kernel_size: int = 17, threshol
 def hair_free_path(src: str | Path, min_side: int, root: str | Path | None = None) -> Path:
     """The cached hair-free PNG of ``src`` (written now unless it exists), decoded as the loaders decode it
     (``load_rgb(min_side=...)``: originals up to 4 × min_side as they are, so HAM10000's 600×450 at 256 px)."""
-    from .images import load_rgb
+    from .images import load_rgb, open_image
     from .presize import _write_atomic
     from .synthetic import cache_root
 
     src = Path(src)
+    if not src.is_file():
+        open_image(src)  # raises the library's MissingFileError, naming the file and the fix
     st = os.stat(src)
     key = f"{src.resolve()}\0{st.st_mtime_ns}\0{st.st_size}\0{int(min_side)}\0v1".encode()
     dest = Path(root or cache_root() / "hair") / f"{src.stem}-{hashlib.blake2b(key, digest_size=6).hexdigest()}.png"
