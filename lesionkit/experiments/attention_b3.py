@@ -42,8 +42,8 @@ class AttentionB3Config(TrainConfig):
     task: str = param("auto", "auto (the paper's 9-class diagnosis when ISIC 2019 + 2020 are given, else the "
                               "dataset's own classes), diagnosis9, melanoma (positive vs rest) or classes",
                       choices=TASKS)
-    fold_mode: str = param("tfrecord", "ISIC folds from tfrecord: tfrecord (the code: fold = tfrecord, its CSVs hold "
-                                       "0-4), or the 1st place's maps of Deotte's 15: default, newfold, oldfold",
+    fold_mode: str = param("tfrecord", "ISIC folds from tfrecord: tfrecord (the code: the fold is the tfrecord, its "
+                                       "CSVs hold 0-4), or the 1st place's maps of Deotte's 15: default, newfold, oldfold",
                            choices=("tfrecord", "default", "newfold", "oldfold"))
     test_dir: str = param_like(TrainConfig, "test_dir", "external test set (the paper: ProveAI): every fold model and "
                                                         "their mean-probability ensemble scored on P(positive) there")
@@ -75,7 +75,7 @@ class AttentionB3Config(TrainConfig):
                                       "AUC), bma or valid_loss",
                          choices=("auc_macro", "bma", "valid_loss"))
     validation: str = param("clean", "validation images: clean (resize only, one view) or train_augment (the code: "
-                                     "transforms_val = transforms_train, random training augmentations)",
+                                     "transforms_val is transforms_train, random training augmentations)",
                             choices=("clean", "train_augment"))
     positive: str = param("mel", "class scored as the positive (melanoma) in the binary metrics")
     folds: int = param(5, "1: one train/valid split; >1: cross-validation (the paper: 5), every fold model and "
