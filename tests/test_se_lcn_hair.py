@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from lesionkit.data.errors import MissingFileError
 from lesionkit.data.hair import hair_free, remove_hair
 from lesionkit.data.table import LesionDataset
 
@@ -71,5 +72,5 @@ def test_hair_free_dataset_points_at_cached_copies(tmp_path: Path) -> None:
 
 def test_a_missing_image_is_named(tmp_path: Path) -> None:
     df = pd.DataFrame({"image_id": ["gone"], "path": [str(tmp_path / "gone.jpg")], "label": ["nv"]})
-    with pytest.raises(Exception, match="gone.jpg"):
+    with pytest.raises(MissingFileError, match="gone.jpg"):
         hair_free(LesionDataset("t", tmp_path, df, ["nv"], "multiclass"), min_side=64, root=tmp_path / "cache")

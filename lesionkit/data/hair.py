@@ -8,8 +8,6 @@ net and the classifier all read them, as the original trains every stage on the 
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,18 +44,14 @@ def remove_hair(image: np.ndarray | Image.Image, kernel_size: int = 17, threshol
 def hair_free_path(src: str | Path, min_side: int, root: str | Path | None = None) -> Path:
     """The cached hair-free PNG of ``src`` (written now unless it exists), decoded as the loaders decode it
     (``load_rgb(min_side=...)``: originals up to 4 × min_side as they are, so HAM10000's 600×450 at 256 px)."""
-    from .images import load_rgb, open_image
-    from .presize import _write_atomic
+    from .images import load_rgb
+    from .presize import source_digest, write_image_atomic
     from .synthetic import cache_root
 
-    src = Path(src)
-    if not src.is_file():
-        open_image(src)  # raises the library's MissingFileError, naming the file and the fix
-    st = os.stat(src)
-    key = f"{src.resolve()}\0{st.st_mtime_ns}\0{st.st_size}\0{int(min_side)}\0v1".encode()
-    dest = Path(root or cache_root() / "hair") / f"{src.stem}-{hashlib.blake2b(key, digest_size=6).hexdigest()}.png"
+    src = Path(src)  # a missing file raises the library's MissingFileError, naming the file and the fix
+    dest = Path(root or cache_root() / "hair") / f"{src.stem}-{source_digest(src, int(min_side), 'v1')}.png"
     if not dest.exists():
-        _write_atomic(Image.fromarray(remove_hair(load_rgb(src, min_side=min_side))), dest)
+        write_image_atomic(Image.fromarray(remove_hair(load_rgb(src, min_side=min_side))), dest)
     return dest
 
 

@@ -24,7 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from PIL import Image
 
@@ -49,15 +49,21 @@ def cached_path(src: str | Path, size: int, root: str | Path | None = None) -> P
     Named `<stem>-<hash12>` so a cache folder stays readable; the hash of (resolved path, mtime_ns, byte size, size)
     changes whenever the source does, which is how a changed source is refreshed."""
     src = Path(src)
+    suffix = ".jpg" if src.suffix.lower() in _JPEG_SUFFIXES else ".png"
+    return cache_dir(size, root) / f"{src.stem}-{source_digest(src, int(size))}{suffix}"
+
+
+def source_digest(src: str | Path, *extra: Any) -> str:
+    """12 hex digits of (resolved path, mtime_ns, byte size, *extra): a cache entry's name changes whenever its
+    source does (the presized and the hair-free caches)."""
+    src = Path(src)
     try:
         st = os.stat(src)
     except FileNotFoundError:
         open_image(src)  # raises the library's MissingFileError, with its hint
         raise
-    key = f"{src.resolve()}\0{st.st_mtime_ns}\0{st.st_size}\0{int(size)}".encode()
-    digest = hashlib.blake2b(key, digest_size=6).hexdigest()
-    suffix = ".jpg" if src.suffix.lower() in _JPEG_SUFFIXES else ".png"
-    return cache_dir(size, root) / f"{src.stem}-{digest}{suffix}"
+    key = "\0".join([str(src.resolve()), str(st.st_mtime_ns), str(st.st_size), *map(str, extra)]).encode()
+    return hashlib.blake2b(key, digest_size=6).hexdigest()
 
 
 def _shorter_side(src: str | Path) -> int:
@@ -65,7 +71,8 @@ def _shorter_side(src: str | Path) -> int:
         return min(img.size)
 
 
-def _write_atomic(img: Image.Image, dest: Path) -> None:
+def write_image_atomic(img: Image.Image, dest: Path) -> None:
+    """Save `img` at `dest` (JPEG q95 for .jpg, else by suffix) through a temporary file, so no reader sees half."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}-", suffix=dest.suffix)
     try:
@@ -100,7 +107,7 @@ def presize_one(src: str | Path, size: int, root: str | Path | None = None) -> P
     if min(w, h) > size:
         new = (size, max(1, round(h * size / w))) if w <= h else (max(1, round(w * size / h)), size)
         img = img.resize(new, Image.LANCZOS)
-    _write_atomic(img, dest)
+    write_image_atomic(img, dest)
     return dest
 
 
