@@ -38,15 +38,22 @@ DECODE_SCALE = "lesionkit_decode_scale"  # PIL info key: decoded pixels per pixe
 ELASTIC = ("0.4.6", "albumentations2")
 
 
-def record_decode_scale(img: Image.Image, source: Any) -> Image.Image:
-    """Store in ``img.info`` how much smaller than the file at `source` the decoded `img` is (the shorter sides'
-    ratio, so EXIF rotation does not matter): ARL's crop window is defined in the original's pixels."""
+def original_side(source: Any) -> int:
+    """The shorter side of the image file at `source` from its header (0 when it cannot be read)."""
     try:
         with Image.open(source) as full:
-            side = min(full.size)
+            return min(full.size)
     except (OSError, ValueError, TypeError):
-        return img
-    img.info[DECODE_SCALE] = min(img.size) / side if side else 1.0
+        return 0
+
+
+def record_decode_scale(img: Image.Image, source: Any, side: int | None = None) -> Image.Image:
+    """Store in ``img.info`` how much smaller than the file at `source` (shorter side `side`, read from its header
+    when not given) the decoded `img` is (the shorter sides' ratio, so EXIF rotation does not matter): ARL's crop
+    window is defined in the original's pixels."""
+    side = original_side(source) if side is None else side
+    if side:
+        img.info[DECODE_SCALE] = min(img.size) / side
     return img
 
 

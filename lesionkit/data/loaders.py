@@ -23,7 +23,7 @@ from fastai.torch_core import TensorBase
 from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
 from fastai.vision.core import AddMaskCodes, PILImage, PILMask
 
-from .augment import IMAGENET_STATS, PRESETS, preset_tfms, record_decode_scale
+from .augment import IMAGENET_STATS, PRESETS, original_side, preset_tfms, record_decode_scale
 from .colour import shades_of_gray_pil
 from .errors import CHECK_HINT, DataError
 from .images import load_mask, load_rgb, quick_check
@@ -51,6 +51,7 @@ class ReadImage:
                              "upscaled; use presize >= size (e.g. 2 x size) or None")
         self.min_side, self.colour_constancy, self.presize = min_side, colour_constancy, presize
         self._as_they_are: set[str] = set()  # small originals, judged once: no second header read every epoch
+        self._sides: dict[str, int] = {}  # each original's shorter side, read once (ARL's decode scale)
 
     def __call__(self, item: Any) -> PILImage:
         path = source = item["path"] if isinstance(item, (pd.Series, dict)) else item
@@ -61,7 +62,10 @@ class ReadImage:
         img = load_rgb(path, min_side=self.min_side)
         if self.colour_constancy:
             img = shades_of_gray_pil(img, self.colour_constancy)
-        return PILImage.create(record_decode_scale(img, source))  # ARL crops are sized in the original's pixels
+        side = self._sides.get(str(source))
+        if side is None:
+            side = self._sides[str(source)] = original_side(source)
+        return PILImage.create(record_decode_scale(img, source, side))  # ARL crops are sized in the original's pixels
 
 
 class ReadMask:
