@@ -152,3 +152,15 @@ def test_fold_mode_maps_deottes_fifteen_tfrecords(tmp_path):
     assert fold["ISIC_0015719"] == FOLD_MAPS["default"][2] == 0 and fold["ISIC_0052212"] == FOLD_MAPS["default"][13] == 1
     assert fold["ISIC_0025030"] == 14 % 5                  # 2019: tfrecord mod 5
     assert set(fold.dropna().astype(int)) <= set(range(5))
+
+
+def test_fold_mode_reaches_the_reader_without_the_2019_merge(tmp_path):
+    """task='classes' (no merge) read ISIC 2020 with the reader's own fold map, not the config's fold_mode."""
+    tf20 = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14]
+    r20 = _kaggle(tmp_path, tf20, [0] * len(DX2019)) / "jpeg-melanoma-512x512"
+    by_id = dict(zip(DX2020, tf20))
+    for mode in ("tfrecord", "newfold"):
+        ds = b3.load(_cfg(data_dir=r20, task="classes", fold_mode=mode))
+        fold = ds.df.set_index("image_id")["fold"]
+        want = {i: t if mode == "tfrecord" else FOLD_MAPS["newfold"][t] for i, t in by_id.items()}
+        assert fold.to_dict() == want

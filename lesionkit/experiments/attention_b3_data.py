@@ -78,7 +78,8 @@ def read_training_data(cfg: Any) -> Any:
         raise ConfigError(f"data_dir_2019={cfg.data_dir_2019!r} is merged only by task='diagnosis9' or 'melanoma' "
                           f"(task={cfg.task!r}); leave it empty for task='classes'")
     else:
-        ds = load_dataset(root, fmt=cfg.data_format, **kw)
+        path, fmt = resolve_format(root, cfg.data_format)
+        ds = load_dataset(path, fmt=fmt, **kw, **({"fold_mode": cfg.fold_mode} if fmt == "isic2020" else {}))
     _warn_fold_count(ds, cfg)
     return one_vs_rest(ds, cfg.positive) if task == "melanoma" and ds.n_classes > 2 else ds
 
@@ -87,10 +88,10 @@ def _check_nine(ds: Any, root: Path, r2019: Path | None) -> None:
     counts = ds.class_counts()
     empty = [str(c) for c, n in counts.items() if n == 0]
     if empty:
-        hint = (f" + {r2019}: add their images" if r2019 else ": ISIC 2020 alone has no AK, BCC, DF, SCC or "
-                "VASC; give data_dir_2019 (ISIC 2019)")
-        raise ConfigError(f"task='diagnosis9' on {root}: classes {empty} have no images{hint}, or use "
-                          "task='classes' / 'melanoma'")
+        hint = (f" in {root} + {r2019}: add their images" if r2019 else f" in {root}: ISIC 2020 alone has no AK, "
+                "BCC, DF, SCC or VASC; give data_dir_2019 (ISIC 2019)")
+        raise ConfigError(f"task='diagnosis9': classes {empty} have no images{hint}, or use task='classes' / "
+                          "'melanoma'")
 
 
 def _warn_fold_count(ds: Any, cfg: Any) -> None:
