@@ -161,3 +161,11 @@ def test_external_official_download_scores_its_test_part_only(synthetic_dir: Pat
     learners = {v.key: v.learner(*splits.folds[0]) for v in mm.variants(ds, splits, cfg)}
     table = mm.evaluate_external(ds, splits, SimpleNamespace(learners=learners), cfg, run)
     assert table["images"].tolist() == [3, 3] and table["melanomas"].tolist() == [1, 1]
+
+
+def test_no_test_dir_means_no_external_set() -> None:
+    from types import SimpleNamespace
+
+    ds = SimpleNamespace(classes=["other", "melanoma"])
+    assert mm.load_external_set(mm.MultimodalConfig(), ds) is None
+    assert mm.evaluate_external(ds, None, None, mm.MultimodalConfig(), None) is None

@@ -142,8 +142,13 @@ def test_arl_scores_an_external_set_on_its_official_test_part_as_melanoma_vs_res
     run = start_run("arl", arl.ARLConfig, {}, watch_notebook=False)
     results = arl.train_and_test(ds, arl.split(ds, cfg, run, folds=cfg.folds, valid_frac=cfg.valid_frac), cfg, run)
     out = arl.evaluate_external(results.learners, ds, cfg, run)
-    assert set(out) == set(cfg.models) and all(0 <= r["auc"] <= 1 for r in out.values())
-    for kind in cfg.models.values():
+    from sklearn.metrics import roc_auc_score
+
+    assert set(out) == set(cfg.models)
+    for label, kind in cfg.models.items():
         pred = pd.read_csv(run.dir / "predictions" / f"external_{kind}.csv")
+        truth = pd.read_csv(run.dir / "predictions" / f"external_{kind}_truth.csv")
         assert pred["image"].tolist() == ["ISIC_0034524", "ISIC_0034525", "ISIC_0034526"]
+        assert truth.iloc[:, -1].tolist() == [0, 0, 1]                         # NV, VASC: rest; MEL: melanoma
+        assert out[label]["auc"] == pytest.approx(roc_auc_score(truth.iloc[:, -1], pred.iloc[:, -1]))
     assert arl.evaluate_external(results.learners, ds, arl.ARLConfig(smoke=True).effective(), run) is None

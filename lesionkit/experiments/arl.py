@@ -62,7 +62,8 @@ class ARLConfig(TrainConfig):
                          choices=("auc", "bma", "valid_loss"))
     pretrained: bool | str = param(True, "ImageNet ResNet weights of the same depth (the paper: ResNet-50): true "
                                          "(Hugging Face cache, else download), false, or a weight file")
-    folds: int = param(1, "1: one grouped train/valid split; >1: grouped CV, every model scored on the test set",
+    folds: int = param(1, "1: one train/valid split (ISIC 2017: its official parts); >1: CV folds, every model "
+                          "scored on the test set",
                        ge=1, le=10)
     test_frac: float = param(0.2, "share of lesions held out for the test set", ge=0.05, le=0.5)
     valid_frac: float = param(0.1, "share of lesions for model selection (with one fold)", ge=0.05, le=0.5)
@@ -186,19 +187,12 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Run) -> dict[str, Any] | None:
     """The fold-0 models on `test_dir` with their test views (its most held-out official part; every class but
     `positive` as the rest): reports logged and predictions saved as ``external_<kind>``. None without test_dir."""
-    from ..engine import record_evaluation, test_predictions
     from ..metrics import binary_report
-    from .common import load_external
+    from .common import load_external, score_external
 
     ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
-    if ext is None:
-        return None
-    rows, out = np.arange(len(ext)), {}
-    for v in variants(ext, cfg):
-        probs, y = test_predictions(learners[v.key], v, ext, rows)
-        out[v.label] = record_evaluation(run, f"external_{v.key}", ext, rows, probs, y, figures=False,
-                                         report=binary_report(y, probs[:, 1], cfg.threshold))
-    return out
+    return None if ext is None else score_external(learners, variants(ext, cfg), ext, run,
+                                                   lambda y, p: binary_report(y, p[:, 1], cfg.threshold))
 
 
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:

@@ -248,6 +248,21 @@ def _binary_names(ext: Any, classes: list[str], positive: str, test_dir: str) ->
     return {c: classes[1] if c == own else classes[0] for c in ext.classes}
 
 
+def score_external(learners: dict[str, Any], variants: Any, ext: Any, run: Any,
+                   report: Any) -> dict[str, dict[str, Any]]:
+    """Each variant's fold-0 learner on every row of the external set ``ext`` with the variant's own test views:
+    ``report(y, probs)`` logged and predictions saved as ``external_<key>``; {variant label: report}."""
+    from ..engine import record_evaluation, test_predictions
+
+    rows, out = np.arange(len(ext)), {}
+    for v in variants:
+        if v.key in learners:
+            probs, y = test_predictions(learners[v.key], v, ext, rows)
+            out[v.label] = record_evaluation(run, f"external_{v.key}", ext, rows, probs, y, figures=False,
+                                             report=report(y, probs))
+    return out
+
+
 def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool | str = False) -> dict[str, Any] | None:
     """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given."""
     positive = ds.classes[1] if ds.task == "binary" else None

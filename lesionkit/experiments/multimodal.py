@@ -224,24 +224,25 @@ def load_external_set(cfg: MultimodalConfig, ds: Any) -> Any:
     from .common import load_external
 
     ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
-    if "anatom_site_general_challenge" in ext.df.columns:  # as load_melanoma: the sites the encoder learnt
+    if ext is not None and "anatom_site_general_challenge" in ext.df.columns:  # as load_melanoma: the sites the encoder learnt
         ext.df["site"] = ext.df["anatom_site_general_challenge"]
     return ext
 
 
-def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> pd.DataFrame:
+def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> pd.DataFrame | None:
     """Both fold-0 models on the external `test_dir` (`load_external_set`; metadata encoded with the training
-    encoder, same views); predictions and reports saved as external_<model>."""
-    from ..engine import record_evaluation, test_predictions
+    encoder, same views); predictions and reports saved as external_<model>. None without test_dir."""
+    from ..engine import score
+    from .common import score_external
 
     ext = load_external_set(cfg, ds)
-    rows, idx = [], np.arange(len(ext))
-    for v in variants(ds, splits, cfg):
-        probs, y = test_predictions(res.learners[v.key], v, ext, idx)
-        report = record_evaluation(run, f"external_{v.key}", ext, idx, probs, y, figures=False)
-        rows.append({"model": v.label, "images": len(ext), "melanomas": int(y.sum()), "auc": report["auc"],
-                     "ap": report["ap"]})
-    return pd.DataFrame(rows)
+    if ext is None:
+        return None
+    reports = score_external(res.learners, variants(ds, splits, cfg), ext, run,
+                             lambda y, p: score(y, p, ext.classes, None))
+    n_mel = int((ext.df["label_idx"] == 1).sum())
+    return pd.DataFrame([{"model": label, "images": len(ext), "melanomas": n_mel, "auc": r["auc"], "ap": r["ap"]}
+                         for label, r in reports.items()])
 
 
 def plot_roc_pair(res: Any) -> Any:

@@ -54,8 +54,8 @@ class PatchAttentionConfig(TrainConfig):
     data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (HAM10000 layout with dx_type), or 'synthetic' "
                                                         "(the embedded default) / 'synthetic-null' (same images without "
                                                         "class signal: the sanity control)")
-    test_dir: str = param_like(TrainConfig, "test_dir", "unused here: the fixed test set is held out from data_dir "
-                                                        "(kept for a uniform interface)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set (e.g. derm7pt: its official "
+                                                        "test index), scored by every fold-0 model")
     valid_frac: float = param_like(TrainConfig, "valid_frac", "share of lesions for model selection (with one fold)")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (small backbone, 32-px patches, 1 epoch, 2 folds, ~120 "
                                                    "images) to check the pipeline")
@@ -252,6 +252,20 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
                      "folds_std": {m: {k[:-4]: float(v) for k, v in row.items() if k.endswith("_std")}
                                    for m, row in stds.iterrows()}})
     return {"summary": summary, "comparison": table}
+
+
+def evaluate_external(learners: dict[str, Any], ds: Any, cfg: PatchAttentionConfig, run: Run) -> dict[str, Any] | None:
+    """Every fold-0 model (each weighting mode, the baseline) on `test_dir`: its most held-out official part (e.g.
+    derm7pt's test index, ISIC 2018 Task 3 Test), classes mapped onto the training ones, the same patch grid and
+    views; reports and predictions as ``external_<key>``. An external set carries no dx_type, so every factor is 1
+    (the factor only weights the training loss). None without test_dir."""
+    from .common import load_external, score_external
+
+    ext = load_external(cfg, list(ds.classes))
+    if ext is None:
+        return None
+    ext.df = ext.df.assign(dx_factor=np.float32(1.0))
+    return score_external(learners, variants(ext, cfg), ext, run, lambda y, p: score(y, p, list(ds.classes)))
 
 
 def save_models(learners: dict[str, Any], cfg: PatchAttentionConfig, ds: Any, run: Run) -> None:
