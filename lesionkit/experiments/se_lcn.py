@@ -6,8 +6,9 @@ in ``se_lcn_recipes`` (``segmenter_variant``, ``symmetry_variant``, ``classifier
 (``hair_removal``, data.hair), inputs in [0, 1] with no online augmentation (the code's transforms are identity);
 the classifier samples class-balanced (the code writes a balanced copy of HAM10000); CAMs come from the symmetry
 net on LAE inputs ("none_lae", the paper's best), at 224 px.
-Fixed on purpose (§3.7): one split rule (lesion and patient); stages reading one dataset share the run's split, so no
-test image trains any stage (the original's symmetry set holds 322 classification-test images). "Without CAM" is the
+Fixed on purpose (§3.7): one split rule (official parts, else grouped by lesion and patient); stages reading one
+dataset share the run's split, so no test image trains any stage (the original's symmetry set holds 322
+classification-test images). "Without CAM" is the
 same classifier with an all-zero CAM channel: the ablation isolates what the map adds.
 """
 from __future__ import annotations
@@ -25,7 +26,8 @@ from ..config import ConfigError, param, param_like
 from ..data.lae import INPUT_MODES, masked_inputs, predict_masks, same_images, true_masks
 from ..runs import Run, start_notebook_run
 from .common import TrainConfig, resolve_data_dir
-from .se_lcn_recipes import CLASSIFIERS, classifier_variants, segmenter_variant, split_table, symmetry_variant
+from .se_lcn_recipes import (CLASSIFIERS, classifier_variants, own_split, segmenter_variant, split_table,
+                             symmetry_variant)
 
 NOTEBOOK = "se_lcn"
 PAPER = "se_lcn"
@@ -172,20 +174,6 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
     return _hair(cls_ds, cfg), _hair(sym_ds, cfg)
 
 
-def _own_split(ds: Any, cls_ds: Any, splits: Any, cfg: SELCNConfig, run: Run, table: str) -> Any:
-    """A grouped train/valid/test split of a stage's own dataset from `seed` (recorded as `table`); its rows that
-    share an image or lesion with the classifier's test rows are its test set, so no stage trains on them."""
-    from ..data.splits import make_splits
-
-    test_rows = cls_ds.df.iloc[splits.test]
-    shared = ds.df["image_id"].isin(test_rows["image_id"]) | (
-        ds.df["lesion_id"].notna() & ds.df["lesion_id"].isin(test_rows["lesion_id"].dropna()))
-    own = make_splits(ds.df, folds=1, test_frac=cfg.test_frac, valid_frac=cfg.valid_frac / (1 - cfg.test_frac),
-                      seed=cfg.seed, test=np.flatnonzero(shared.to_numpy()) if shared.any() else None)
-    run.save_table(own.to_frame(ds.df), table)
-    return own
-
-
 def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
     """(classifier split: the run's, recorded as splits.csv; symmetry split: its test set and fold 0 when both read
     the same images, else a grouped split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
@@ -195,7 +183,7 @@ def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, An
     splits = common.split(cls_ds, cfg, run, folds=cfg.folds)
     if same_images(cls_ds, sym_ds):
         return splits, Splits(splits.test, splits.folds[:1])
-    return splits, _own_split(sym_ds, cls_ds, splits, cfg, run, "seg_splits.csv")
+    return splits, own_split(sym_ds, cls_ds, splits, cfg, run, "seg_splits.csv")
 
 
 def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, splits: Any,
@@ -220,7 +208,7 @@ def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, 
     if cfg.seg_max_images and len(ds) > cfg.seg_max_images:
         ds = ds.subset(lesion_subsample(ds.df, cfg.seg_max_images, cfg.seed))
     ds = _hair(ds, cfg)
-    return ds, _own_split(ds, cls_ds, splits, cfg, run, "segmenter_splits.csv")
+    return ds, own_split(ds, cls_ds, splits, cfg, run, "segmenter_splits.csv")
 
 
 # --- the stages ----------------------------------------------------------------------------------------------------

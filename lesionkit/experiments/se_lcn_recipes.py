@@ -108,4 +108,27 @@ def split_table(stages: dict[str, tuple[Any, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna(0)
 
 
-__all__ = ["CLASSIFIERS", "classifier_variants", "segmenter_variant", "split_table", "symmetry_variant"]
+def own_split(ds: Any, cls_ds: Any, splits: Any, cfg: SELCNConfig, run: Any, table: str) -> Any:
+    """A grouped train/valid/test split of a stage's own dataset from `seed` (recorded as `table`); its rows that
+    share an image or lesion with the classifier's test rows are in its test set, so no stage trains on them,
+    topped up by a grouped hold-out of the other rows to `test_frac` when they are fewer."""
+    from ..data.splits import group_codes, grouped_holdout, make_splits
+
+    test_rows = cls_ds.df.iloc[splits.test]
+    match = (ds.df["image_id"].isin(test_rows["image_id"]) | (
+        ds.df["lesion_id"].notna() & ds.df["lesion_id"].isin(test_rows["lesion_id"].dropna()))).to_numpy()
+    codes = group_codes(ds.df)
+    shared = np.isin(codes, codes[match])  # whole lesion / patient groups, so the split stays leak-free
+    test = np.flatnonzero(shared) if shared.any() else None
+    if test is not None and len(test) < cfg.test_frac * len(ds) * 0.9:
+        rest = np.flatnonzero(~shared)
+        frac = min(0.5, (cfg.test_frac * len(ds) - len(test)) / len(rest))
+        test = np.union1d(test, rest[grouped_holdout(ds.df.iloc[rest], test_frac=frac, seed=cfg.seed,
+                                                     stratify_col="label_idx")[1]])
+    own = make_splits(ds.df, folds=1, test_frac=cfg.test_frac, valid_frac=cfg.valid_frac / (1 - cfg.test_frac),
+                      seed=cfg.seed, test=test)
+    run.save_table(own.to_frame(ds.df), table)
+    return own
+
+
+__all__ = ["CLASSIFIERS", "classifier_variants", "own_split", "segmenter_variant", "split_table", "symmetry_variant"]
