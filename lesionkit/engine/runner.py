@@ -253,9 +253,9 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
         said = run.info.get("split") or f"read from {source}"
     elif rule == "official" and test is None:
         splits, said = official_or_grouped(ds.df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed)
-        if said.startswith("grouped") and "generator" not in ds.info:  # the embedded synthetic set has no parts
-            warnings.warn(f"split='official': {said}; used the grouped split (lesion- and patient-grouped, "
-                          f"test_frac {test_frac:g})", stacklevel=2)
+        if "grouped" in said and "generator" not in ds.info:  # the embedded synthetic set has no parts
+            warnings.warn(f"split='official': {said} (grouped parts: by lesion and patient, test_frac "
+                          f"{test_frac:g})", stacklevel=3)
     elif rule in ("official", "grouped"):
         splits = make_splits(ds.df, folds=folds, test_frac=test_frac, valid_frac=valid_frac, seed=seed, test=test)
         said = "grouped" + (" (given test rows)" if test is not None else "")

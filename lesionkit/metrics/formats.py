@@ -285,14 +285,16 @@ def write_predictions(
         truth_values = None if y_true is None else np.eye(len(cols), dtype=np.int64)[np.asarray(y_true, dtype=np.int64)]
     else:
         raise ValueError(f"fmt must be 'auto', 'isic2018', 'isic_binary' or 'isic2020', got {fmt!r}")
+    from ..runs import atomic_write  # run records are written whole or not at all
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if truth_values is not None and truth_values.shape[0] != len(ids):
+        raise ValueError(f"y_true has {truth_values.shape[0]} rows but there are {len(ids)} image ids")
     paths = {"pred": out / f"{stem}.csv"}
-    pd.DataFrame(values, columns=cols).assign(**{id_col: ids})[[id_col, *cols]].to_csv(paths["pred"], index=False)
+    atomic_write(paths["pred"], pd.DataFrame(values, columns=cols).assign(**{id_col: ids})[[id_col, *cols]]
+                 .to_csv(index=False))
     if truth_values is not None:
-        if truth_values.shape[0] != len(ids):
-            raise ValueError(f"y_true has {truth_values.shape[0]} rows but there are {len(ids)} image ids")
         paths["truth"] = out / f"{stem}_truth.csv"
-        pd.DataFrame(truth_values, columns=cols).assign(**{id_col: ids})[[id_col, *cols]].to_csv(paths["truth"],
-                                                                                                  index=False)
+        atomic_write(paths["truth"], pd.DataFrame(truth_values, columns=cols).assign(**{id_col: ids})[[id_col, *cols]]
+                     .to_csv(index=False))
     return paths
