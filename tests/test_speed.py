@@ -209,6 +209,7 @@ def test_attribution_keeps_bf16_only_where_its_maps_stay_faithful(monkeypatch, t
         return grad, 0.1 if setting.bf16 else 1.0
 
     monkeypatch.setattr(speed, "input_gradient", bf16_fastest)
+    monkeypatch.setattr(speed, "cpu_has_bf16", lambda: True)  # bf16 is a candidate on any CPU (emulated without units)
     for cache in ("a", "b"):
         monkeypatch.setenv("LESIONKIT_CACHE", str(tmp_path / cache))  # measure again
         choice = speed.choose_for_attribution(model, [x])

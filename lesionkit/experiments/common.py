@@ -34,9 +34,9 @@ class TrainConfig(Config):
     batch_size: int = param(32, "images per batch", ge=1, le=4096)
     lr: float = param(2e-3, "peak learning rate", ge=1e-7, le=10.0)
     pretrained: bool | str = param(True, "true, false, or a path to a local weight file")
-    split: str = param("official", "official: the dataset's own train/valid/test parts or folds where it has them "
-                                    "(ISIC 2017/2018/2019 parts, derm7pt, ISIC 2020 tfrecord folds), else the grouped "
-                                    "split with a warning; grouped: lesion- and patient-grouped split from seed",
+    split: str = param("official", "split rule: official (the dataset's own train/valid/test parts or folds where "
+                                    "it has them: ISIC 2017/2018/2019 parts, derm7pt, ISIC 2020 tfrecord folds; else "
+                                    "grouped, with a warning) or grouped (by lesion and patient, from seed)",
                        choices=("official", "grouped"))
     valid_frac: float = param(0.15, "share of lesions used for model selection", ge=0.05, le=0.5)
     test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)

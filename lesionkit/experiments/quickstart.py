@@ -21,8 +21,8 @@ class QuickstartConfig(TrainConfig):
     balance: str = param("loss", "class imbalance: loss (cross-entropy weighted N/(K n_c), every image once per "
                                  "epoch), sampler (each class drawn equally often) or none (plain cross-entropy)",
                          choices=("loss", "sampler", "none"))
-    split: str = param("grouped", "grouped: lesion- and patient-grouped split from seed (no paper to follow); "
-                                  "official: the dataset's own parts or folds where it has them",
+    split: str = param("grouped", "split rule: grouped (by lesion and patient, from seed; no paper to follow) or "
+                                  "official (the dataset's own parts or folds where it has them)",
                        choices=("official", "grouped"))
     tta: bool = param(True, "average test predictions over flips")
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
