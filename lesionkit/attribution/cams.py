@@ -14,6 +14,12 @@ Logits = Callable[[torch.Tensor], torch.Tensor]
 Picker = Callable[[torch.Tensor, slice], torch.Tensor]
 
 
+def chunks(n: int, size: int) -> list[slice]:
+    """Consecutive slices of at most ``size`` (at least 1) covering ``range(n)``: the passes' batches."""
+    size = max(1, int(size))
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
 class TargetScore(nn.Module):
     """Each image's target logit as an (N, 1) output, keeping the logits it came from (``last``).
 
@@ -46,8 +52,8 @@ def cam_maps(net: nn.Module, x: torch.Tensor, method: str, meta: torch.Tensor | 
     score = TargetScore(net, to_logits, pick)
     size = (x.shape[-2], x.shape[-1])
     maps, logits, targets = [], [], []
-    for i in range(0, len(x), max(1, int(batch))):
-        score.chunk = sl = slice(i, min(i + max(1, int(batch)), len(x)))
+    for sl in chunks(len(x), batch):
+        score.chunk = sl
         extra = () if meta is None else (meta[sl],)
         zero = torch.zeros(sl.stop - sl.start, dtype=torch.long, device=x.device)
         if method == "gradcam":

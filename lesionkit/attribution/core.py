@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lesionkit.attribution.cams import cam_maps, native_map, upsample
+from lesionkit.attribution.cams import cam_maps, chunks, native_map, upsample
 from lesionkit.attribution.inplace import disable_inplace
 from lesionkit.engine.speed import choose_for_attribution, formatted
 
@@ -212,11 +212,6 @@ def _reduce(attr: torch.Tensor, sign: str) -> torch.Tensor:
     raise ValueError(f"sign must be 'absolute', 'positive' or 'all', got {sign!r}")
 
 
-def _chunks(n: int, size: int) -> list[slice]:
-    size = max(1, int(size))
-    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
 def _extra(meta: torch.Tensor | None, sl: slice | None = None) -> tuple[Any, ...] | None:
     if meta is None:
         return None
@@ -371,7 +366,7 @@ def _run(
             baselines = torch.cat([torch.zeros_like(x[:1]), torch.randn_like(x[:1]) * x.std()])
         gs = GradientShap(fwd)
         parts = []
-        for sl in _chunks(len(x), max(1, ibs // n_samples)):
+        for sl in chunks(len(x), max(1, ibs // n_samples)):
             parts.append(gs.attribute(x[sl], baselines=baselines, target=tgt[sl], n_samples=n_samples,
                                       stdevs=stdevs, additional_forward_args=_extra(meta, sl), **kw))
         return _reduce(torch.cat(parts), sign), None, {"n_samples": n_samples}
@@ -381,7 +376,7 @@ def _run(
         raise ValueError(f"{type(net).__name__} has no attention_maps(); native maps exist only for lesionkit models")
     key = kw.pop("key", None)
     parts = []
-    for sl in _chunks(len(x), ibs):
+    for sl in chunks(len(x), ibs):
         with torch.no_grad():
             maps = fn(x[sl], meta[sl]) if meta is not None else fn(x[sl])
         key, m = native_map(maps, key, type(net).__name__, cfg, size)
