@@ -12,6 +12,8 @@ from PIL import Image
 from torch import nn
 
 from lesionkit.attribution.scores import (
+    SCORES,
+    best_iou,
     deletion_insertion,
     dilate_mask,
     iou_dilated,
@@ -115,6 +117,59 @@ def test_score_maps_resizes_masks_and_summarizes() -> None:
     assert summary.n_images.tolist() == [2, 2]
     with pytest.raises(ValueError, match="2 maps but 1 masks"):
         score_maps(np.stack([cam, cam]), [big])
+
+
+def test_best_iou_of_the_mask_plus_noise_outside_is_one() -> None:
+    rng = np.random.default_rng(2)
+    mask = np.zeros((48, 48), bool)
+    mask[10:30, 12:36] = True
+    noise = rng.random(mask.shape) * 0.3
+    cam = np.where(mask, 1.0, noise)
+    best, t = best_iou(cam, mask)
+    assert best == 1.0
+    norm_noise_max = (noise[~mask].max() - cam.min()) / (1.0 - cam.min())
+    assert norm_noise_max <= t < norm_noise_max + 0.05 + 1e-9  # the first grid threshold above the noise
+    scores = mask_scores(cam, mask)
+    assert scores["iou_best"] == 1.0 and scores["iou_best_threshold"] == t
+    assert scores["iou"] < 1.0  # the fixed-threshold IoU is against the dilated mask
+
+
+def test_best_iou_of_a_ramp_matches_hand_computation() -> None:
+    # cam[:, j] = j over 20 columns (normalised j / 19); the mask is rows 0-4 x columns 12-19 (40 px) of 10 rows.
+    # B at t = the columns j >= c. For c >= 12, n = 20 - c: IoU = 5n / (5n + 40), best at n = 8: 40 / 80 = 0.5;
+    # for c < 12: IoU = 40 / 10n <= 4 / 9. c = 12 needs 11/19 <= t < 12/19 (0.579..0.632): on the grid t = 0.60.
+    cam = np.tile(np.arange(20, dtype=float), (10, 1))
+    mask = np.zeros((10, 20), bool)
+    mask[:5, 12:] = True
+    best, t = best_iou(cam, mask)
+    assert best == pytest.approx(0.5)
+    assert t == pytest.approx(0.60)
+    # the vectorised search equals a loop over thresholds
+    ts = [0.3, 0.5, 0.62, 0.7]
+    loop = [((cam / 19 > x) & mask).sum() / ((cam / 19 > x) | mask).sum() for x in ts]
+    assert best_iou(cam, mask, ts) == (pytest.approx(max(loop)), ts[int(np.argmax(loop))])
+    with pytest.raises(ValueError, match="resize the mask"):
+        best_iou(cam, mask[:, :10])
+
+
+def test_best_iou_of_an_empty_mask_is_nan() -> None:
+    cam = np.random.default_rng(3).random((16, 16))
+    best, t = best_iou(cam, np.zeros((16, 16), bool))
+    assert math.isnan(best) and math.isnan(t)
+    scores = mask_scores(cam, np.zeros((16, 16), bool))
+    assert math.isnan(scores["iou_best"]) and math.isnan(scores["iou_best_threshold"])
+
+
+def test_summaries_report_the_best_iou() -> None:
+    assert "iou_best" in SCORES
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:24, 8:24] = 255
+    df = score_maps(np.stack([mask / 255.0, np.ones((32, 32))]), [mask, mask], ["a", "b"], model="m", method="x")
+    assert {"iou_best", "iou_best_threshold"} <= set(df.columns)
+    assert df.iou_best.tolist() == [1.0, 0.0]  # a constant map normalises to zeros: empty at every threshold
+    summary = summarize_scores(df)
+    assert summary.iou_best_mean.iloc[0] == pytest.approx(0.5)
+    assert "iou_best_threshold_mean" not in summary.columns
 
 
 class _RegionModel(nn.Module):

@@ -7,6 +7,8 @@ binarised at 0.5; the mask G is dilated with a k×k ones kernel, k = ceil(0.05·
   * IoU: |B ∩ G_dil| / |B ∪ G_dil|, NaN when both are empty (SE-LCN averages IoU with nanmean);
   * overlap (precision): |B ∩ G_dil| / |B|, 0 when G is empty as in SE-LCN, and NaN when B is empty
     (SE-LCN raises ZeroDivisionError there; lesionkit leaves the image out of the mean instead).
+  * best IoU (lesionkit's addition, not SE-LCN's): the highest IoU of the normalised map binarised at each of a
+    grid of thresholds with the *undilated* mask, and that threshold; a map's agreement free of the 0.5 choice.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SCORES = ("pointing_game", "iou", "overlap", "mass_inside")
+SCORES = ("pointing_game", "iou", "overlap", "mass_inside", "iou_best")
+BEST_IOU_THRESHOLDS = np.linspace(0.05, 0.95, 19)
 
 
 def normalize_map(m: np.ndarray) -> np.ndarray:
@@ -87,14 +90,38 @@ def mass_inside(cam: np.ndarray, mask: np.ndarray) -> float:
     return float("nan") if total <= 0 else float(cam[mask].sum() / total)
 
 
-def mask_scores(cam: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """All four mask scores for one map; ``mask`` must already have the map's size (see :func:`binarize_mask`)."""
+def best_iou(cam: np.ndarray, mask: np.ndarray, thresholds: Sequence[float] | np.ndarray | None = None
+             ) -> tuple[float, float]:
+    """(best IoU, its threshold) of the min-max normalised map binarised (``> t``) at each threshold with the
+    undilated mask; default thresholds 0.05, 0.10, ..., 0.95. Ties go to the lowest threshold. (NaN, NaN) for an
+    empty mask."""
+    cam = np.asarray(cam, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
+    _check_shapes(cam, mask)
+    t = np.asarray(BEST_IOU_THRESHOLDS if thresholds is None else thresholds, dtype=np.float64).ravel()
+    if t.size == 0:
+        raise ValueError("best_iou needs at least one threshold")
+    if not mask.any():
+        return float("nan"), float("nan")
+    b = normalize_map(cam).ravel()[None, :] > t[:, None]  # (T, H*W)
+    g = mask.ravel()[None, :]
+    iou = np.logical_and(b, g).sum(1) / np.logical_or(b, g).sum(1)  # union >= |G| > 0
+    k = int(np.argmax(iou))
+    return float(iou[k]), float(t[k])
+
+
+def mask_scores(cam: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """All mask scores for one map (plus ``iou_best_threshold`` and ``mask_fraction``); ``mask`` must already have
+    the map's size (see :func:`binarize_mask`)."""
+    mask = np.asarray(mask, dtype=bool)
+    best, best_t = best_iou(cam, mask)
     return {
         "pointing_game": float(pointing_game(cam, mask)),
         "iou": iou_dilated(cam, mask, threshold),
         "overlap": overlap(cam, mask, threshold),
         "mass_inside": mass_inside(cam, mask),
+        "iou_best": best,
+        "iou_best_threshold": best_t,
         "mask_fraction": float(mask.mean()),
     }
 
