@@ -127,17 +127,22 @@ def start(namespace: dict[str, Any]) -> Run:
 def load(cfg: PatchAttentionConfig) -> Any:
     """The dataset (subsampled by whole lesions with `max_images` or in smoke runs), with the diagnosis factor d
     per image in column ``dx_factor``. Images with no ``dx_type`` get factor 1 (treated as consensus)."""
-    ds = load_data(cfg, max_images=cfg.max_images or None)
+    return with_dx_factor(load_data(cfg, max_images=cfg.max_images or None), cfg.dx_only_class)
+
+
+def with_dx_factor(ds: Any, only_class: str = "") -> Any:
+    """``ds`` with column ``dx_factor``: d per image from ``dx_type`` (missing: 1, as consensus); with
+    ``only_class``, images of other classes get 1."""
     kinds = ds.df["dx_type"].fillna("consensus").astype(str).str.strip().str.lower().str.replace("-", "_")
     unknown = sorted(set(kinds) - set(DX_TYPE_FACTORS))
     if unknown:
         raise ConfigError(f"dataset {ds.root}: column dx_type has values {unknown} that diagnosis-guided weighting "
                           f"cannot map; expected {sorted(DX_TYPE_FACTORS)} (HAM10000's dx_type)")
     d = kinds.map(DX_TYPE_FACTORS).to_numpy(np.float32)
-    if cfg.dx_only_class:
-        if cfg.dx_only_class not in ds.classes:
-            raise ConfigError(f"dx_only_class={cfg.dx_only_class!r} is not a class of this dataset: {ds.classes}")
-        d = np.where(ds.df["label"].to_numpy() == cfg.dx_only_class, d, 1.0).astype(np.float32)
+    if only_class:
+        if only_class not in ds.classes:
+            raise ConfigError(f"dx_only_class={only_class!r} is not a class of this dataset: {ds.classes}")
+        d = np.where(ds.df["label"].to_numpy() == only_class, d, 1.0).astype(np.float32)
     ds.df = ds.df.assign(dx_factor=d)
     return ds
 
@@ -292,6 +297,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run
                                    "occlusion": {"window": window, "stride": window}})
 
 
-__all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "start", "load", "patch_dls",
+__all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "start", "load", "with_dx_factor", "patch_dls",
            "build_model", "baseline_label", "variants", "score", "paper_table", "per_class_table", "summarize",
            "save_models", "explain", "FactorCrossEntropy", "FactorCallback"]
