@@ -36,6 +36,7 @@ from lesionkit.metrics.operating_point import (
     operating_point_at_sensitivity,
     sens_spec_at_threshold,
 )
+from lesionkit.metrics.paired import adjust_pvalues, compare_to_reference, delong_test, paired_bootstrap  # noqa: F401
 from lesionkit.metrics.ranking import (
     ap_ovr,
     auc_above_sensitivity,
