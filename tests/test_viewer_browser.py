@@ -2,10 +2,12 @@
 
 The test writes a notebook that builds a tiny run and shows the viewer, runs it in JupyterLab, moves the image
 slider and checks that the displayed map changed (screenshots differ) and that no JavaScript error occurred.
-Screenshots are kept under the printed folder (set LESIONKIT_SCREENSHOTS to choose it).
+A second notebook shows the side-by-side CompareViewer over three entries: one image per entry, and the image
+slider changes them all. Screenshots are kept under the printed folder (set LESIONKIT_SCREENSHOTS to choose it).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -15,7 +17,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,11 +49,50 @@ print("run ready")
 """
 
 
-def _notebook(repo: Path, tmp: Path) -> dict:
-    cells = [
-        BUILD_RUN.format(repo=str(repo), synth=str(tmp / "synthetic"), run=str(tmp / "run")),
-        "lesionkit.viewer(run_dir, interactive=True)",
-    ]
+BUILD_COMPARE = """\
+import sys
+sys.path.insert(0, {repo!r})
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import nn
+from lesionkit.attribution import precompute_attributions
+from lesionkit.data.synthetic import make_synthetic
+from lesionkit.testing import HAM_CLASSES
+from lesionkit.viz.compare_viewer import compare_viewer
+
+torch.set_num_threads(1)
+synthetic = make_synthetic({synth!r}, n_lesions=8, size=48, seed=0)
+df = pd.read_csv(synthetic / "labels.csv").head(4)
+rgb = np.stack([np.asarray(Image.open(synthetic / f)) for f in df.filename]).astype(np.float32) / 255
+masks = np.stack([np.asarray(Image.open(synthetic / f)) for f in df.mask_filename])
+x = torch.from_numpy(rgb.transpose(0, 3, 1, 2)).float()
+stores = {{}}
+for seed, entry in enumerate({entries!r}):
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, len(HAM_CLASSES))).eval()
+    stores[entry] = precompute_attributions(net, x, ["gradcam"], {run!r} + "/maps/" + entry, classes=HAM_CLASSES,
+                                            labels=[HAM_CLASSES.index(d) for d in df.dx],
+                                            image_ids=list(df.image_id), masks=masks, targets="pred").parent
+print("stores ready")
+"""
+COMPARE_ENTRIES = ("resnet", "effnet", "vit")
+
+
+def _notebook(repo: Path, tmp: Path, compare: bool = False) -> dict:
+    if compare:
+        cells = [
+            BUILD_COMPARE.format(repo=str(repo), synth=str(tmp / "synthetic"), run=str(tmp / "run"),
+                                 entries=list(COMPARE_ENTRIES)),
+            "compare_viewer(stores, interactive=True)",
+        ]
+    else:
+        cells = [
+            BUILD_RUN.format(repo=str(repo), synth=str(tmp / "synthetic"), run=str(tmp / "run")),
+            "lesionkit.viewer(run_dir, interactive=True)",
+        ]
     return {
         "nbformat": 4,
         "nbformat_minor": 5,
@@ -116,11 +159,13 @@ def _stop(proc: subprocess.Popen) -> None:
 BENIGN_CONSOLE = ("favicon", "Failed to load resource", "net::ERR", "lab/api/news", "pypi", "extension manager")
 
 
-def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _lab_notebook(tmp_path: Path, name: str, notebook: dict, shots: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+    """JupyterLab on a free port serving ``notebook`` as ``name``, headless Chromium on it, "Run All Cells" sent
+    once the kernel is idle; yields (page, page errors, console errors). On failure the page's screenshot and the
+    server log's tail are kept; the server and its kernels are stopped either way."""
     sync_api = pytest.importorskip("playwright.sync_api")
-    shots = Path(os.environ.get("LESIONKIT_SCREENSHOTS", tmp_path / "screenshots"))
-    shots.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "viewer.ipynb").write_text(json.dumps(_notebook(REPO, tmp_path), indent=1))
+    (tmp_path / name).write_text(json.dumps(notebook, indent=1))
 
     # no news toast over the page and no update check (both would reach for the network)
     notification = tmp_path / "jset" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -152,36 +197,13 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.on("pageerror", lambda err: page_errors.append(str(err)))
                 page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
-                page.goto(f"http://127.0.0.1:{port}/lab/tree/viewer.ipynb?token={token}", timeout=120_000)
+                page.goto(f"http://127.0.0.1:{port}/lab/tree/{name}?token={token}", timeout=120_000)
                 page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
                 _wait_for_idle_kernel(f"http://127.0.0.1:{port}", token)
                 page.locator(".jp-Notebook .jp-Cell").first.click()
                 page.get_by_role("menuitem", name="Run", exact=True).click()
                 page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-                img = page.locator(".lesionkit-viewer img.widget-image").first
-                img.wait_for(state="visible", timeout=480_000)  # generous: CI runs notebooks beside it
-                page.wait_for_function(
-                    "() => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
-                    " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
-                page.screenshot(path=str(shots / "page_before.png"), full_page=True)
-                before = img.screenshot(path=str(shots / "map_before.png"))
-                src_before = img.get_attribute("src")
-
-                slider = page.locator(".lesionkit-viewer .widget-slider").filter(has_text="image").first
-                readout = slider.locator(".widget-readout")
-                assert readout.inner_text().strip() == "0"
-                handle = slider.locator(".noUi-handle")
-                handle.focus()
-                handle.press("ArrowRight")
-                handle.press("ArrowRight")
-                page.wait_for_function(
-                    "(old) => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
-                    " return i && i.src !== old && i.complete && i.naturalWidth > 0; }", arg=src_before,
-                    timeout=60_000)
-                page.wait_for_timeout(500)  # let the new frame paint before the screenshot
-                after = img.screenshot(path=str(shots / "map_after.png"))
-                page.screenshot(path=str(shots / "page_after.png"), full_page=True)
-                assert readout.inner_text().strip() == "2"
+                yield page, page_errors, console_errors
             except Exception:  # keep what the page showed and what the server said, for the failure report
                 page.screenshot(path=str(shots / "page_failure.png"), full_page=True)
                 print(f"page at failure: {shots / 'page_failure.png'}\njupyterlab log tail:\n{log.read_text()[-4000:]}")
@@ -191,16 +213,101 @@ def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
     finally:
         _stop(proc)
 
-    assert before != after, "moving the image slider did not change the displayed map"
+
+def _screenshots_dir(tmp_path: Path) -> Path:
+    shots = Path(os.environ.get("LESIONKIT_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    return shots
+
+
+def _assert_different_pictures(before: bytes, after: bytes, what: str) -> None:
     from io import BytesIO
 
     import numpy as np
     from PIL import Image
 
+    assert before != after, f"moving the image slider did not change {what}"
     a = np.asarray(Image.open(BytesIO(before)).convert("RGB"), dtype=float)
     b = np.asarray(Image.open(BytesIO(after)).convert("RGB"), dtype=float)
     assert a.shape == b.shape and np.abs(a - b).mean() > 1.0  # a different picture, not a repaint artefact
+
+
+def _assert_no_js_errors(page_errors: list[str], console_errors: list[str]) -> None:
     assert page_errors == [], f"JavaScript errors: {page_errors}"
     relevant = [m for m in console_errors if not any(b in m for b in BENIGN_CONSOLE)]
     print(f"console errors ignored as JupyterLab's own network noise: {len(console_errors) - len(relevant)}")
     assert relevant == [], f"console errors: {relevant}"
+
+
+def _press_right(page: Any, root: str, times: int) -> Any:
+    """Move the widget slider labelled "image" under ``root`` right ``times`` steps; returns its readout."""
+    slider = page.locator(f"{root} .widget-slider").filter(has_text="image").first
+    readout = slider.locator(".widget-readout")
+    assert readout.inner_text().strip() == "0"
+    handle = slider.locator(".noUi-handle")
+    handle.focus()
+    for _ in range(times):
+        handle.press("ArrowRight")
+    return readout
+
+
+def test_viewer_slider_changes_the_map_in_chromium(tmp_path: Path) -> None:
+    shots = _screenshots_dir(tmp_path)
+    with _lab_notebook(tmp_path, "viewer.ipynb", _notebook(REPO, tmp_path), shots) as (page, page_errors,
+                                                                                      console_errors):
+        img = page.locator(".lesionkit-viewer img.widget-image").first
+        img.wait_for(state="visible", timeout=480_000)  # generous: CI runs notebooks beside it
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
+            " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+        page.screenshot(path=str(shots / "page_before.png"), full_page=True)
+        before = img.screenshot(path=str(shots / "map_before.png"))
+        src_before = img.get_attribute("src")
+
+        readout = _press_right(page, ".lesionkit-viewer", 2)
+        page.wait_for_function(
+            "(old) => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
+            " return i && i.src !== old && i.complete && i.naturalWidth > 0; }", arg=src_before,
+            timeout=60_000)
+        page.wait_for_timeout(500)  # let the new frame paint before the screenshot
+        after = img.screenshot(path=str(shots / "map_after.png"))
+        page.screenshot(path=str(shots / "page_after.png"), full_page=True)
+        assert readout.inner_text().strip() == "2"
+
+    _assert_different_pictures(before, after, "the displayed map")
+    _assert_no_js_errors(page_errors, console_errors)
+
+
+ALL_CELL_IMAGES_READY = (
+    "([n, old]) => { const imgs = [...document.querySelectorAll('.lesionkit-compare img.widget-image')];"
+    " return imgs.length === n && imgs.every((i, k) => i.complete && i.naturalWidth > 0"
+    " && (old === null || i.src !== old[k])); }")
+
+
+def test_compare_viewer_shows_one_cell_per_entry_and_follows_the_slider(tmp_path: Path) -> None:
+    shots = _screenshots_dir(tmp_path)
+    n = len(COMPARE_ENTRIES)
+    with _lab_notebook(tmp_path, "compare.ipynb", _notebook(REPO, tmp_path, compare=True), shots) as (
+            page, page_errors, console_errors):
+        cells = page.locator(".lesionkit-compare .lesionkit-compare-cell")
+        cells.first.wait_for(state="visible", timeout=480_000)  # generous: CI runs notebooks beside it
+        page.wait_for_function(ALL_CELL_IMAGES_READY, arg=[n, None], timeout=60_000)
+        imgs = page.locator(".lesionkit-compare img.widget-image")
+        assert cells.count() == n and imgs.count() == n  # one overlay per entry
+        for k, entry in enumerate(COMPARE_ENTRIES):
+            assert entry in cells.nth(k).inner_text()
+        page.screenshot(path=str(shots / "compare_before.png"), full_page=True)
+        row = page.locator(".lesionkit-compare > .widget-hbox").last  # the row of cells
+        before = row.screenshot(path=str(shots / "compare_row_before.png"))
+        src_before = [imgs.nth(k).get_attribute("src") for k in range(n)]
+
+        readout = _press_right(page, ".lesionkit-compare", 1)
+        page.wait_for_function(ALL_CELL_IMAGES_READY, arg=[n, src_before], timeout=60_000)  # every cell changed
+        page.wait_for_timeout(500)  # let the new frames paint before the screenshot
+        after = row.screenshot(path=str(shots / "compare_row_after.png"))
+        page.screenshot(path=str(shots / "compare_after.png"), full_page=True)
+        assert readout.inner_text().strip() == "1"
+        assert imgs.count() == n
+
+    _assert_different_pictures(before, after, "the entries' maps")
+    _assert_no_js_errors(page_errors, console_errors)
