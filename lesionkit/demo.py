@@ -22,6 +22,7 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "00_quickstart": {},
     "arl": {"depth": 18, "pretrained": "false", "crops_per_image": 1, "image_size": 64, "epochs": 3, "max_images": 400, "optimizer": "adam", "lr": 2e-3,
             "schedule": "one_cycle", "batch_size": 32, "n_explain": 4, "attribution_methods": "gradcam,native"},
+    "compare": {"image_size": 48, "epochs": 3, "max_images": 300, "n_maps": 4},
     "attention_b3": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "folds": 1, "image_size": 64,
                      "epochs": 7, "max_images": 400, "batch_size": 32, "lr": 2e-3, "loss": "ce", "augment": "fastai",
                      "n_bootstrap": 200, "n_explain": 3},

@@ -78,7 +78,7 @@ def test_forest_single_metric_and_nan_rows(table):
         plot_forest(table, metric="nope")
 
 
-def test_map_vs_diagnosis_one_labelled_point_per_entry_and_method():
+def test_map_vs_diagnosis_one_point_per_entry_and_method_one_label_per_entry():
     rows = []
     for entry, bma in (("ref", 0.6), ("arl", 0.7), ("se_lcn", 0.65)):
         for method, mass in (("gradcam", 0.5), ("attention", 0.4)):
@@ -91,7 +91,8 @@ def test_map_vs_diagnosis_one_labelled_point_per_entry_and_method():
     offsets = np.concatenate(_points(ax))
     assert len(offsets) == 6  # 3 entries x 2 methods; repeats averaged, the NaN entry left out
     np.testing.assert_allclose(sorted(offsets[:, 0]), [0.4] * 3 + [0.5] * 3)
-    assert sorted(t.get_text() for t in ax.texts) == sorted(["ref", "arl", "se_lcn"] * 2)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["ref", "arl", "se_lcn"])
+    assert all(t.xy[0] == 0.5 for t in ax.texts)  # right of each entry's best map
     assert ax.get_legend() is not None and ax.get_xlabel() == "mass inside"
     with pytest.raises(ValueError, match="lacks column"):
         plot_map_vs_diagnosis(df, y="auc")

@@ -38,6 +38,21 @@ def factor_patch_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.nda
                              num_workers, balanced=False, train_labels=None, device=None)
 
 
+def factor_image_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.ndarray, size: int = 224, bs: int = 32,
+                     preset: str = "fastai", seed: int = 0, num_workers: int = 0, norm: Any = None,
+                     balanced: bool = False) -> DataLoaders:
+    """``lesionkit.data.loaders.image_dls`` with the diagnosis factor as a second target: batches (x (B, 3, size,
+    size), label, dx factor), for diagnosis-guided weighting of a whole-image model."""
+    from .augment import preset_tfms
+
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
+    dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
+                                  [FactorColumn()]], splits=[list(tr), list(va)], n_inp=1)
+    item, batch = preset_tfms(preset, size, "squish", seed)
+    return build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
+                             ds.df["label"].to_numpy()[tr], None)
+
+
 class FactorCrossEntropy(DiagnosisGuidedCrossEntropy):
     """DiagnosisGuidedCrossEntropy that takes the batch's factors from ``self.factor`` (set by FactorCallback).
     ``use_factor=False`` ignores them: the same loss (batch mean of w_y · CE) without the weighting."""
@@ -66,4 +81,4 @@ class FactorCallback(Callback):
             self.learn.yb = yb[:1]
 
 
-__all__ = ["FactorCallback", "FactorColumn", "FactorCrossEntropy", "factor_patch_dls"]
+__all__ = ["FactorCallback", "FactorColumn", "FactorCrossEntropy", "factor_image_dls", "factor_patch_dls"]

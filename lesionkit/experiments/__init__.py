@@ -4,6 +4,7 @@
 NOTEBOOK_CONFIGS = {
     "00_quickstart": "lesionkit.experiments.quickstart:QuickstartConfig",
     "arl": "lesionkit.experiments.arl:ARLConfig",
+    "compare": "lesionkit.experiments.compare:CompareConfig",
     "attention_b3": "lesionkit.experiments.attention_b3:AttentionB3Config",
     "multimodal": "lesionkit.experiments.multimodal:MultimodalConfig",
     "patch_attention": "lesionkit.experiments.patch_attention:PatchAttentionConfig",

@@ -71,7 +71,8 @@ def plot_forest(table: pd.DataFrame, metric: str | None = None,
 
 def plot_map_vs_diagnosis(df: pd.DataFrame, x: str = "mass_inside", y: str = "bma", hue: str | None = "method",
                           label: str = "entry") -> Any:
-    """Map quality (``x``) against diagnostic quality (``y``): one labelled point per entry x method.
+    """Map quality (``x``) against diagnostic quality (``y``): one point per entry x method, an entry's methods
+    joined by a thin line and the entry named once, right of its best map (its diagnostic score is one value).
 
     Rows repeating an (entry, method) pair (e.g. one row per image) are averaged; points with NaN are left out.
     """
@@ -89,8 +90,10 @@ def plot_map_vs_diagnosis(df: pd.DataFrame, x: str = "mass_inside", y: str = "bm
         ax = fig.subplots()
     if len(points):
         sns.scatterplot(data=points, x=x, y=y, hue=hue, style=hue, s=70, ax=ax)
-    for _, row in points.iterrows():
-        ax.annotate(str(row[label]), (row[x], row[y]), xytext=(4, 3), textcoords="offset points", fontsize=8)
+    for name, part in points.groupby(label, sort=False):
+        ax.hlines(part[y].mean(), part[x].min(), part[x].max(), color="0.75", lw=1, zorder=0)
+        ax.annotate(str(name), (part[x].max(), part[y].mean()), xytext=(6, -3), textcoords="offset points",
+                    fontsize=8)
     ax.set(xlabel=x.replace("_", " "), ylabel=y.replace("_", " "), title="map quality vs diagnosis")
     return fig
 
