@@ -64,14 +64,17 @@ def test_every_entry_saw_the_same_rows_as_the_split(trained) -> None:
         for part, rows in (("train", tr), ("valid", va), ("test", trained.splits.test)):
             want = hashlib.sha1(",".join(sorted(ids.iloc[rows])).encode()).hexdigest()[:16]
             assert set(wide.loc[(k, part)]) == {want}, (k, part)
-    log = pd.read_csv(trained.run.dir / "entry_splits.csv", dtype={"digest": str})
+    path = trained.run.dir / "entry_splits.csv"
+    original = path.read_text()
+    log = pd.read_csv(path, dtype={"digest": str})
     log.loc[(log["entry"] == "sge") & (log["part"] == "train"), "digest"] = "tampered"
-    log.to_csv(trained.run.dir / "entry_splits.csv", index=False)
+    log.to_csv(path, index=False)
     try:
         with pytest.raises(AssertionError, match="entry sge"):
             cmp.same_rows(trained.run)
     finally:
-        log.loc[(log["entry"] == "sge") & (log["part"] == "train"), "digest"] = wide.loc[(0, "train")].iloc[0]
+        path.write_text(original)
+    cmp.same_rows(trained.run)  # restored
 
 
 def test_a_time_budget_stops_every_fit_after_its_first_epoch(trained) -> None:
@@ -85,7 +88,8 @@ def test_differences_compare_each_entry_with_its_reference(trained) -> None:
     assert len(d) == 6 * 3  # every entry but the two references, three metrics
     assert set(d.loc[d["entry"] == "arl", "reference"]) == {"resnet"}
     assert set(d.loc[d["entry"] != "arl", "reference"]) == {"baseline"}
-    assert (d.loc[d["metric"] == "mel_auc", "test"] == "DeLong").all()
+    # the synthetic set has several images per lesion: DeLong's independence fails, the clustered bootstrap's p stays
+    assert (d["test"] == "paired bootstrap").all()
     assert (d["ci_level"] > 0.95).all() and (d["p_adjusted"] >= d["p_value"]).all()
     assert (d["ci_low"] <= d["diff"]).all() and (d["diff"] <= d["ci_high"]).all()
 
@@ -110,12 +114,13 @@ def test_maps_are_scored_for_every_entry_on_the_same_images(trained) -> None:
     assert set(cm.stores(trained.run, ["baseline", "arl"])) == {"baseline", "arl"}
 
 
-def _fake(y: np.ndarray, probs: dict[str, np.ndarray], tmp_path: Path, monkeypatch) -> tuple:
-    """A finished comparison of ``probs`` (entry → test probabilities) on test labels ``y``, one image per lesion."""
+def _fake(y: np.ndarray, probs: dict[str, np.ndarray], tmp_path: Path, monkeypatch, per_lesion: int = 1) -> tuple:
+    """A finished comparison of ``probs`` (entry → test probabilities) on test labels ``y``, ``per_lesion`` images
+    per lesion (consecutive rows)."""
     run = _start(tmp_path, monkeypatch, n_boot=2000)
     n = len(y)
-    df = pd.DataFrame({"image_id": [f"I{i}" for i in range(n)], "lesion_id": [f"L{i}" for i in range(n)],
-                       "label_idx": y})
+    df = pd.DataFrame({"image_id": [f"I{i}" for i in range(n)], "lesion_id": [f"L{i // per_lesion}" for i in range(n)],
+                       "patient_id": [f"P{i // per_lesion}" for i in range(n)], "label_idx": y})
     ds = SimpleNamespace(df=df, classes=["nv", "mel"])
     ctx = SimpleNamespace(ds=ds, cfg=run.cfg, run=run, splits=SimpleNamespace(test=np.arange(n)))
     res = SimpleNamespace(probs={k: [p] for k, p in probs.items()},
@@ -168,3 +173,31 @@ def test_bad_settings_are_refused_before_anything_trains(tmp_path: Path, synthet
     df.drop(columns=["dx_type"]).to_csv(bare / "labels.csv", index=False)
     with pytest.raises(ConfigError, match="dx_weighting.*dx_type"):
         cmp.load(cmp.CompareConfig.from_params({"data_dir": str(bare), "entries": "dx_weighting"}))
+
+
+def test_delong_only_where_every_test_lesion_has_one_image(tmp_path: Path, monkeypatch) -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 100)
+    s = np.clip(0.5 + 0.2 * (2 * y - 1) + rng.normal(0, 0.3, len(y)), 0.01, 0.99)
+    probs = {"baseline": np.stack([1 - s, s], 1), "metadata": np.stack([s, 1 - s], 1)[::-1].copy()}
+    res, ctx = _fake(y, probs, tmp_path / "a", monkeypatch)
+    assert cmp.differences(res, ctx).set_index("metric").loc["mel_auc", "test"] == "DeLong"
+    res, ctx = _fake(y, probs, tmp_path / "b", monkeypatch, per_lesion=2)
+    d = cmp.differences(res, ctx)
+    assert (d["test"] == "paired bootstrap").all()
+
+
+def test_images_the_cascade_trained_on_are_left_out_for_every_entry(tmp_path: Path) -> None:
+    from lesionkit.data.table import LesionDataset
+    from lesionkit.experiments.compare_cascade import unseen
+
+    paths = [tmp_path / f"{i}.png" for i in range(4)]
+    df = pd.DataFrame({"image_id": [p.stem for p in paths], "path": [str(p) for p in paths], "label": "nv",
+                       "label_idx": 0, "lesion_id": np.nan, "patient_id": np.nan})
+    ds = LesionDataset("toy", tmp_path, df, ["nv", "mel"], "binary")
+    ctx = SimpleNamespace(cascade=SimpleNamespace(trained_on=frozenset({str(paths[1].resolve())})))
+    assert unseen(ds, ctx, "map_dir").df["image_id"].tolist() == ["0", "2", "3"]
+    assert unseen(ds, SimpleNamespace(cascade=None), "map_dir") is ds
+    everything = SimpleNamespace(cascade=SimpleNamespace(trained_on=frozenset(str(p.resolve()) for p in paths)))
+    with pytest.raises(ValueError, match="every image trained"):
+        unseen(ds, everything, "map_dir")

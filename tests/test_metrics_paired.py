@@ -221,8 +221,11 @@ METRICS = {"bma": balanced_accuracy, "mel_auc": lambda y, p: binary_auc((y == ME
 
 def test_compare_to_reference_table(three_models):
     y, groups, probs = three_models
-    t = compare_to_reference(y, probs, "ref", METRICS, groups=groups, n_boot=200, seed=3,
-                             auc_scores=lambda p: p[:, MEL], auc_metric="mel_auc", auc_y=(y == MEL).astype(int))
+    auc = dict(auc_scores=lambda p: p[:, MEL], auc_metric="mel_auc", auc_y=(y == MEL).astype(int))
+    clustered = compare_to_reference(y, probs, "ref", METRICS, groups=groups, n_boot=200, seed=3, **auc)
+    assert (clustered["test"] == "paired bootstrap").all()  # several rows per group: DeLong's independence fails
+    groups = None
+    t = compare_to_reference(y, probs, "ref", METRICS, groups=groups, n_boot=200, seed=3, **auc)
     assert list(t.columns) == COLUMNS and len(t) == (3 - 1) * 2
     assert set(t["entry"]) == {"a", "b"} and set(t["reference"]) == {"ref"}
     # Bonferroni-simultaneous: each interval is at the HIGHER level 1 - 0.05 / m (wider), not below 0.95

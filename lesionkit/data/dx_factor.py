@@ -28,14 +28,15 @@ class FactorColumn:
 
 def factor_patch_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.ndarray, grid: str = "2x2+c",
                      patch: int = 224, full: tuple[int, int] = (450, 600), bs: int = 5, seed: int = 0,
-                     num_workers: int = 0) -> DataLoaders:
+                     num_workers: int = 0, balanced: bool = False) -> DataLoaders:
     """``lesionkit.data.views.patch_dls`` with one more target: batches (x (B, P, 3, patch, patch) in [0, 1], label,
-    dx factor). No patch dropout here (the model has it); the leak guard and file check run first."""
+    dx factor). No patch dropout here (the model has it); the leak guard and file check run first. ``balanced``:
+    class-balanced sampling of the training rows."""
     tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
     dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
                                   [FactorColumn()]], splits=[list(tr), list(va)], n_inp=1)
     return build_dataloaders(dsets, bs, [PatchGrid(grid, full, patch, 0.0, seed)], batch_tfms_for([], None), seed,
-                             num_workers, balanced=False, train_labels=None, device=None)
+                             num_workers, balanced=balanced, train_labels=ds.df["label"].to_numpy()[tr], device=None)
 
 
 def factor_image_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.ndarray, size: int = 224, bs: int = 32,

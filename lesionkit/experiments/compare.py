@@ -61,7 +61,7 @@ class CompareConfig(TrainConfig):
     tta: bool = param(True, "average test predictions over flips (not for the CAM entry, whose map would not flip)")
     positive: str = param("mel", "class whose AUC, AP and operating points the table reports")
     n_boot: int = param(2000, "bootstrap resamples of the test lesions per comparison (with a correction over m "
-                              "comparisons at least 20 m, so the simultaneous tails hold a resample)", ge=100,
+                              "comparisons at least 40 m, else the smallest possible p is not significant)", ge=100,
                         le=100_000)
     correction: str = param("holm", "multiple-comparison correction over all comparisons: holm, bonferroni, "
                                     "fdr_bh or none", choices=("holm", "bonferroni", "fdr_bh", "none"))
@@ -129,7 +129,7 @@ def load(cfg: CompareConfig) -> Any:
                           "sym_data_dir (e.g. PH2) or drop the entry")
     if cfg.positive not in ds.classes:
         raise ConfigError(f"positive={cfg.positive!r} is not a class of {ds.root}: {ds.classes}")
-    return with_dx_factor(ds) if "dx_type" in df else ds
+    return with_dx_factor(ds) if {"dx_weighting", "patch_attention"} & set(keys) else ds
 
 
 def split(ds: Any, cfg: CompareConfig, run: Run) -> Any:
@@ -313,20 +313,22 @@ def auc_macro(y: np.ndarray, probs: np.ndarray) -> float:
 def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
     """Each entry minus its reference on the test rows: BMA, macro AUC and melanoma AUC, paired bootstrap over test
     lesions (DeLong for the melanoma AUC), intervals and p-values corrected over all comparisons (differences.csv)."""
+    from ..data.splits import group_codes
     from ..metrics.paired import compare_to_reference, midrank_auc
 
     ds, cfg, test = ctx.ds, ctx.cfg, ctx.splits.test
     y, k = ds.df["label_idx"].to_numpy()[test], list(ds.classes).index(cfg.positive)
     metrics = {"bma": bma, "auc_macro": auc_macro, "mel_auc": lambda yy, pp: midrank_auc(yy == k, pp[:, k])}
     refs = {key: ENTRIES[key].reference for key in res.variants if ENTRIES[key].reference in res.variants}
-    table = compare_to_reference(y, fold_mean_probs(res), refs, metrics, groups=ds.df["lesion_id"].to_numpy()[test],
+    groups = group_codes(ds.df.iloc[test])  # lesions and patients: their images resample together
+    table = compare_to_reference(y, fold_mean_probs(res), refs, metrics, groups=groups,
                                  n_boot=cfg.n_boot, seed=cfg.seed, correction=cfg.correction,
                                  auc_scores=lambda p: p[:, k], auc_y=(y == k).astype(int), auc_metric="mel_auc")
-    tail = cfg.n_boot * 0.05 / (2 * max(1, len(table)))
-    if cfg.correction != "none" and tail < 1:
-        warnings.warn(f"n_boot={cfg.n_boot} is too few for {len(table)} corrected comparisons: the simultaneous "
-                      f"interval's tails hold {tail:.2f} resamples, so no difference can be significant; set n_boot "
-                      f">= {20 * len(table)}", stacklevel=2)
+    if cfg.correction != "none" and cfg.n_boot < 40 * len(table):
+        warnings.warn(f"n_boot={cfg.n_boot} is too few for {len(table)} corrected comparisons: a bootstrap p cannot "
+                      f"fall below 2/(n_boot+1), so after the correction few or no differences can be significant "
+                      f"and the simultaneous intervals' ends rest on single resamples; set n_boot >= "
+                      f"{40 * len(table)}", stacklevel=2)
     ctx.run.save_table(table, "differences.csv")
     ctx.run.log_metrics({"differences": table.to_dict(orient="records")})
     return table
@@ -340,7 +342,7 @@ def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     from .compare_cascade import lend, with_inputs
 
     ds, cfg = ctx.ds, ctx.cfg
-    ext = load_external(cfg, list(ds.classes))
+    ext = load_external(cfg, list(ds.classes), positive=ds.classes[1] if ds.task == "binary" else None)
     if ext is None:
         return None
     ext = with_inputs(ext, ctx, name="external")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ class Cascade:
     sym_learn: Any
     segmentation: dict[str, float]
     symmetry: dict[str, float]
+    trained_on: frozenset[str]  # image files the segmenter or the symmetry net trained or selected on
 
 
 def cascade_config(cfg: Any) -> Any:
@@ -63,13 +65,32 @@ def train_cascade(ctx: Any) -> Cascade:
         raise ValueError(f"the SE-LCN cascade made no CAM for {len(missing)} image(s) of data_dir (e.g. "
                          f"{missing[:3]}): its classifier dataset differs from the comparison's")
     sym_scores = {k: float(v) for k, v in sym.table.iloc[0].items() if k in ("accuracy", "balanced_accuracy", "auc")}
-    return Cascade(scfg, seg_learn, sym_learn, seg["scores"], sym_scores)
+    seen = {str(Path(p).resolve()) for d, sp in ((sym_ds, sym_splits), (seg_ds, seg_splits))
+            for p in d.df["path"].iloc[np.concatenate(sp.folds[0])]}
+    return Cascade(scfg, seg_learn, sym_learn, seg["scores"], sym_scores, frozenset(seen))
+
+
+def unseen(ds: Any, ctx: Any, what: str) -> Any:
+    """``ds`` without the images the CAM entry's segmenter or symmetry net trained on (PH2 as both sym_data_dir and
+    map_dir / test_dir, say): every entry is then scored on images none of its parts has seen."""
+    cascade = getattr(ctx, "cascade", None)
+    if cascade is None:
+        return ds
+    keep = ~ds.df["path"].map(lambda p: str(Path(p).resolve()) in cascade.trained_on).to_numpy()
+    if keep.all():
+        return ds
+    if not keep.any():
+        raise ValueError(f"{what}: every image trained the se_lcn_cam entry's segmenter or symmetry net; give "
+                         "another folder, or another sym_data_dir / seg_data_dir")
+    print(f"{what}: {int((~keep).sum())} of {len(keep)} images trained the CAM entry's segmenter or symmetry net "
+          f"and are left out for every entry", flush=True)
+    return ds.subset(np.flatnonzero(keep))
 
 
 def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
     """Another dataset (external test set, map set) made ready for every entry: the diagnosis factor column (1
-    where dx_type is not recorded) and, with the CAM entry, its images' CAMs through the trained cascade, kept in
-    ``ctx.lent[name]`` for :func:`lend`."""
+    where dx_type is not recorded) and, with the CAM entry, only the images its cascade never trained on (:func:`unseen`)
+    and their CAMs through the trained cascade, kept in ``ctx.lent[name]`` for :func:`lend`."""
     from ..data.lae import masked_inputs, predict_masks
     from .patch_attention import with_dx_factor
     from .se_lcn import cache_cams
@@ -77,6 +98,7 @@ def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
     if "dx_factor" in ctx.ds.df and "dx_factor" not in ext.df:
         ext.df = ext.df.assign(dx_type=ext.df["dx_type"] if "dx_type" in ext.df else np.nan)
         ext = with_dx_factor(ext)
+    ext = unseen(ext, ctx, name)
     cascade = getattr(ctx, "cascade", None)
     if cascade is not None:
         scfg = cascade.cfg
@@ -101,4 +123,4 @@ def lend(ctx: Any, name: str) -> Iterator[None]:
         ctx.cams.update(kept)
 
 
-__all__ = ["Cascade", "cascade_config", "lend", "train_cascade", "with_inputs"]
+__all__ = ["Cascade", "cascade_config", "lend", "train_cascade", "unseen", "with_inputs"]

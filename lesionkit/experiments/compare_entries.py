@@ -146,7 +146,7 @@ def loaders(key: str, ctx: EntryContext, norm: Any) -> Callable[[np.ndarray, np.
     sampler = cfg.balance == "sampler"
     if key == "patch_attention":
         return lambda tr, va: factor_patch_dls(ds, tr, va, GRIDS[5], cfg.image_size, full_size(cfg.image_size),
-                                               **common)
+                                               balanced=sampler, **common)
     if key == "dx_weighting":
         return lambda tr, va: factor_image_dls(ds, tr, va, size=cfg.image_size, preset=cfg.augment, norm=norm,
                                                balanced=sampler, **common)
@@ -161,8 +161,6 @@ def loaders(key: str, ctx: EntryContext, norm: Any) -> Callable[[np.ndarray, np.
 
 def variant(key: str, ctx: EntryContext, epochs: int) -> Any:
     """The entry as an engine Variant under the shared recipe."""
-    from fastai.losses import CrossEntropyLossFlat
-
     from ..data.dx_factor import FactorCallback, FactorCrossEntropy
     from ..engine import Schedule, Variant, adamw
     from ..losses import balanced_class_weights
@@ -175,10 +173,9 @@ def variant(key: str, ctx: EntryContext, epochs: int) -> Any:
     labels = ds.df["label_idx"].to_numpy()
     factor = key in ("patch_attention", "dx_weighting")
 
-    def loss(tr: np.ndarray) -> Any:
+    def loss(tr: np.ndarray) -> Any:  # one loss for all (batch mean of w_y · CE), the factor only for dx_weighting
         weight = balanced_class_weights(labels[tr], ds.n_classes) if cfg.balance == "loss" else None
-        return FactorCrossEntropy(weight, use_factor=key == "dx_weighting") if factor else \
-            CrossEntropyLossFlat(weight=weight)
+        return FactorCrossEntropy(weight, use_factor=key == "dx_weighting")
 
     def cbs() -> list:
         return [*([FactorCallback()] if factor else []),

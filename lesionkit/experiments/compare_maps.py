@@ -30,7 +30,9 @@ def map_set(ctx: Any) -> tuple[Any, np.ndarray, str] | None:
     if not cfg.n_maps:
         return None
     if cfg.map_dir:
-        ds = load_external(replace(cfg, test_dir=cfg.map_dir), list(ctx.ds.classes))
+        binary = ctx.ds.task == "binary"
+        ds = load_external(replace(cfg, test_dir=cfg.map_dir), list(ctx.ds.classes),
+                           positive=ctx.ds.classes[1] if binary else None)
         ds, rows, what = with_inputs(ds, ctx, name="maps"), np.arange(len(ds)), f"map_dir {cfg.map_dir}"
     elif ctx.ds.has_masks:
         ds, rows, what = ctx.ds, np.asarray(ctx.splits.test), "data_dir's test rows"
@@ -38,6 +40,8 @@ def map_set(ctx: Any) -> tuple[Any, np.ndarray, str] | None:
         return None
     rows = rows[ds.df["mask_path"].iloc[rows].notna().to_numpy()]
     if not len(rows):
+        if not cfg.map_dir:
+            return None
         raise ValueError(f"{what}: no image has a lesion mask; give map_dir a dataset with masks (e.g. PH2)")
     return ds, spread(ds, rows, cfg.n_maps, cfg.seed), what
 
@@ -103,12 +107,15 @@ def score_entry(key: str, learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarra
     scores = pd.read_csv(out / "attribution_scores.csv", dtype={"image_id": str})
     arrays, index = np.load(out / "attributions.npz"), json.loads((out / "attributions.json").read_text())
     target = np.asarray(index["targets"])[:, 0]
+    # deletion fills with the mean colour: 0 in normalised inputs; in the [0, 1] inputs of patch attention and the
+    # CAM entry, ImageNet's mean grey (insertion starts from a blur, the same for both)
+    grey = "auto" if key not in ("patch_attention", "se_lcn_cam") else float(np.mean((0.485, 0.456, 0.406)))
     for method in methods:
         maps = arrays[f"maps_{method}"][:, 0].astype(np.float32)
         rows = scores["method"] == method
         for mode in ("deletion", "insertion"):
             _, auc = deletion_insertion(learn.model, images, maps, target, mode=mode, steps=cfg.map_steps,
-                                        meta=extra)
+                                        meta=extra, baseline=grey if mode == "deletion" else "auto")
             scores.loc[rows, f"{mode}_auc"] = auc
     return scores.assign(entry=key)
 

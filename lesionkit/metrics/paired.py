@@ -215,8 +215,9 @@ def compare_to_reference(y: ArrayLike, probs: Mapping[str, np.ndarray], referenc
     with ``correction != "none"`` they are Bonferroni-simultaneous over the m rows (level ``1 - (1 - level) / m``,
     column ``ci_level``), and ``p_adjusted`` applies ``correction`` over all rows. For the metric named
     ``auc_metric``, p comes from `delong_test` on ``auc_scores(probs)`` against the binary labels ``auc_y``
-    (default ``y``, which must then be 0/1), e.g. ``auc_scores=lambda p: p[:, MEL]``, ``auc_y=(y == MEL)``.
-    ``significant`` is ``p_adjusted < 1 - level``.
+    (default ``y``, which must then be 0/1), e.g. ``auc_scores=lambda p: p[:, MEL]``, ``auc_y=(y == MEL)``, unless
+    ``groups`` puts several rows in one group: DeLong's variance assumes independent rows, so those rows keep the
+    clustered bootstrap's p. ``significant`` is ``p_adjusted < 1 - level``.
     """
     y = np.asarray(y)
     for name, p in probs.items():
@@ -225,6 +226,7 @@ def compare_to_reference(y: ArrayLike, probs: Mapping[str, np.ndarray], referenc
     if (auc_scores is None) != (auc_metric is None) or (auc_metric is not None and auc_metric not in metrics):
         raise ValueError("auc_scores and auc_metric go together, and auc_metric must name one of metrics")
     y01 = np.asarray(y if auc_y is None else auc_y).astype(int) if auc_scores is not None else None
+    clustered = groups is not None and len(np.unique(np.asarray(groups))) < len(y)
     pairs = _pairs(probs, reference)
     m = len(pairs) * len(metrics)
     ci_level = level if correction == "none" or m == 0 else 1 - (1 - level) / m
@@ -234,8 +236,11 @@ def compare_to_reference(y: ArrayLike, probs: Mapping[str, np.ndarray], referenc
         for mname, fn in metrics.items():
             res = paired_bootstrap(fn, y, a, b, groups=groups, n_boot=n_boot, seed=seed, level=ci_level)
             p_value, test = res.p_value, "paired bootstrap"
-            if mname == auc_metric:
-                p_value, test = delong_test(y01, auc_scores(a), auc_scores(b)).p_value, "DeLong"
+            if mname == auc_metric and not clustered:  # DeLong assumes independent rows: one per group
+                try:
+                    p_value, test = delong_test(y01, auc_scores(a), auc_scores(b)).p_value, "DeLong"
+                except ValueError:  # one class only among the rows: no AUC, no test
+                    p_value, test = float("nan"), "DeLong"
             rows.append({"entry": entry, "reference": ref, "metric": mname, "value": _safe(fn, y, a),
                          "reference_value": _safe(fn, y, b), "diff": res.estimate, "ci_low": res.ci_low,
                          "ci_high": res.ci_high, "ci_level": ci_level, "p_value": p_value, "test": test,
