@@ -30,7 +30,8 @@ def trained(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     mp = pytest.MonkeyPatch()
     try:
         run = _start(tmp_path_factory.mktemp("compare"), mp, data_dir="synthetic", max_images=160,
-                     test_dir=str(synthetic_dir), entries=ENTRIES, image_size=48, epochs=3, budget="seconds", budget_seconds=0.01, folds=2,
+                     test_dir=str(synthetic_dir), entries=ENTRIES, image_size=48, epochs=3, budget="seconds",
+                     budget_seconds=0.01, folds=2,
                      pretrained=False, batch_size=16, n_maps=3, n_boot=600, map_steps=3, cascade_epochs=1,
                      attribution_methods="native,gradcam", seg_encoder="tu-tf_efficientnet_lite0")
         cfg = run.cfg
@@ -119,7 +120,8 @@ def _fake(y: np.ndarray, probs: dict[str, np.ndarray], tmp_path: Path, monkeypat
     per lesion (consecutive rows)."""
     run = _start(tmp_path, monkeypatch, n_boot=2000)
     n = len(y)
-    df = pd.DataFrame({"image_id": [f"I{i}" for i in range(n)], "lesion_id": [f"L{i // per_lesion}" for i in range(n)],
+    df = pd.DataFrame({"image_id": [f"I{i}" for i in range(n)],
+                       "lesion_id": [f"L{i // per_lesion}" for i in range(n)],
                        "patient_id": [f"P{i // per_lesion}" for i in range(n)], "label_idx": y})
     ds = SimpleNamespace(df=df, classes=["nv", "mel"])
     ctx = SimpleNamespace(ds=ds, cfg=run.cfg, run=run, splits=SimpleNamespace(test=np.arange(n)))

@@ -378,6 +378,6 @@ def summarize(table: pd.DataFrame, diffs: pd.DataFrame, maps: pd.DataFrame | Non
     return summary
 
 
-__all__ = ["CompareConfig", "TABLE_METRICS", "budget_epochs", "differences", "entry_table", "evaluate_external", "load", "prepare",
-           "auc_macro", "bma", "recording", "report", "results_table", "same_rows", "save_models", "split", "split_table", "start", "summarize", "fold_mean_probs",
-           "fold0_scores", "train", "variants"]
+__all__ = ["auc_macro", "bma", "budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
+           "fold0_scores", "fold_mean_probs", "load", "prepare", "recording", "report", "results_table", "same_rows",
+           "save_models", "split", "split_table", "start", "summarize", "TABLE_METRICS", "train", "variants"]

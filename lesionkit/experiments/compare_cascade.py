@@ -89,8 +89,8 @@ def unseen(ds: Any, ctx: Any, what: str) -> Any:
 
 def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
     """Another dataset (external test set, map set) made ready for every entry: the diagnosis factor column (1
-    where dx_type is not recorded) and, with the CAM entry, only the images its cascade never trained on (:func:`unseen`)
-    and their CAMs through the trained cascade, kept in ``ctx.lent[name]`` for :func:`lend`."""
+    where dx_type is not recorded) and, with the CAM entry, only the images its cascade never trained on
+    (:func:`unseen`) and their CAMs through the trained cascade, kept in ``ctx.lent[name]`` for :func:`lend`."""
     from ..data.lae import masked_inputs, predict_masks
     from .patch_attention import with_dx_factor
     from .se_lcn import cache_cams

@@ -187,5 +187,5 @@ def variant(key: str, ctx: EntryContext, epochs: int) -> Any:
                    views="flips4" if cfg.tta and key != "se_lcn_cam" else "none")
 
 
-__all__ = ["ATTENTION", "CHANGES", "ENTRIES", "Entry", "EntryContext", "TimeBudget", "full_size", "loaders", "model_factory",
-           "parse_entries", "variant"]
+__all__ = ["ATTENTION", "CHANGES", "ENTRIES", "Entry", "EntryContext", "TimeBudget", "full_size", "loaders",
+           "model_factory", "parse_entries", "variant"]
