@@ -203,3 +203,17 @@ def test_images_the_cascade_trained_on_are_left_out_for_every_entry(tmp_path: Pa
     everything = SimpleNamespace(cascade=SimpleNamespace(trained_on=frozenset(str(p.resolve()) for p in paths)))
     with pytest.raises(ValueError, match="every image trained"):
         unseen(ds, everything, "map_dir")
+
+
+def test_positive_auto_is_melanoma_or_a_binary_tasks_positive_class() -> None:
+    def ds(*classes: str) -> SimpleNamespace:
+        return SimpleNamespace(classes=list(classes), root=Path("/data"))
+
+    auto = cmp.CompareConfig()
+    assert cmp.positive_class(ds("akiec", "mel", "nv"), auto) == "mel"
+    assert cmp.positive_class(ds("other", "melanoma"), auto) == "melanoma"
+    assert cmp.positive_class(ds("benign", "malignant"), auto) == "malignant"
+    with pytest.raises(ConfigError, match="no mel"):
+        cmp.positive_class(ds("akiec", "bcc", "nv"), auto)
+    with pytest.raises(ConfigError, match="'bcc' is not a class"):
+        cmp.positive_class(ds("other", "melanoma"), cmp.CompareConfig(positive="bcc"))

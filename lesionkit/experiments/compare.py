@@ -59,7 +59,8 @@ class CompareConfig(TrainConfig):
     augment: str = param("fastai", "shared training augmentation preset: fastai, dihedral or none",
                          choices=("fastai", "dihedral", "none"))
     tta: bool = param(True, "average test predictions over flips (not for the CAM entry, whose map would not flip)")
-    positive: str = param("mel", "class whose AUC, AP and operating points the table reports")
+    positive: str = param("auto", "class whose AUC, AP and operating points the table reports: auto (mel or "
+                                  "melanoma, else a binary task's positive class) or a class name")
     n_boot: int = param(2000, "bootstrap resamples of the test lesions per comparison (with a correction over m "
                               "comparisons at least 40 m, else the smallest possible p is not significant)", ge=100,
                         le=100_000)
@@ -127,9 +128,21 @@ def load(cfg: CompareConfig) -> Any:
     if "se_lcn_cam" in keys and not cfg.sym_data_dir and not ds.has_masks:
         raise ConfigError(f"entry se_lcn_cam: {ds.root} has no lesion masks for the segmenter and symmetry net; set "
                           "sym_data_dir (e.g. PH2) or drop the entry")
-    if cfg.positive not in ds.classes:
-        raise ConfigError(f"positive={cfg.positive!r} is not a class of {ds.root}: {ds.classes}")
+    positive_class(ds, cfg)
     return with_dx_factor(ds) if {"dx_weighting", "patch_attention"} & set(keys) else ds
+
+
+def positive_class(ds: Any, cfg: CompareConfig) -> str:
+    """``cfg.positive`` resolved: "auto" is mel or melanoma, else the second class of a binary task."""
+    classes = list(ds.classes)
+    if cfg.positive != "auto":
+        if cfg.positive not in classes:
+            raise ConfigError(f"positive={cfg.positive!r} is not a class of {ds.root}: {classes}")
+        return cfg.positive
+    found = [c for c in ("mel", "melanoma", "MEL") if c in classes] or (classes[1:] if len(classes) == 2 else [])
+    if not found:
+        raise ConfigError(f"positive=auto: {ds.root} has no mel / melanoma class ({classes}); name the class")
+    return found[0]
 
 
 def split(ds: Any, cfg: CompareConfig, run: Run) -> Any:
@@ -248,7 +261,7 @@ def train(ctx: EntryContext, entries: list[Any]) -> Any:
     log: list[dict[str, Any]] = []
     cfg, ds = ctx.cfg, ctx.ds
     res = run_folds(ctx.run, ds, ctx.splits, [recording(v, ctx, log) for v in entries], seed=cfg.seed,
-                    report=lambda y, p: report(y, p, list(ds.classes), cfg.positive), figures=False)
+                    report=lambda y, p: report(y, p, list(ds.classes), positive_class(ds, cfg)), figures=False)
     res.variants = {v.key: v for v in entries}
     save_models(res, ctx)
     return res
@@ -317,7 +330,7 @@ def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
     from ..metrics.paired import compare_to_reference, midrank_auc
 
     ds, cfg, test = ctx.ds, ctx.cfg, ctx.splits.test
-    y, k = ds.df["label_idx"].to_numpy()[test], list(ds.classes).index(cfg.positive)
+    y, k = ds.df["label_idx"].to_numpy()[test], list(ds.classes).index(positive_class(ds, cfg))
     metrics = {"bma": bma, "auc_macro": auc_macro, "mel_auc": lambda yy, pp: midrank_auc(yy == k, pp[:, k])}
     refs = {key: ENTRIES[key].reference for key in res.variants if ENTRIES[key].reference in res.variants}
     groups = group_codes(ds.df.iloc[test])  # lesions and patients: their images resample together
@@ -350,7 +363,7 @@ def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     for key, v in res.variants.items():
         with lend(ctx, "external"):
             probs, y = test_predictions(res.learners[key], v, ext, np.arange(len(ext)))
-        scores = report(y, probs, list(ds.classes), cfg.positive)
+        scores = report(y, probs, list(ds.classes), positive_class(ds, cfg))
         record_evaluation(ctx.run, f"external_{key}", ext, np.arange(len(ext)), probs, y, figures=False, log=False,
                           report=scores)
         rows.append({"entry": key, **{f"{m} (test)": inside[key][m] for m in ("bma", "auc_macro", "mel_auc")},
@@ -379,5 +392,5 @@ def summarize(table: pd.DataFrame, diffs: pd.DataFrame, maps: pd.DataFrame | Non
 
 
 __all__ = ["auc_macro", "bma", "budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
-           "fold0_scores", "fold_mean_probs", "load", "prepare", "recording", "report", "results_table", "same_rows",
-           "save_models", "split", "split_table", "start", "summarize", "TABLE_METRICS", "train", "variants"]
+           "fold0_scores", "fold_mean_probs", "load", "positive_class", "prepare", "recording", "report",
+           "results_table", "same_rows", "save_models", "split", "split_table", "start", "summarize", "TABLE_METRICS", "train", "variants"]
