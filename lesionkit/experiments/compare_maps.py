@@ -33,7 +33,8 @@ def map_set(ctx: Any) -> tuple[Any, np.ndarray, str] | None:
         binary = ctx.ds.task == "binary"
         ds = load_external(replace(cfg, test_dir=cfg.map_dir), list(ctx.ds.classes),
                            positive=ctx.ds.classes[1] if binary else None)
-        ds, rows, what = with_inputs(ds, ctx, name="maps"), np.arange(len(ds)), f"map_dir {cfg.map_dir}"
+        ds, what = with_inputs(ds, ctx, name="maps"), f"map_dir {cfg.map_dir}"
+        rows = np.arange(len(ds))  # after with_inputs, which may leave out images the CAM cascade trained on
     elif ctx.ds.has_masks:
         ds, rows, what = ctx.ds, np.asarray(ctx.splits.test), "data_dir's test rows"
     else:
