@@ -26,15 +26,22 @@ class FactorColumn:
         return torch.tensor(float(item["dx_factor"]))
 
 
+def _factor_datasets(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.ndarray,
+                     min_side: int) -> tuple[np.ndarray, np.ndarray, Datasets]:
+    """(train rows, valid rows, image → (label, dx factor) Datasets), after the leak guard and file check."""
+    tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
+    dsets = Datasets(ds.df, tfms=[[ReadImage(min_side)], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
+                                  [FactorColumn()]], splits=[list(tr), list(va)], n_inp=1)
+    return tr, va, dsets
+
+
 def factor_patch_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.ndarray, grid: str = "2x2+c",
                      patch: int = 224, full: tuple[int, int] = (450, 600), bs: int = 5, seed: int = 0,
                      num_workers: int = 0, balanced: bool = False) -> DataLoaders:
     """``lesionkit.data.views.patch_dls`` with one more target: batches (x (B, P, 3, patch, patch) in [0, 1], label,
     dx factor). No patch dropout here (the model has it); the leak guard and file check run first. ``balanced``:
     class-balanced sampling of the training rows."""
-    tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
-    dsets = Datasets(ds.df, tfms=[[ReadImage(min(full))], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
-                                  [FactorColumn()]], splits=[list(tr), list(va)], n_inp=1)
+    tr, va, dsets = _factor_datasets(ds, train_idx, valid_idx, min(full))
     return build_dataloaders(dsets, bs, [PatchGrid(grid, full, patch, 0.0, seed)], batch_tfms_for([], None), seed,
                              num_workers, balanced=balanced, train_labels=ds.df["label"].to_numpy()[tr], device=None)
 
@@ -46,9 +53,7 @@ def factor_image_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.nda
     size), label, dx factor), for diagnosis-guided weighting of a whole-image model."""
     from .augment import preset_tfms
 
-    tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
-    dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [GetLabel(), Categorize(vocab=ds.classes, sort=False)],
-                                  [FactorColumn()]], splits=[list(tr), list(va)], n_inp=1)
+    tr, va, dsets = _factor_datasets(ds, train_idx, valid_idx, size)
     item, batch = preset_tfms(preset, size, "squish", seed)
     return build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,
                              ds.df["label"].to_numpy()[tr], None)

@@ -263,8 +263,12 @@ def score_external(learners: dict[str, Any], variants: Any, ext: Any, run: Any,
     return out
 
 
+def load_external_like(cfg: TrainConfig, ds: Any) -> Any:
+    """:func:`load_external` with ``ds``'s classes (a binary task's positive class is its second)."""
+    return load_external(cfg, list(ds.classes), positive=ds.classes[1] if ds.task == "binary" else None)
+
+
 def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool | str = False) -> dict[str, Any] | None:
     """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given."""
-    positive = ds.classes[1] if ds.task == "binary" else None
-    ext = load_external(cfg, list(ds.classes), positive=positive)
+    ext = load_external_like(cfg, ds)
     return None if ext is None else evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)

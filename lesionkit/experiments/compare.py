@@ -260,8 +260,9 @@ def train(ctx: EntryContext, entries: list[Any]) -> Any:
 
     log: list[dict[str, Any]] = []
     cfg, ds = ctx.cfg, ctx.ds
+    positive = positive_class(ds, cfg)
     res = run_folds(ctx.run, ds, ctx.splits, [recording(v, ctx, log) for v in entries], seed=cfg.seed,
-                    report=lambda y, p: report(y, p, list(ds.classes), positive_class(ds, cfg)), figures=False)
+                    report=lambda y, p: report(y, p, list(ds.classes), positive), figures=False)
     res.variants = {v.key: v for v in entries}
     save_models(res, ctx)
     return res
@@ -351,21 +352,21 @@ def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     """Every entry's fold-0 model on ``test_dir`` (classes mapped to data_dir's), beside its in-distribution test
     scores: one row per entry, columns ``<metric> (test)`` and ``<metric> (external)``. None without test_dir."""
     from ..engine import record_evaluation, test_predictions
-    from .common import load_external
+    from .common import load_external_like
     from .compare_cascade import lend, with_inputs
 
     ds, cfg = ctx.ds, ctx.cfg
-    ext = load_external(cfg, list(ds.classes), positive=ds.classes[1] if ds.task == "binary" else None)
+    ext = load_external_like(cfg, ds)
     if ext is None:
         return None
     ext = with_inputs(ext, ctx, name="external")
+    every, positive = np.arange(len(ext)), positive_class(ds, cfg)
     rows, inside = [], fold0_scores(res)
     for key, v in res.variants.items():
         with lend(ctx, "external"):
-            probs, y = test_predictions(res.learners[key], v, ext, np.arange(len(ext)))
-        scores = report(y, probs, list(ds.classes), positive_class(ds, cfg))
-        record_evaluation(ctx.run, f"external_{key}", ext, np.arange(len(ext)), probs, y, figures=False, log=False,
-                          report=scores)
+            probs, y = test_predictions(res.learners[key], v, ext, every)
+        scores = report(y, probs, list(ds.classes), positive)
+        record_evaluation(ctx.run, f"external_{key}", ext, every, probs, y, figures=False, log=False, report=scores)
         rows.append({"entry": key, **{f"{m} (test)": inside[key][m] for m in ("bma", "auc_macro", "mel_auc")},
                      **{f"{m} (external)": scores[m] for m in ("bma", "auc_macro", "mel_auc")}})
     table = pd.DataFrame(rows)
@@ -393,4 +394,5 @@ def summarize(table: pd.DataFrame, diffs: pd.DataFrame, maps: pd.DataFrame | Non
 
 __all__ = ["auc_macro", "bma", "budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
            "fold0_scores", "fold_mean_probs", "load", "positive_class", "prepare", "recording", "report",
-           "results_table", "same_rows", "save_models", "split", "split_table", "start", "summarize", "TABLE_METRICS", "train", "variants"]
+           "results_table", "same_rows", "save_models", "split", "split_table", "start", "summarize", "TABLE_METRICS",
+           "train", "variants"]

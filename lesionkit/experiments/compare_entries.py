@@ -107,12 +107,13 @@ def full_size(image_size: int) -> tuple[int, int]:
     return int(round(FULL_IMAGE[0] * s)), int(round(FULL_IMAGE[1] * s))
 
 
-def model_factory(key: str, ctx: EntryContext) -> Callable[[], Any]:
-    """The entry's network, built by the registry with the shared backbone (or ResNet depth) and class count."""
+def model_factory(key: str, ctx: EntryContext, weights: bool = True) -> Callable[[], Any]:
+    """The entry's network, built by the registry with the shared backbone (or ResNet depth) and class count;
+    ``weights=False`` skips the ImageNet weights (what reading its config needs)."""
     from ..models import create_model
 
     cfg, k = ctx.cfg, ctx.ds.n_classes
-    pre, arl_pre = cfg.pretrained, cfg.arl_pretrained
+    pre, arl_pre = (cfg.pretrained, cfg.arl_pretrained) if weights else (False, False)
     builders: dict[str, Callable[[], Any]] = {
         "baseline": lambda: create_model(cfg.backbone, pretrained=pre, num_classes=k),
         "dx_weighting": lambda: create_model(cfg.backbone, pretrained=pre, num_classes=k),
@@ -169,7 +170,8 @@ def variant(key: str, ctx: EntryContext, epochs: int) -> Any:
 
     cfg, ds = ctx.cfg, ctx.ds
     build = model_factory(key, ctx)
-    norm = model_norm(build()) if key not in ("patch_attention", "se_lcn_cam") else None
+    norm = model_norm(model_factory(key, ctx, weights=False)()) if key not in ("patch_attention", "se_lcn_cam") \
+        else None
     labels = ds.df["label_idx"].to_numpy()
     factor = key in ("patch_attention", "dx_weighting")
 

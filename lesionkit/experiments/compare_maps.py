@@ -23,16 +23,14 @@ MAP_SCORES = ("pointing_game", "mass_inside", "iou", "iou_best", "deletion_auc",
 def map_set(ctx: Any) -> tuple[Any, np.ndarray, str] | None:
     """(dataset, rows, what it is) the maps are scored on: ``map_dir`` (its held-out part, classes mapped to
     data_dir's), else data_dir's test rows when they have masks; None when neither has masks or n_maps is 0."""
-    from .common import load_external
+    from .common import load_external_like
     from .compare_cascade import with_inputs
 
     cfg = ctx.cfg
     if not cfg.n_maps:
         return None
     if cfg.map_dir:
-        binary = ctx.ds.task == "binary"
-        ds = load_external(replace(cfg, test_dir=cfg.map_dir), list(ctx.ds.classes),
-                           positive=ctx.ds.classes[1] if binary else None)
+        ds = load_external_like(replace(cfg, test_dir=cfg.map_dir), ctx.ds)
         ds, what = with_inputs(ds, ctx, name="maps"), f"map_dir {cfg.map_dir}"
         rows = np.arange(len(ds))  # after with_inputs, which may leave out images the CAM cascade trained on
     elif ctx.ds.has_masks:
@@ -125,6 +123,7 @@ def score_maps(res: Any, ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame, str] | N
     """(per-image scores of every entry, their mean per entry × method beside the entry's BMA, what was scored);
     map_scores.csv and map_summary.csv. None when no masks are available."""
     from ..data.lae import true_masks
+    from .compare import fold0_scores
     from .compare_cascade import lend
 
     chosen = map_set(ctx)
@@ -138,8 +137,8 @@ def score_maps(res: Any, ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame, str] | N
     ctx.run.save_table(per_image, "map_scores.csv")
     cols = [c for c in MAP_SCORES if c in per_image]
     summary = per_image.groupby(["entry", "method"], sort=False)[cols].mean().add_suffix("_mean").reset_index()
-    bma = res.table[res.table["fold"].astype(str) == "0"].set_index("model")["bma"]
-    summary["bma"] = [bma[res.variants[e].label] for e in summary["entry"]]
+    bma = fold0_scores(res)
+    summary["bma"] = [bma[e]["bma"] for e in summary["entry"]]
     summary["images"] = len(idx)
     ctx.run.save_table(summary, "map_summary.csv")
     ctx.run.log_metrics({"map_scores": {"scored_on": what, "images": int(len(idx))}})
