@@ -13,6 +13,32 @@ from lesionkit.data.synthetic import CLASSES
 HAM_CLASSES = list(CLASSES)  # the synthetic set's (HAM10000's) seven classes, in its order
 
 
+def write_isic2020(root: str | Path, image_name: Sequence[str], official: bool = False,
+                   size: tuple[int, int] = (24, 18), **columns: Any) -> Any:
+    """An ISIC 2020 folder with every image written, in Kaggle's layout (``train.csv`` + ``train/``, what the 1st place
+    read) or the official one (``ISIC_2020_Training_GroundTruth_v2.csv`` + ``ISIC_2020_Training_JPEG/train/``).
+    ``columns`` set or add CSV columns; the rest default to one patient per image, male, 50, torso, and diagnosis and
+    benign_malignant following ``target`` (all 0 unless given). Image k gets its own colour. The CSV's DataFrame."""
+    import pandas as pd
+    from PIL import Image
+
+    root, n = Path(root), len(image_name)
+    target = np.asarray(columns.pop("target", [0] * n))
+    df = pd.DataFrame({"image_name": list(image_name), "patient_id": [f"IP_{i}" for i in range(n)], "sex": "male",
+                       "age_approx": 50.0, "anatom_site_general_challenge": "torso",
+                       "diagnosis": np.where(target == 1, "melanoma", "nevus"),
+                       "benign_malignant": np.where(target == 1, "malignant", "benign"), "target": target})
+    for name, value in columns.items():
+        df[name] = value
+    csv, images = ((root / "ISIC_2020_Training_GroundTruth_v2.csv", root / "ISIC_2020_Training_JPEG" / "train")
+                   if official else (root / "train.csv", root / "train"))
+    images.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv, index=False)
+    for k, i in enumerate(image_name):
+        Image.new("RGB", size, (30 * k % 256, 80, 60)).save(images / f"{i}.jpg")
+    return df
+
+
 def tiny_attribution_run(run_dir: str | Path, synthetic_dir: str | Path, n_images: int = 8,
                          methods: Sequence[str] = ("gradcam", "gradcam++", "ig"),
                          method_kw: dict[str, dict[str, Any]] | None = None) -> Path:

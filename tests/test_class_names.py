@@ -11,6 +11,7 @@ from PIL import Image
 
 from lesionkit.data import load_dataset
 from lesionkit.data.tasks import find_class, one_vs_rest
+from lesionkit.testing import write_isic2020
 
 
 def _isic2017(root: Path) -> Path:
@@ -29,16 +30,8 @@ def _isic2017(root: Path) -> Path:
 
 
 def _isic2020(root: Path) -> Path:
-    ids = [f"ISIC_{i:07d}" for i in range(8)]
-    target = [1, 0, 0, 1, 0, 1, 0, 0]
-    pd.DataFrame({"image_name": ids, "patient_id": [f"IP_{i}" for i in range(8)], "sex": "male", "age_approx": 50.0,
-                  "anatom_site_general_challenge": "torso", "diagnosis": np.where(np.array(target) == 1, "melanoma",
-                                                                                    "nevus"),
-                  "benign_malignant": np.where(np.array(target) == 1, "malignant", "benign"), "target": target,
-                  "tfrecord": list(range(8))}).to_csv(root / "train.csv", index=False)
-    (root / "train").mkdir(parents=True, exist_ok=True)
-    for k, i in enumerate(ids):
-        Image.new("RGB", (32, 24), (30 * k, 80, 60)).save(root / "train" / f"{i}.jpg")
+    write_isic2020(root, [f"ISIC_{i:07d}" for i in range(8)], target=[1, 0, 0, 1, 0, 1, 0, 0], tfrecord=list(range(8)),
+                   size=(32, 24))
     return root
 
 

@@ -15,6 +15,7 @@ from lesionkit.data.errors import FormatDetectionError
 from lesionkit.data.readers.derm7pt import patch_attention_label
 from lesionkit.data.readers.isic2020 import FOLD_MAPS, first_place_label
 from lesionkit.data.splits import official_splits
+from lesionkit.testing import write_isic2020
 
 
 def _img(path: Path, colour=(120, 80, 60), size=(24, 18), fmt=None) -> None:
@@ -119,13 +120,9 @@ def _kaggle2020(root: Path) -> None:
             "lentigo NOS", 0, 13), ("ISIC_0074268", "IP_8723313", "cafe-au-lait macule", 0, 9),
             ("ISIC_0074311", "IP_2950485", "atypical melanocytic proliferation", 0, 14),
             ("ISIC_0074542", "IP_4698288", "unknown", 0, 5), ("ISIC_dup", "IP_4698288", "unknown", 0, -1)]
-    df = pd.DataFrame(rows, columns=["image_name", "patient_id", "diagnosis", "target", "tfrecord"])
-    df["sex"], df["age_approx"], df["anatom_site_general_challenge"] = "male", 45.0, "torso"
-    df["benign_malignant"] = np.where(df.target == 1, "malignant", "benign")
-    df["width"], df["height"] = 24, 18
-    df.to_csv(root / "train.csv", index=False)
-    for i in df.image_name:
-        _img(root / "train" / f"{i}.jpg")
+    ids, patients, dx, target, tfrecord = map(list, zip(*rows))
+    write_isic2020(root, ids, patient_id=patients, diagnosis=dx, target=target, tfrecord=tfrecord, age_approx=45.0,
+                   width=24, height=18)
 
 
 def _kaggle2019(root: Path) -> None:
@@ -170,13 +167,9 @@ def test_first_place_relabelling_rules():
 
 
 def test_isic2020_official_groundtruth_layout(tmp_path):
-    pd.DataFrame({"image_name": ["ISIC_0015719", "ISIC_0052212"], "patient_id": ["IP_1", "IP_2"],
-                  "lesion_id": ["IL_1", "IL_2"], "sex": ["female", "male"], "age_approx": [45.0, np.nan],
-                  "anatom_site_general_challenge": ["upper extremity", np.nan], "diagnosis": ["melanoma", "nevus"],
-                  "benign_malignant": ["malignant", "benign"], "target": [1, 0]}).to_csv(
-        tmp_path / "ISIC_2020_Training_GroundTruth_v2.csv", index=False)
-    for i in ("ISIC_0015719", "ISIC_0052212"):
-        _img(tmp_path / "ISIC_2020_Training_JPEG" / "train" / f"{i}.jpg")
+    write_isic2020(tmp_path, ["ISIC_0015719", "ISIC_0052212"], official=True, lesion_id=["IL_1", "IL_2"],
+                   sex=["female", "male"], age_approx=[45.0, np.nan],
+                   anatom_site_general_challenge=["upper extremity", np.nan], target=[1, 0])
     assert detect_format(tmp_path) == "isic2020"
     ds = load_dataset(tmp_path)
     assert ds.df.label.tolist() == ["melanoma", "other"] and ds.df.lesion_id.tolist() == ["IL_1", "IL_2"]

@@ -11,6 +11,7 @@ from PIL import Image
 from lesionkit.data.readers.ham10000 import HAM_CLASSES
 from lesionkit.experiments.common import load_external
 from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.testing import write_isic2020
 
 
 def _onehot_part(root: Path, csv: str, folder: str, labels: dict[str, str], cols: list[str]) -> None:
@@ -138,14 +139,8 @@ def test_ph2_is_read_whole_its_nevi_scored_as_ham_nevi(tmp_path):
 
 def _kaggle2020(root: Path) -> list[str]:
     ids = ["ISIC_2637011", "ISIC_0015719", "ISIC_0052212", "ISIC_0068279"]
-    pd.DataFrame({"image_name": ids, "patient_id": ["IP_1", "IP_2", "IP_3", "IP_4"],
-                  "diagnosis": ["nevus", "melanoma", "seborrheic keratosis", "nevus"], "target": [0, 1, 0, 0],
-                  "benign_malignant": ["benign", "malignant", "benign", "benign"], "tfrecord": [0, 2, 4, 13],
-                  "sex": "male", "age_approx": 45.0, "anatom_site_general_challenge": "torso"}).to_csv(
-        root / "train.csv", index=False)
-    (root / "train").mkdir()
-    for i in ids:
-        Image.new("RGB", (24, 18), (120, 80, 60)).save(root / "train" / f"{i}.jpg")
+    write_isic2020(root, ids, diagnosis=["nevus", "melanoma", "seborrheic keratosis", "nevus"], target=[0, 1, 0, 0],
+                   tfrecord=[0, 2, 4, 13], age_approx=45.0)
     return ids
 
 

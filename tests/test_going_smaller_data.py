@@ -14,6 +14,7 @@ from lesionkit.config import ConfigError
 from lesionkit.data.readers.isic2020 import DIAGNOSIS9, FOLD_MAPS
 from lesionkit.data.splits import folds_from_column
 from lesionkit.experiments import attention_b3 as b3
+from lesionkit.testing import write_isic2020
 
 DX2020 = {"ISIC_0015719": "melanoma", "ISIC_0052212": "seborrheic keratosis", "ISIC_0068279": "lentigo NOS",
           "ISIC_0074268": "cafe-au-lait macule", "ISIC_0074311": "atypical melanocytic proliferation",
@@ -32,16 +33,10 @@ def _img(path: Path, k: int) -> None:
 
 
 def _official_2020(root: Path) -> Path:
-    ids = list(DX2020)
-    dx = list(DX2020.values())
-    pd.DataFrame({"image_name": ids, "patient_id": [f"IP_{i // 2}" for i in range(len(ids))],
-                  "lesion_id": [f"IL_{i}" for i in range(len(ids))], "sex": "female", "age_approx": 45.0,
-                  "anatom_site_general_challenge": "torso", "diagnosis": dx,
-                  "benign_malignant": ["malignant" if d == "melanoma" else "benign" for d in dx],
-                  "target": [int(d == "melanoma") for d in dx]}).to_csv(
-        root / "ISIC_2020_Training_GroundTruth_v2.csv", index=False)
-    for k, i in enumerate(ids):
-        _img(root / "ISIC_2020_Training_JPEG" / "train" / f"{i}.jpg", k)
+    n, dx = len(DX2020), list(DX2020.values())
+    write_isic2020(root, list(DX2020), official=True, patient_id=[f"IP_{i // 2}" for i in range(n)],
+                   lesion_id=[f"IL_{i}" for i in range(n)], sex="female", age_approx=45.0, diagnosis=dx,
+                   target=[int(d == "melanoma") for d in dx])
     return root
 
 

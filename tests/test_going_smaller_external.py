@@ -7,27 +7,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from lesionkit.experiments import attention_b3 as b3
 from lesionkit.experiments.common import split
 from lesionkit.runs import start_run
+from lesionkit.testing import write_isic2020
 
 
 def _isic2020(root):
     """A Kaggle-layout ISIC 2020 folder: 8 images, 3 melanomas (no tfrecord: read whole)."""
-    ids = [f"ISIC_{9000000 + i}" for i in range(8)]
-    target = [1, 0, 0, 1, 0, 1, 0, 0]
-    pd.DataFrame({"image_name": ids, "patient_id": [f"IP_{i}" for i in range(8)], "sex": "male", "age_approx": 50.0,
-                  "anatom_site_general_challenge": "torso",
-                  "diagnosis": ["melanoma" if t else "nevus" for t in target],
-                  "benign_malignant": ["malignant" if t else "benign" for t in target], "target": target}).to_csv(
-        root / "train.csv", index=False)
-    (root / "train").mkdir()
-    for k, i in enumerate(ids):
-        Image.new("RGB", (40, 30), (30 * k, 120 - 10 * k, 60)).save(root / "train" / f"{i}.jpg")
-    return root, ids, np.array(target)
+    ids, target = [f"ISIC_{9000000 + i}" for i in range(8)], np.array([1, 0, 0, 1, 0, 1, 0, 0])
+    write_isic2020(root, ids, target=target, size=(40, 30))
+    return root, ids, target
 
 
 def test_two_fold_ensemble_is_the_mean_of_the_fold_predictions_on_the_external_rows(synthetic_dir, tmp_path,

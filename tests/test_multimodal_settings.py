@@ -15,6 +15,7 @@ from lesionkit.data import augment
 from lesionkit.data.splits import make_splits
 from lesionkit.experiments import multimodal as mm
 from lesionkit.runs import start_run
+from lesionkit.testing import write_isic2020
 
 
 def _img(seed: int = 0, size: int = 64) -> np.ndarray:
@@ -77,19 +78,12 @@ def test_defaults_start_from_imagenet_b2_and_smoke_stays_offline() -> None:
 
 def _isic2020_external(root: Path) -> pd.DataFrame:
     """A Kaggle ISIC 2020 folder whose metadata differs per row, so each row's encoding is identifiable."""
-    ids = [f"ISIC_{9000 + i}" for i in range(6)]
-    df = pd.DataFrame({"image_name": ids, "patient_id": [f"IP_{i}" for i in range(6)],
-                       "diagnosis": ["nevus", "melanoma", "nevus", "seborrheic keratosis", "melanoma", "nevus"],
-                       "target": [0, 1, 0, 0, 1, 0], "benign_malignant": "benign", "tfrecord": [0, 1, 2, 3, 4, 5],
-                       "sex": ["male", "female", "male", "female", "male", "female"],
-                       "age_approx": [20.0, 35.0, 50.0, 65.0, 80.0, 45.0],
-                       "anatom_site_general_challenge": ["torso", "head/neck", "lower extremity", "torso",
-                                                         "upper extremity", "head/neck"]})
-    df.to_csv(root / "train.csv", index=False)
-    (root / "train").mkdir()
-    for k, i in enumerate(ids):
-        Image.new("RGB", (40, 40), (30 * k, 90, 60)).save(root / "train" / f"{i}.jpg")
-    return df
+    return write_isic2020(root, [f"ISIC_{9000 + i}" for i in range(6)], size=(40, 40),
+                          diagnosis=["nevus", "melanoma", "nevus", "seborrheic keratosis", "melanoma", "nevus"],
+                          target=[0, 1, 0, 0, 1, 0], tfrecord=[0, 1, 2, 3, 4, 5], sex=["male", "female"] * 3,
+                          age_approx=[20.0, 35.0, 50.0, 65.0, 80.0, 45.0],
+                          anatom_site_general_challenge=["torso", "head/neck", "lower extremity", "torso",
+                                                         "upper extremity", "head/neck"])
 
 
 class _Recorder(torch.nn.Module):
