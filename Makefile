@@ -37,7 +37,11 @@ browser-deps:
 # The browser test runs in a pytest of its own, after the rest, so its JupyterLab kernel never competes with the
 # notebook smoke runs for the cores. (It used to fail inside the xdist run: "Run All" reached a kernel still
 # starting. It now waits for an idle kernel and passes there too; the separate run keeps its timing predictable.)
+# Before the suite: the layering contract (pyproject's [tool.importlinter]: no package imports one above it) and the
+# notebooks' parameters cells against their Config classes, so either drift fails CI on its own line.
 test: install browser-deps
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python -m lesionkit params --check
 	@export LESIONKIT_DATA="$(DATA)"; \
 	  $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing, which counts as a failure"; exit 1; fi; \

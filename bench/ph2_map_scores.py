@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from lesionkit.attribution import attribute, deletion_insertion, score_maps, summarize_scores
-from lesionkit.viz.maps import plot_attribution_grid, plot_map_scores, save_figure
+from lesionkit.attribution.figures import plot_attribution_grid, plot_map_scores, save_figure
 
 CLASSES = ["common_nevus", "atypical_nevus", "melanoma"]
 METHODS = ["gradcam", "gradcam++", "integrated_gradients", "occlusion"]

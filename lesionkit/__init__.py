@@ -12,16 +12,16 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it, or "submodule:name" when it is defined there under another name
 # (resolved lazily, PEP 562)
 _LAZY = {
-    "RunConfig": "lesionkit.experiments.common:TrainConfig",
-    "TrainConfig": "lesionkit.experiments.common",
+    "RunConfig": "lesionkit.papers.common:TrainConfig",
+    "TrainConfig": "lesionkit.papers.common",
     "ConfigError": "lesionkit.config",
-    "start_run": "lesionkit.runs",
-    "env_report": "lesionkit.runs",
+    "start_run": "lesionkit.records.runs",
+    "env_report": "lesionkit.records.runs",
     "create_model": "lesionkit.models",
     "list_models": "lesionkit.models",
     "load_model": "lesionkit.models",
     "make_synthetic": "lesionkit.data.synthetic",
-    "viewer": "lesionkit.viz.widgets",
+    "viewer": "lesionkit.attribution.viewer",
 }
 
 

@@ -6,15 +6,15 @@ import sys
 
 # command -> module whose `main(argv) -> int` runs it (imported only when used, so `--help` is instant)
 COMMANDS = {
-    "score": ("lesionkit.metrics.score_cli", "score official-format prediction CSVs against ground truth"),
+    "score": ("lesionkit.cli.score", "score official-format prediction CSVs against ground truth"),
     "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset (data presize DIR: "
                                    "a pre-resized cache of its large images)"),
     "synth": ("lesionkit.data.synthetic", "write the synthetic dermoscopy dataset"),
-    "demo": ("lesionkit.demo", "run every notebook headless on the synthetic default and print a summary"),
-    "train": ("lesionkit.train_cli", "train NOTEBOOK -p name value: run a notebook's recipe without a kernel "
+    "demo": ("lesionkit.cli.demo", "run every notebook headless on the synthetic default and print a summary"),
+    "train": ("lesionkit.cli.train", "train NOTEBOOK -p name value: run a notebook's recipe without a kernel "
                                      "(what accelerate launch / torchrun start)"),
-    "sweep": ("lesionkit.sweep", "sweep NOTEBOOK --space name=kind:args --trials N: an Optuna study of runs"),
-    "params": ("lesionkit.notebook_cell", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
+    "sweep": ("lesionkit.cli.sweep", "sweep NOTEBOOK --space name=kind:args --trials N: an Optuna study of runs"),
+    "params": ("lesionkit.notebook.cell", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
 }
 
 

@@ -7,7 +7,7 @@ parameter stops a run at its config cell instead of an hour into training.
 
 A notebook's `parameters` cell is generated from its Config class (`Config.parameters_cell`, `sync_parameters_cell`,
 `python -m lesionkit params`), so the class is the one source of names, types, defaults and help texts;
-`parameters_cell_differences` lists where a notebook's cell has drifted from its class.
+`lesionkit.notebook.cell.parameters_cell_differences` lists where a notebook's cell has drifted from its class.
 """
 from __future__ import annotations
 
@@ -99,14 +99,14 @@ def _bool_or_path(value: Any) -> bool | str:
 _COERCE = {bool: _to_bool, int: _to_int, float: _to_float, str: _to_str}
 
 
-def _is_bool_or_str(tp: Any) -> bool:
+def is_bool_or_str(tp: Any) -> bool:
     return typing.get_origin(tp) in (typing.Union, types.UnionType) and set(typing.get_args(tp)) == {bool, str}
 
 
-def _coerce(tp: Any, value: Any) -> Any:
+def coerce(tp: Any, value: Any) -> Any:
     if tp in _COERCE:
         return _COERCE[tp](value)
-    if _is_bool_or_str(tp):
+    if is_bool_or_str(tp):
         return _bool_or_path(value)
     raise TypeError(f"unsupported config type {tp!r}")
 
@@ -144,7 +144,7 @@ class Config:
             if name not in params:
                 continue
             try:
-                value = _coerce(hints[name], params[name])
+                value = coerce(hints[name], params[name])
             except TypeError as err:
                 problems.append(f"parameter {name!r}: {err}")
                 continue
@@ -159,7 +159,7 @@ class Config:
                 return cfg
             except ConfigError as err:
                 problems.append(str(err))
-        valid = ", ".join(f"{n} ({_type_name(hints[n])})" for n in known)
+        valid = ", ".join(f"{n} ({type_name(hints[n])})" for n in known)
         raise ConfigError(f"{cls.__name__}: " + "; ".join(problems) + f".\nValid parameters: {valid}.")
 
     @classmethod
@@ -185,7 +185,7 @@ class Config:
     def describe(cls) -> str:
         """One line per parameter: name, type, default, help (what `papermill --help-notebook` shows too)."""
         hints = typing.get_type_hints(cls)
-        return "\n".join(f"{f.name}: {_type_name(hints[f.name])} = {f.default!r}  # {f.metadata.get('help', '')}"
+        return "\n".join(f"{f.name}: {type_name(hints[f.name])} = {f.default!r}  # {f.metadata.get('help', '')}"
                          for f in dataclasses.fields(cls))
 
     @classmethod
@@ -194,64 +194,6 @@ class Config:
         fields = dataclasses.fields(cls)
         last = [f for name in cls.cell_last for f in fields if f.name == name]
         return [f for f in fields if f.name not in cls.cell_last] + last
-
-    @classmethod
-    def parameters_cell(cls, header: str | None = None) -> str:
-        """The notebook's `parameters` cell, generated from the fields: a comment line (`header`, default
-        PARAMETERS_HEADER), then one `name: type = literal  # help` line per field, in `cell_fields` order.
-
-        papermill's `--help-notebook` reads only plain annotations, so `bool | str` fields (true/false or a path /
-        "auto") are written `name: str = "true"`: a string that `from_params` coerces back to the bool."""
-        from .notebook_cell import PARAMETERS_HEADER, _cell_literal, _cell_type_name
-
-        hints = typing.get_type_hints(cls)
-        lines = [PARAMETERS_HEADER if header is None else header]
-        for f in cls.cell_fields():
-            if f.default is dataclasses.MISSING:
-                raise TypeError(f"{cls.__name__}.{f.name} has no default: a parameters cell needs one")
-            tp = hints[f.name]
-            lines.append(f"{f.name}: {_cell_type_name(tp)} = {_cell_literal(tp, f.default)}  "
-                         f"# {f.metadata.get('help', '')}".rstrip())
-        return "\n".join(lines)
-
-    @classmethod
-    def parameters_cell_differences(cls, notebook: str | Path | Any) -> list[str]:
-        """Where `notebook`'s parameters cell disagrees with this class (empty: they agree).
-
-        Compared: the names and their order, each annotation (the one `parameters_cell` writes), each default after
-        coercion by `from_params`, and each help comment."""
-        from .notebook_cell import _cell_type_name, parameters_cell_values
-
-        cell = parameters_cell_values(notebook)
-        hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in cls.cell_fields()}
-        out = [f"{n}: in the cell, not a field of {cls.__name__}" for n in cell if n not in fields]
-        out += [f"{n}: a field of {cls.__name__}, missing from the cell" for n in fields if n not in cell]
-        common = [n for n in cell if n in fields]
-        if common != [n for n in fields if n in cell]:
-            out.append(f"order: the cell has {common}, {cls.__name__} {[n for n in fields if n in cell]}")
-        known = {n: cell[n][0] for n in common}
-        try:
-            coerced = cls.from_params(known).to_dict()
-        except ConfigError as err:
-            out.append(f"the cell's values are rejected by {cls.__name__}.from_params: {err}")
-            coerced = {}
-            for n, v in known.items():
-                try:
-                    coerced[n] = _coerce(hints[n], v)
-                except TypeError as e:
-                    out.append(f"{n}: cell value {v!r}: {e}")
-        for n in common:
-            value, type_name, comment = cell[n]
-            f, tp = fields[n], hints[n]
-            if type_name != _cell_type_name(tp):
-                out.append(f"{n}: type {type_name or '(none)'} in the cell, {_cell_type_name(tp)} "
-                           f"({_type_name(tp)}) in {cls.__name__}")
-            if n in coerced and coerced[n] != f.default:
-                out.append(f"{n}: default {value!r} in the cell, {f.default!r} in {cls.__name__}")
-            if comment != f.metadata.get("help", ""):
-                out.append(f"{n}: help {comment!r} in the cell, {f.metadata.get('help', '')!r} in {cls.__name__}")
-        return out
 
     def __str__(self) -> str:
         return json.dumps(self.to_dict(), indent=1, default=str)
@@ -276,6 +218,6 @@ def _check_range(name: str, value: Any, meta: Any) -> str | None:
     return None
 
 
-def _type_name(tp: Any) -> str:
+def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 

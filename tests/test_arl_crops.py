@@ -15,7 +15,7 @@ from PIL import Image
 from lesionkit.data.augment import ARL_P_WHOLE, DECODE_SCALE, arl_box, arl_crop, arl_decode_side
 from lesionkit.data.loaders import ReadImage
 from lesionkit.data.splits import make_splits
-from lesionkit.experiments import arl
+from lesionkit.papers.arl import recipe as arl
 
 
 def _cfg(synthetic_dir: Path, **kw) -> arl.ARLConfig:

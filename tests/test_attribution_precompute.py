@@ -56,7 +56,7 @@ def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
 def test_headless_viewer_draws_and_saves_the_static_grid(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from matplotlib.figure import Figure
 
-    from lesionkit.viz.widgets import has_live_frontend, viewer
+    from lesionkit.attribution.viewer import has_live_frontend, viewer
 
     monkeypatch.setenv("LESIONKIT_HEADLESS", "1")
     assert has_live_frontend() is False
@@ -68,7 +68,7 @@ def test_headless_viewer_draws_and_saves_the_static_grid(run_dir: Path, monkeypa
 
 def test_widget_viewer_updates_on_every_control(run_dir: Path) -> None:
     pytest.importorskip("ipywidgets")
-    from lesionkit.viz.widgets import AttributionViewer, viewer
+    from lesionkit.attribution.viewer import AttributionViewer, viewer
 
     v = viewer(run_dir, interactive=True)
     assert isinstance(v, AttributionViewer)

@@ -46,7 +46,8 @@ def test_find_class_resolves_synonyms_and_refuses_what_is_not_there():
 
 @pytest.mark.parametrize("make", [_isic2017, _isic2020])
 def test_positive_mel_runs_on_the_binary_melanoma_layouts(tmp_path, make):
-    from lesionkit.experiments import arl, attention_b3
+    from lesionkit.papers.arl import recipe as arl
+    from lesionkit.papers.attention_b3 import recipe as attention_b3
 
     (tmp_path / "ds").mkdir()
     root = make(tmp_path / "ds")

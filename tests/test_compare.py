@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from lesionkit.config import ConfigError
-from lesionkit.experiments import compare as cmp
-from lesionkit.experiments import compare_maps as cm
-from lesionkit.runs import start_run
+from lesionkit.papers.compare import recipe as cmp
+from lesionkit.papers.compare import maps as cm
+from lesionkit.records.runs import start_run
 
 ENTRIES = "baseline,sge,arl,dx_weighting,metadata,patch_attention,se_lcn_cam"
 
@@ -191,7 +191,7 @@ def test_delong_only_where_every_test_lesion_has_one_image(tmp_path: Path, monke
 
 def test_images_the_cascade_trained_on_are_left_out_for_every_entry(tmp_path: Path) -> None:
     from lesionkit.data.table import LesionDataset
-    from lesionkit.experiments.compare_cascade import unseen
+    from lesionkit.papers.compare.cascade import unseen
 
     paths = [tmp_path / f"{i}.png" for i in range(4)]
     df = pd.DataFrame({"image_id": [p.stem for p in paths], "path": [str(p) for p in paths], "label": "nv",

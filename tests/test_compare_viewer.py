@@ -50,7 +50,7 @@ def test_static_figure_is_images_by_entries(stores: dict[str, AttributionStore],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from matplotlib.figure import Figure
 
-    from lesionkit.viz.compare_viewer import compare_viewer
+    from lesionkit.papers.compare.viewer import compare_viewer
 
     monkeypatch.setenv("LESIONKIT_HEADLESS", "1")
     fig = compare_viewer(stores, n_images=2)  # interactive=None: headless here
@@ -65,7 +65,7 @@ def test_static_figure_is_images_by_entries(stores: dict[str, AttributionStore],
 
 def test_widget_rerenders_every_entry_on_slider_and_method(stores: dict[str, AttributionStore]) -> None:
     pytest.importorskip("ipywidgets")
-    from lesionkit.viz.compare_viewer import CompareViewer, compare_viewer
+    from lesionkit.papers.compare.viewer import CompareViewer, compare_viewer
 
     v = compare_viewer(stores, interactive=True)
     assert isinstance(v, CompareViewer) and "application/vnd.jupyter.widget-view+json" in v._repr_mimebundle_()
@@ -95,7 +95,7 @@ def test_widget_rerenders_every_entry_on_slider_and_method(stores: dict[str, Att
 
 
 def test_mismatched_image_ids_name_the_entry(stores: dict[str, AttributionStore], tmp_path: Path) -> None:
-    from lesionkit.viz.compare_viewer import compare_viewer
+    from lesionkit.papers.compare.viewer import compare_viewer
 
     other = _store(tmp_path, 4, ["gradcam"], ids=["img_a", "img_x", "img_c"])
     with pytest.raises(ValueError, match=r"entry 'odd' has other image_ids than entry 'alpha'.*'img_x'"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from lesionkit.config import ConfigError
-from lesionkit.experiments.common import TrainConfig
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.papers.common import TrainConfig
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 
 
 def test_papermill_strings_are_coerced() -> None:

@@ -111,8 +111,8 @@ def test_single_class_generic_layout_is_refused(tmp_path):
 
 
 def test_single_class_ham_layout_is_refused_before_training(tmp_path):
-    from lesionkit.experiments.quickstart import QuickstartConfig
-    from lesionkit.experiments.common import load_data
+    from lesionkit.papers.quickstart.recipe import QuickstartConfig
+    from lesionkit.papers.common import load_data
 
     root = _folder(tmp_path / "ds", ["nv"] * 4, layout="ham")
     assert len(load_dataset(root).classes) == 7                   # the layout's 7 classes, one of them present

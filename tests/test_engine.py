@@ -2,7 +2,6 @@
 prediction rule, the one split rule (partial patient ids) and the split recorded with the run."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -16,9 +15,9 @@ from lesionkit.data.splits import Splits, make_splits
 from lesionkit.engine import (OptimizerSpec, Schedule, Variant, adam, fit, make_learner, predict, run_splits,
                               stage_states, torch_optimizer, train_stage)
 from lesionkit.engine.schedules import resumed
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 from lesionkit.metrics import fastai_metrics
-from lesionkit.runs import start_run
+from lesionkit.records.runs import start_run
 
 
 class _Crash(Callback):

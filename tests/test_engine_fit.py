@@ -11,9 +11,9 @@ from fastai.callback.core import Callback
 from lesionkit.data import load_dataset
 from lesionkit.data.loaders import image_dls
 from lesionkit.data.splits import grouped_holdout
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 from lesionkit.models import create_model
-from lesionkit.runs import start_run
+from lesionkit.records.runs import start_run
 from lesionkit.engine import fit, make_learner, predict_learner as predict, tta_views
 
 

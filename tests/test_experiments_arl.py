@@ -7,7 +7,7 @@ import torch
 
 from lesionkit.data.splits import make_splits
 from lesionkit.engine import torch_optimizer
-from lesionkit.experiments import arl
+from lesionkit.papers.arl import recipe as arl
 
 
 def test_the_recipe_is_the_codes_optimiser_and_schedule(synthetic_dir) -> None:

@@ -11,10 +11,10 @@ import torch
 
 from lesionkit.data.splits import make_splits
 from lesionkit.engine import torch_optimizer
-from lesionkit.experiments import attention_b3 as b3
+from lesionkit.papers.attention_b3 import recipe as b3
 from lesionkit.losses import LMFLoss
 from lesionkit.models import load_model
-from lesionkit.runs import start_run
+from lesionkit.records.runs import start_run
 
 
 def _cfg(synthetic_dir, **kw) -> b3.AttentionB3Config:

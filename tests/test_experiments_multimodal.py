@@ -11,12 +11,12 @@ import torch
 from conftest import max_drop_path
 
 from lesionkit.config import ConfigError
-from lesionkit.data.artefacts import artefact_targets, head_accuracy_table
+from lesionkit.papers.multimodal.artefacts import artefact_targets, head_accuracy_table
 from lesionkit.data.splits import Splits, make_splits
 from lesionkit.data.table import LesionDataset
-from lesionkit.experiments import multimodal as mm
+from lesionkit.papers.multimodal import recipe as mm
 from lesionkit.models.multimodal import ARTEFACT_HEADS
-from lesionkit.runs import start_run
+from lesionkit.records.runs import start_run
 
 LITE = {"backbone": "tf_efficientnet_lite0"}
 
@@ -192,7 +192,7 @@ def _assert_torch_adam_without_weight_decay(learn, lr: float) -> None:
 def test_papers_optimisers_from_the_modules_recipes(synthetic_dir: Path) -> None:
     """§C.5 (train.py L182): torch Adam(lr 3e-5), no weight decay, for both models; §C.6: Adam(lr 1e-4), no
     weight decay, constant, 30 epochs, batch 16 for the artefact classifier."""
-    from lesionkit.data.artefacts import artefact_targets as targets_of
+    from lesionkit.papers.multimodal.artefacts import artefact_targets as targets_of
     from lesionkit.losses import MultiHeadCrossEntropy
 
     cfg = mm.MultimodalConfig(data_dir=str(synthetic_dir), max_images=60, image_size=32, **LITE)

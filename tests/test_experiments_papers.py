@@ -12,7 +12,9 @@ import torch.nn.functional as F
 
 from lesionkit.config import ConfigError
 from lesionkit.data.table import LesionDataset
-from lesionkit.experiments import arl, attention_b3, patch_attention
+from lesionkit.papers.arl import recipe as arl
+from lesionkit.papers.attention_b3 import recipe as attention_b3
+from lesionkit.papers.patch_attention import recipe as patch_attention
 
 
 def test_patch_config_paper_defaults_and_geometry() -> None:

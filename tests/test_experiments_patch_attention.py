@@ -9,7 +9,7 @@ import torch
 
 from lesionkit.data.splits import make_splits
 from lesionkit.engine import fit, torch_optimizer
-from lesionkit.experiments import patch_attention as pa
+from lesionkit.papers.patch_attention import recipe as pa
 
 torch.set_num_threads(1)
 

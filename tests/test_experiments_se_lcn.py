@@ -13,12 +13,12 @@ from conftest import max_drop_path
 from PIL import Image
 
 from lesionkit.config import ConfigError
-from lesionkit.data import cams as cm
-from lesionkit.data import lae
+from lesionkit.papers.se_lcn import cams as cm
+from lesionkit.papers.se_lcn import lae
 from lesionkit.data.table import LesionDataset
-from lesionkit.experiments import se_lcn as se
-from lesionkit.metrics.segmentation import segmentation_scores
-from lesionkit.runs import Run
+from lesionkit.papers.se_lcn import recipe as se
+from lesionkit.papers.se_lcn.segmentation import segmentation_scores
+from lesionkit.records.runs import Run
 
 
 def _images(tmp_path: Path, n: int = 4, size: int = 32, classes: tuple[str, ...] = ("nv", "mel")) -> LesionDataset:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from lesionkit.data.readers.ham10000 import HAM_CLASSES
-from lesionkit.experiments.common import load_external
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.papers.common import load_external
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 from lesionkit.testing import write_isic2020
 
 

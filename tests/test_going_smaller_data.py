@@ -13,7 +13,7 @@ from PIL import Image
 from lesionkit.config import ConfigError
 from lesionkit.data.readers.isic2020 import DIAGNOSIS9, FOLD_MAPS
 from lesionkit.data.splits import folds_from_column
-from lesionkit.experiments import attention_b3 as b3
+from lesionkit.papers.attention_b3 import recipe as b3
 from lesionkit.testing import write_isic2020
 
 DX2020 = {"ISIC_0015719": "melanoma", "ISIC_0052212": "seborrheic keratosis", "ISIC_0068279": "lentigo NOS",

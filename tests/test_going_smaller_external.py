@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from lesionkit.experiments import attention_b3 as b3
-from lesionkit.experiments.common import split
-from lesionkit.runs import start_run
+from lesionkit.papers.attention_b3 import recipe as b3
+from lesionkit.papers.common import split
+from lesionkit.records.runs import start_run
 from lesionkit.testing import write_isic2020
 
 

@@ -7,7 +7,7 @@ import torch
 
 from lesionkit.data.loaders import test_dl
 from lesionkit.data.splits import make_splits
-from lesionkit.experiments import attention_b3 as b3
+from lesionkit.papers.attention_b3 import recipe as b3
 
 
 def _valid_batch(dls) -> torch.Tensor:

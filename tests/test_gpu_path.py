@@ -12,7 +12,7 @@ from lesionkit.config import ConfigError
 from lesionkit.data import loaders
 from lesionkit.engine import learner as learner_mod
 from lesionkit.engine.speed import speed_callbacks
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 
 
 def _learn():

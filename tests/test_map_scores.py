@@ -198,7 +198,7 @@ def test_deletion_and_insertion_reward_the_faithful_map() -> None:
 
 
 def test_score_comparison_figure(synthetic_masks: tuple[list[str], np.ndarray], tmp_path: Path) -> None:
-    from lesionkit.viz.maps import plot_map_scores, save_figure
+    from lesionkit.attribution.figures import plot_map_scores, save_figure
 
     ids, masks = synthetic_masks
     rng = np.random.default_rng(0)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from lesionkit.models import UnknownModelError, create_model, load_model, model_spec
-from lesionkit.runs import Run
+from lesionkit.records.runs import Run
 
 torch.set_num_threads(1)
 

@@ -13,8 +13,8 @@ from PIL import Image
 
 from lesionkit.data import augment
 from lesionkit.data.splits import make_splits
-from lesionkit.experiments import multimodal as mm
-from lesionkit.runs import start_run
+from lesionkit.papers.multimodal import recipe as mm
+from lesionkit.records.runs import start_run
 from lesionkit.testing import write_isic2020
 
 

@@ -15,11 +15,11 @@ import pytest
 import lesionkit
 from conftest import REPO
 from lesionkit.config import ConfigError
-from lesionkit.notebook_cell import (PARAMETERS_HEADER, notebook_config, parameters_cell_values,
+from lesionkit.notebook.cell import (parameters_cell, parameters_cell_differences, PARAMETERS_HEADER, notebook_config, parameters_cell_values,
                                      sync_parameters_cell)
-from lesionkit.experiments import NOTEBOOK_CONFIGS
-from lesionkit.experiments.common import TrainConfig
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.papers import NOTEBOOK_CONFIGS
+from lesionkit.papers.common import TrainConfig
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 
 NOTEBOOKS = sorted(NOTEBOOK_CONFIGS)
 CELL_TYPES = {bool: "bool", int: "int", float: "float", str: "str", bool | str: "str"}
@@ -40,7 +40,7 @@ def assert_cell_matches(path: Path, cls: type) -> None:
     coerced = cls.from_params({n: v for n, (v, _, _) in cell.items()})
     assert coerced == cls(), f"{path.name}: defaults differ from {cls.__name__}"
     assert {n: c for n, (_, _, c) in cell.items()} == {f.name: f.metadata["help"] for f in cls.cell_fields()}
-    assert cls.parameters_cell_differences(path) == []
+    assert parameters_cell_differences(cls, path) == []
 
 
 def test_every_notebook_has_a_config_class() -> None:
@@ -84,7 +84,7 @@ def test_a_drifted_cell_is_reported(old: str, new: str, expected: str | None, tm
     copy = tmp_path / "00_quickstart.ipynb"
     shutil.copy(_path("00_quickstart"), copy)
     _edit_cell(copy, old, new)
-    diffs = QuickstartConfig.parameters_cell_differences(copy)
+    diffs = parameters_cell_differences(QuickstartConfig, copy)
     if expected is None:
         assert diffs == []
         return
@@ -100,9 +100,9 @@ def test_sync_rewrites_a_drifted_cell_and_keeps_the_rest(tmp_path) -> None:
     shutil.copy(_path("arl"), copy)
     _edit_cell(copy, "epochs: int = 100", "epochs: int = 7")
     cls = notebook_config("arl")
-    assert cls.parameters_cell_differences(copy)
+    assert parameters_cell_differences(cls, copy)
     assert sync_parameters_cell(copy, cls) is True
-    assert cls.parameters_cell_differences(copy) == []
+    assert parameters_cell_differences(cls, copy) == []
     before, after = (nbformat.read(str(p), as_version=nbformat.NO_CONVERT) for p in (_path("arl"), copy))
     assert (after.nbformat, after.nbformat_minor) == (before.nbformat, before.nbformat_minor)
     assert [(c.get("id"), c.metadata, c.source) for c in after.cells] == \
@@ -123,7 +123,7 @@ def test_sync_keeps_the_cells_first_comment_line(tmp_path) -> None:
 
 
 def test_generated_cell_renders_bool_or_str_as_a_string_papermill_can_type() -> None:
-    text = QuickstartConfig.parameters_cell()
+    text = parameters_cell(QuickstartConfig)
     assert text.splitlines()[0] == PARAMETERS_HEADER
     assert 'pretrained: str = "true"  # ' in text and 'interactive: str = "auto"  # ' in text
     assert "lr: float = 2e-3  # peak learning rate" in text
@@ -133,7 +133,7 @@ def test_generated_cell_renders_bool_or_str_as_a_string_papermill_can_type() -> 
 
 
 def test_float_literals_read_back_exactly() -> None:
-    from lesionkit.notebook_cell import _float_literal
+    from lesionkit.notebook.cell import _float_literal
 
     for x in (2e-3, 1.2009e-4, 3.3445e-5, 9.669e-4, 2.08e-5, 1e-5, 0.15, 0.0, 1.0, 1 / 3, 12345.678):
         assert float(_float_literal(x)) == x
@@ -152,7 +152,7 @@ def test_parser_refuses_what_is_not_a_parameter_line(tmp_path) -> None:
 
 
 def test_interactive_accepts_true_false_auto(monkeypatch) -> None:
-    from lesionkit import runs
+    from lesionkit.utils import kernel
 
     for value, expected in (("true", True), (False, False), ("AUTO", "AUTO"), ("auto", "auto")):
         assert TrainConfig.from_params({"interactive": value}).interactive == expected
@@ -160,11 +160,9 @@ def test_interactive_accepts_true_false_auto(monkeypatch) -> None:
         TrainConfig.from_params({"interactive": "sometimes"})
     assert TrainConfig(interactive=True).is_interactive is True
     assert TrainConfig(interactive=False).is_interactive is False
-    monkeypatch.setattr(runs, "in_live_kernel", lambda: True, raising=False)
+    monkeypatch.setattr(kernel, "in_live_kernel", lambda: True)
     assert TrainConfig().is_interactive is True
-    monkeypatch.setattr(runs, "in_live_kernel", lambda: False, raising=False)
-    assert TrainConfig().is_interactive is False
-    monkeypatch.delattr(runs, "in_live_kernel", raising=False)
+    monkeypatch.setattr(kernel, "in_live_kernel", lambda: False)
     assert TrainConfig().is_interactive is False
 
 
@@ -176,7 +174,7 @@ def test_resume_and_split_from_are_declared_everywhere() -> None:
 
 
 def test_quickstart_max_images_subsamples(synthetic_dir) -> None:
-    from lesionkit.experiments.quickstart import load_data
+    from lesionkit.papers.quickstart.recipe import load_data
 
     full = load_data(QuickstartConfig(data_dir=str(synthetic_dir)))
     part = load_data(QuickstartConfig(data_dir=str(synthetic_dir), max_images=len(full) // 3))

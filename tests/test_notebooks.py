@@ -98,7 +98,7 @@ def test_error_after_config_marks_the_run_failed(runs_dir: Path, tmp_path, monke
 def test_help_notebook_lists_typed_documented_parameters() -> None:
     out = subprocess.run([PAPERMILL, "--help-notebook", str(REPO / "notebooks" / "00_quickstart.ipynb")],
                          capture_output=True, text=True, check=True).stdout
-    from lesionkit.experiments.quickstart import QuickstartConfig
+    from lesionkit.papers.quickstart.recipe import QuickstartConfig
 
     lines = out.splitlines()
     for name in QuickstartConfig.fields():

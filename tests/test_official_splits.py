@@ -12,9 +12,9 @@ import pytest
 
 from lesionkit.data.errors import GroupLeakError
 from lesionkit.data.splits import official_or_grouped
-from lesionkit.experiments.common import split
-from lesionkit.experiments.quickstart import QuickstartConfig
-from lesionkit.runs import start_run
+from lesionkit.papers.common import split
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
+from lesionkit.records.runs import start_run
 
 
 def _table(n: int = 60, split_col=None, fold=None) -> pd.DataFrame:
@@ -95,7 +95,7 @@ def test_arl_on_an_isic2017_download_trains_and_tests_on_its_official_parts(tmp_
     """ARL's own headline data: the 2000/150/600 parts become train/valid/test (here 4/2/2 images)."""
     from PIL import Image
 
-    from lesionkit.experiments import arl
+    from lesionkit.papers.arl import recipe as arl
 
     monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
     parts = {"Training": range(0, 4), "Validation": range(4, 6), "Test_v2": range(6, 8)}
@@ -124,7 +124,7 @@ def test_arl_scores_an_external_set_on_its_official_test_part_as_melanoma_vs_res
     model with its test views, its non-melanoma classes as the rest."""
     from PIL import Image
 
-    from lesionkit.experiments import arl
+    from lesionkit.papers.arl import recipe as arl
 
     monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
     ext_dir = tmp_path / "isic2018"

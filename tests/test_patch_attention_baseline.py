@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from lesionkit import engine
-from lesionkit.experiments import patch_attention as pa
-from lesionkit.experiments.common import split
+from lesionkit.papers.patch_attention import recipe as pa
+from lesionkit.papers.common import split
 from lesionkit.layers import PatchGate, PatchSE
-from lesionkit.reported import reported
+from lesionkit.papers.reported import reported
 
 torch.set_num_threads(1)
 

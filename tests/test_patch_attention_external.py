@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from lesionkit import engine
-from lesionkit.experiments import patch_attention as pa
-from lesionkit.experiments.common import split
-from lesionkit.runs import start_run
+from lesionkit.papers.patch_attention import recipe as pa
+from lesionkit.papers.common import split
+from lesionkit.records.runs import start_run
 from test_external_test_sets import _derm7pt
 
 

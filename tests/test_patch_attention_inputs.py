@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lesionkit.config import ConfigError
-from lesionkit.experiments import patch_attention as pa
+from lesionkit.papers.patch_attention import recipe as pa
 from lesionkit.losses import DX_TYPE_FACTORS
 
 

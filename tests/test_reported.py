@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from lesionkit.reported import HEADLINE, REPORTED, TABLE_COLUMNS, comparison_table, reported
+from lesionkit.papers.reported import HEADLINE, REPORTED, TABLE_COLUMNS, comparison_table, reported
 
 
 def test_every_paper_has_numbers_and_a_headline_row() -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from lesionkit.experiments.quickstart import QuickstartConfig
-from lesionkit.runs import start_run
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
+from lesionkit.records.runs import start_run
 
 PAPERMILL = str(Path(sys.executable).with_name("papermill"))
 
@@ -27,8 +27,8 @@ def _sleeping_notebook(path: Path) -> Path:
     params = nbformat.v4.new_code_cell("seed: int = 0  # seed")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params,
-                nbformat.v4.new_code_cell("from lesionkit.runs import start_notebook_run\n"
-                                          "from lesionkit.experiments.quickstart import QuickstartConfig\n"
+                nbformat.v4.new_code_cell("from lesionkit.records.runs import start_notebook_run\n"
+                                          "from lesionkit.papers.quickstart.recipe import QuickstartConfig\n"
                                           "run = start_notebook_run('endings', QuickstartConfig, globals())\n"
                                           "print('record at', run.dir)"),
                 nbformat.v4.new_code_cell("import time\nfor _ in range(240):\n    time.sleep(0.25)")]
@@ -118,7 +118,7 @@ def test_same_run_name_in_the_same_second_never_collides(tmp_path, monkeypatch):
     synchronised pairs) is simulated: existence checks see nothing, the clock stands still."""
     import datetime as dt
 
-    import lesionkit.runs as runs
+    import lesionkit.records.runs as runs
 
     class Frozen(dt.datetime):
         @classmethod

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from lesionkit.config import ConfigError
-from lesionkit.experiments.quickstart import QuickstartConfig
-from lesionkit.kernel import _papermill_positionals
-from lesionkit.runs import atomic_write, env_report, start_run
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
+from lesionkit.utils.kernel import _papermill_positionals
+from lesionkit.records.runs import env_report, start_run
+from lesionkit.utils.files import atomic_write
 
 
 @pytest.fixture(autouse=True)
@@ -89,8 +90,8 @@ def test_sigterm_marks_the_run_failed(tmp_path) -> None:
     import sys
 
     code = ("import os, signal, time\n"
-            "from lesionkit.runs import start_run\n"
-            "from lesionkit.experiments.quickstart import QuickstartConfig\n"
+            "from lesionkit.records.runs import start_run\n"
+            "from lesionkit.papers.quickstart.recipe import QuickstartConfig\n"
             "run = start_run('nb', QuickstartConfig, {})\n"
             "print(run.dir, flush=True)\n"
             "os.kill(os.getpid(), signal.SIGTERM)\n"
@@ -103,9 +104,9 @@ def test_sigterm_marks_the_run_failed(tmp_path) -> None:
 
 
 def test_hard_killed_run_reads_as_interrupted() -> None:
-    from lesionkit.runs import list_runs, run_status
+    from lesionkit.records.runs import list_runs, run_status
 
     run = start_run("nb", QuickstartConfig, {}, watch_notebook=False)
-    run._update(pid=2**22 + 12345)  # no such process
+    run.update(pid=2**22 + 12345)  # no such process
     assert run_status(run.info) == "interrupted"
     assert [r["status"] for r in list_runs("nb")] == ["interrupted"]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lesionkit.metrics import score_cli
+from lesionkit.cli import score as score_cli
 from lesionkit.metrics.formats import write_predictions
 
 CLASSES = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]

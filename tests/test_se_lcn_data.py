@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from lesionkit.experiments import se_lcn as se
-from lesionkit.runs import Run
+from lesionkit.papers.se_lcn import recipe as se
+from lesionkit.records.runs import Run
 
 torch.set_num_threads(1)
 
@@ -156,7 +156,7 @@ def _isic2018_test(root: Path) -> Path:
 
 def test_external_test_set_runs_through_the_cascade_with_the_training_classes(synthetic_dir: Path, tmp_path: Path,
                                                                               cache: Path) -> None:
-    from lesionkit.data.cams import cam_dls
+    from lesionkit.papers.se_lcn.cams import cam_dls
     from lesionkit.data.loaders import image_dls, mask_dls
     from lesionkit.engine import make_learner
     from lesionkit.models import create_model

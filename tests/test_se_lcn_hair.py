@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from lesionkit.data.errors import MissingFileError
-from lesionkit.data.hair import hair_free, remove_hair
+from lesionkit.papers.se_lcn.hair import hair_free, remove_hair
 from lesionkit.data.table import LesionDataset
 
 

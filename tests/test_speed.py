@@ -17,10 +17,10 @@ from lesionkit.data.loaders import image_dls
 from lesionkit.data.splits import make_splits
 from lesionkit.engine import Schedule, Variant, adam, fit, predict, speed
 from lesionkit.engine.runner import stage_states, train_stage
-from lesionkit.experiments.common import TrainConfig
+from lesionkit.papers.common import TrainConfig
 from lesionkit.metrics import fastai_metrics
-from lesionkit.runs import start_run
-from lesionkit.experiments.quickstart import QuickstartConfig
+from lesionkit.records.runs import start_run
+from lesionkit.papers.quickstart.recipe import QuickstartConfig
 
 needs_bf16 = pytest.mark.skipif(not speed.cpu_has_bf16(), reason="this CPU has no bf16 units")
 
@@ -122,7 +122,7 @@ def test_bf16_training_matches_fp32_held_out_accuracy_on_the_synthetic_set(small
     for mode in ("off", "bf16"):
         run = start_run(f"speed-{mode}", QuickstartConfig, {"speedups": mode}, watch_notebook=False)
         learn = train_stage(run, "m", lambda: _variant(ds).learner(tr, va), 4, 3e-3, "one_cycle", "bma",
-                            headless=True)
+                            headless=True, settings=run.cfg.engine_settings())
         assert speed.speed_of(learn.model).name == mode
         assert stage_states(run)["m"]["speedups"] == mode, "the run records the setting it trained in"
         acc[mode] = _accuracy(learn, ds, splits.test)
@@ -171,7 +171,7 @@ def test_a_failing_batch_leaves_no_autocast_and_restores_threads(small_synthetic
     run = start_run("speed-fail", QuickstartConfig, {"speedups": "bf16"}, watch_notebook=False)
     with pytest.raises(RuntimeError, match="boom"):
         fit(_variant(ds).learner(*splits.folds[0]).add_cb(_Crash(RuntimeError("boom"))), 1, 1e-3, run=run,
-            stage="m", headless=True)
+            stage="m", headless=True, settings=run.cfg.engine_settings())
     assert not torch.is_autocast_enabled("cpu"), "autocast must not outlive the fit"
     assert torch.get_num_threads() == before
 

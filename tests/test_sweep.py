@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from conftest import REPO
-from lesionkit.sweep import Dimension, Sweep, SweepError, parse_space
+from lesionkit.cli.sweep import Dimension, Sweep, SweepError, parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -110,7 +110,8 @@ def test_pruned_trial_stops_its_run_and_says_so(tmp_path, monkeypatch) -> None:
 
 
 def test_train_and_sweep_commands_name_a_bad_notebook_or_space(capsys) -> None:
-    from lesionkit import sweep, train_cli
+    from lesionkit.cli import sweep
+    from lesionkit.cli import train as train_cli
 
     assert train_cli.main(["nosuch"]) == 2
     assert "no notebook 'nosuch'" in capsys.readouterr().err

@@ -60,7 +60,7 @@ from torch import nn
 from lesionkit.attribution import precompute_attributions
 from lesionkit.data.synthetic import make_synthetic
 from lesionkit.testing import HAM_CLASSES
-from lesionkit.viz.compare_viewer import compare_viewer
+from lesionkit.papers.compare.viewer import compare_viewer
 
 torch.set_num_threads(1)
 synthetic = make_synthetic({synth!r}, n_lesions=8, size=48, seed=0)

@@ -1,4 +1,4 @@
-"""lesionkit.viz.compare: forest plot of compare_to_reference rows and map quality vs diagnosis scatter."""
+"""lesionkit.papers.compare.figures: forest plot of compare_to_reference rows and map quality vs diagnosis scatter."""
 from __future__ import annotations
 
 import io
@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from lesionkit.metrics import balanced_accuracy
 from lesionkit.metrics.paired import compare_to_reference
-from lesionkit.viz.compare import plot_forest, plot_map_vs_diagnosis, plot_roc_pair
+from lesionkit.papers.compare.figures import plot_forest, plot_map_vs_diagnosis, plot_roc_pair
 
 
 def _render(fig: Figure) -> None:

@@ -2,8 +2,8 @@
 scores of a map against the lesion mask, and maps precomputed and stored with a run for the viewer."""
 from __future__ import annotations
 
-from lesionkit.attribution.explain import explain_rows
 from lesionkit.attribution.core import METHODS, Attribution, as_plain_tensor, attribute, canonical_method, denormalize
+from lesionkit.attribution.explain import explain_rows
 from lesionkit.attribution.inplace import disable_inplace
 from lesionkit.attribution.layers import LayerResolutionError, resolve_layer
 from lesionkit.attribution.precompute import (
@@ -16,9 +16,9 @@ from lesionkit.attribution.precompute import (
 from lesionkit.attribution.scores import (
     SCORES,
     deletion_insertion,
+    iou_dilated,
     mask_scores,
     mass_inside,
-    iou_dilated,
     overlap,
     pointing_game,
     score_maps,

@@ -19,9 +19,9 @@ def explain_rows(model: Any, ds: Any, idx: Sequence[int], methods: Sequence[str]
     is passed along to the model and not attributed. ``attr_kw`` go to every ``attribute`` call. Returns the
     :class:`AttributionStore`.
     """
-    from ..data.loaders import test_dl
-    from ..data.tasks import model_inputs
-    from .precompute import load_attributions, precompute_attributions
+    from lesionkit.attribution.precompute import load_attributions, precompute_attributions
+    from lesionkit.data.loaders import test_dl
+    from lesionkit.data.tasks import model_inputs
 
     idx = np.asarray(idx, dtype=int)
     extra = None

@@ -20,10 +20,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import ImageOps
 
-from .errors import DataError
-from .images import DEFAULT_MAX_PIXELS, full_check, load_mask, open_image, quick_check
-from .metadata_values import describe_rows, unknown_sites
-from .table import LesionDataset, collect_problems, require_two_classes
+from lesionkit.data.errors import DataError
+from lesionkit.data.images import DEFAULT_MAX_PIXELS, full_check, load_mask, open_image, quick_check
+from lesionkit.data.metadata_values import describe_rows, unknown_sites
+from lesionkit.data.problems import collect_problems
+from lesionkit.data.table import LesionDataset, require_two_classes
 
 LARGE_PIXELS = 50_000_000
 _CONVERTED_MODES = {"CMYK": "CMYK", "L": "grayscale", "LA": "grayscale+alpha", "1": "1-bit", "P": "palette",
@@ -136,7 +137,7 @@ def _check_images(ds: LesionDataset, report: CheckReport, full: bool, max_pixels
 
 
 def _check_table(ds: LesionDataset, report: CheckReport) -> None:
-    from .splits import assert_no_group_leak
+    from lesionkit.data.splits import assert_no_group_leak
 
     df = ds.df
     for col in ("age", "sex", "site"):
@@ -177,7 +178,7 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
 def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                   **reader_kw: Any) -> CheckReport:
     """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
-    from .readers import get_reader, resolve_format
+    from lesionkit.data.readers import get_reader, resolve_format
 
     report = CheckReport(str(source))
     try:
@@ -243,7 +244,7 @@ def _presize_main(a: argparse.Namespace) -> int:
     """Exit 0 when done, 1 when some images could not be read (listed), 2 for a missing folder or a bad size."""
     import sys
 
-    from .presize import presize_dir
+    from lesionkit.data.presize import presize_dir
 
     if not Path(a.folder).is_dir():
         print(f"lesionkit data presize: {a.folder}: no such folder", file=sys.stderr)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import FormatDetectionError
-from .images import IMAGE_EXTENSIONS
+from lesionkit.data.errors import FormatDetectionError
+from lesionkit.data.images import IMAGE_EXTENSIONS
 
 
 def _has(root: Path, pattern: str) -> bool:

@@ -19,18 +19,18 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.data.core import DataLoaders, Datasets, TfmdDL
-from fastai.torch_core import TensorBase
 from fastai.data.transforms import Categorize, IntToFloatTensor, Normalize, ToTensor
+from fastai.torch_core import TensorBase
 from fastai.vision.core import AddMaskCodes, PILImage, PILMask
 
-from .augment import IMAGENET_STATS, PRESETS, original_side, preset_tfms, record_decode_scale
-from .colour import shades_of_gray_pil
-from .errors import CHECK_HINT, DataError
-from .images import load_mask, load_rgb, quick_check
-from .metadata import MetaEncoder
-from .presize import auto_size, presized
-from .splits import assert_no_group_leak
-from .table import LesionDataset
+from lesionkit.data.augment import IMAGENET_STATS, PRESETS, original_side, preset_tfms, record_decode_scale
+from lesionkit.data.colour import shades_of_gray_pil
+from lesionkit.data.errors import CHECK_HINT, DataError
+from lesionkit.data.images import load_mask, load_rgb, quick_check
+from lesionkit.data.metadata import MetaEncoder
+from lesionkit.data.presize import auto_size, presized
+from lesionkit.data.splits import assert_no_group_leak
+from lesionkit.data.table import LesionDataset
 
 Stats = tuple[Sequence[float], Sequence[float]]
 
@@ -196,7 +196,7 @@ def loader_workers(num_workers: int) -> int:
         return 0
     import os
 
-    from ..distributed import world_size
+    from lesionkit.parallel.distributed import world_size
 
     return max(1, min(8, (os.cpu_count() or 1) // max(1, min(world_size(), torch.cuda.device_count()))))
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .errors import GroupLeakError
+from lesionkit.data.errors import GroupLeakError
 
 GroupCols = str | Sequence[str]
 

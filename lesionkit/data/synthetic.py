@@ -25,9 +25,22 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .synthetic_looks import (BLACK, CLASSES, DARK, DEFAULT_PRIOR, HAM_SITES, HAM_TO_ISIC2018,  # noqa: F401
-                              HAM_TO_ISIC2020_SITE, ISIC2020_DIAGNOSIS, LOOKS, PURPLE, RED, WHITE, ClassLook,
-                              pooled_look)
+from lesionkit.data.synthetic_looks import (  # noqa: F401
+    BLACK,
+    CLASSES,
+    DARK,
+    DEFAULT_PRIOR,
+    HAM_SITES,
+    HAM_TO_ISIC2018,
+    HAM_TO_ISIC2020_SITE,
+    ISIC2020_DIAGNOSIS,
+    LOOKS,
+    PURPLE,
+    RED,
+    WHITE,
+    ClassLook,
+    pooled_look,
+)
 
 GENERATOR_VERSION = 2  # 2: symmetric lesions mirror-symmetric, asymmetric ones clearly so (a learnable label)
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:

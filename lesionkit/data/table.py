@@ -5,20 +5,28 @@ metadata encoding, loaders and notebooks never need to know which ISIC year a fo
 """
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from . import metadata_values
-from .errors import (CHECK_HINT, DataError, DuplicateIdError, MissingColumnError, MissingFileError, TooFewClassesError,
-                     UnknownLabelError, UnsafePathError)
+from lesionkit.data import metadata_values
+from lesionkit.data.errors import (
+    CHECK_HINT,
+    DataError,
+    DuplicateIdError,
+    MissingColumnError,
+    MissingFileError,
+    TooFewClassesError,
+    UnknownLabelError,
+    UnsafePathError,
+)
+from lesionkit.data.problems import collecting as problems_collected
+from lesionkit.data.problems import line_of, listing, raise_or_collect
 
 # Canonical columns, in this order; readers may add more (dermoscopic criteria, tfrecord, target, ...) after them.
 CANONICAL_COLUMNS = ("image_id", "path", "label", "label_idx", "lesion_id", "patient_id", "age", "sex", "site",
@@ -80,16 +88,6 @@ class LesionDataset:
         return {str(k): np.flatnonzero((s == k).to_numpy()) for k in s.dropna().unique()}
 
 
-def line_of(index_value: Any) -> str:
-    """Row label for messages: readers keep read_csv's RangeIndex, so data row i is file line i + 2."""
-    return f"line {int(index_value) + 2}" if isinstance(index_value, (int, np.integer)) else f"row {index_value!r}"
-
-
-def _listing(items: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" ... and {len(items) - limit} more" if len(items) > limit else "")
-
-
 def require_columns(df: pd.DataFrame, required: Iterable[str], source: str | Path,
                     aliases: dict[str, Sequence[str]] | None = None) -> None:
     """Raise MissingColumnError naming every absent column, the columns found, and likely renames."""
@@ -139,29 +137,6 @@ def clean_ids(s: pd.Series) -> pd.Series:
     return out.astype(object).where(out.notna(), np.nan)
 
 
-_COLLECT: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("lesionkit_collect", default=None)
-
-
-@contextlib.contextmanager
-def collect_problems() -> Iterator[list[str]]:
-    """Inside this block `finalize` records table problems in the yielded list and repairs instead of raising
-    (duplicates: first row kept; bad labels and unsafe paths: row dropped; missing files: row kept), so
-    `data check` can list every problem at once."""
-    problems: list[str] = []
-    token = _COLLECT.set(problems)
-    try:
-        yield problems
-    finally:
-        _COLLECT.reset(token)
-
-
-def raise_or_collect(exc: DataError) -> None:
-    sink = _COLLECT.get()
-    if sink is None:
-        raise exc
-    sink.append(str(exc))
-
-
 def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *, task: str | None = None,
              source: str | Path = "", missing: str = "raise", info: dict[str, Any] | None = None,
              check_files: bool = True, also_roots: Sequence[Path] = ()) -> LesionDataset:
@@ -172,7 +147,7 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
     """
     if missing not in _MISSING_POLICIES:
         raise ValueError(f"missing={missing!r}: expected one of {_MISSING_POLICIES}")
-    collecting = _COLLECT.get() is not None
+    collecting = problems_collected()
     if collecting:
         missing = "keep"
     root = Path(root).resolve()
@@ -186,7 +161,7 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
     if dup.any():
         rows = [f"{line_of(i)} ({v})" for i, v in df.loc[dup, "image_id"].items()]
         raise_or_collect(DuplicateIdError(
-            f"{src}: {int(df.loc[dup, 'image_id'].nunique())} image id(s) appear on several rows: {_listing(rows)}. "
+            f"{src}: {int(df.loc[dup, 'image_id'].nunique())} image id(s) appear on several rows: {listing(rows)}. "
             "Remove the duplicate rows (keep one per image)."))
         df = df.loc[~df["image_id"].duplicated(keep="first")]
 
@@ -201,7 +176,7 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
     if bad.any():
         rows = [f"{line_of(i)} ({r.image_id}: {r.label!r})" for i, r in df.loc[bad, ["image_id", "label"]].iterrows()]
         raise_or_collect(UnknownLabelError(
-            f"{src}: {int(bad.sum())} row(s) have a label outside {classes}: {_listing(rows)}. "
+            f"{src}: {int(bad.sum())} row(s) have a label outside {classes}: {listing(rows)}. "
             "Fix the label, drop the rows, or pass classes=/label_map= to the reader."))
         df = df.loc[~bad]
 
@@ -225,7 +200,7 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
     if df["path"].isna().any():
         rows = [f"{line_of(i)} ({v})" for i, v in df.loc[df["path"].isna(), "image_id"].items()]
         if missing == "raise":
-            raise MissingFileError(f"{src}: no image file found for {len(rows)} row(s): {_listing(rows)}. "
+            raise MissingFileError(f"{src}: no image file found for {len(rows)} row(s): {listing(rows)}. "
                                    "Add the images, or pass missing='drop' to skip those rows.")
     if check_files:
         special = np.array([isinstance(p, str) and os.path.exists(p) and not os.path.isfile(p) for p in df["path"]],
@@ -234,27 +209,27 @@ def finalize(name: str, root: Path, df: pd.DataFrame, classes: Sequence[str], *,
             rows = [f"{line_of(i)} ({p})" for i, p in df.loc[special, "path"].items()]
             raise_or_collect(DataError(
                 f"{src}: {len(rows)} path(s) are not regular files (a FIFO, socket, device or folder named like an "
-                f"image): {_listing(rows)}. Replace each with the image file, or drop its row."))
+                f"image): {listing(rows)}. Replace each with the image file, or drop its row."))
             df = df.loc[~special]
         exists = np.array([isinstance(p, str) and os.path.isfile(p) for p in df["path"]], dtype=bool)
         if not exists.all():
             rows = [f"{line_of(i)} ({p if isinstance(p, str) else df.at[i, 'image_id']})"
                     for i, p in df.loc[~exists, "path"].items()]
             err = MissingFileError(f"{src}: {len(rows)} image file(s) named by the table are not in the folder: "
-                                   f"{_listing(rows)}. Restore them, or pass missing='drop' to skip those rows "
+                                   f"{listing(rows)}. Restore them, or pass missing='drop' to skip those rows "
                                    f"({CHECK_HINT}).")
             if missing == "raise":
                 raise err
             if collecting:
                 raise_or_collect(err)
             if missing == "drop":
-                warnings.warn(f"{name}: dropped {len(rows)} row(s) whose image is missing: {_listing(rows, 5)}",
+                warnings.warn(f"{name}: dropped {len(rows)} row(s) whose image is missing: {listing(rows, 5)}",
                               stacklevel=3)
                 df = df.loc[exists]
         mask_ok = df["mask_path"].isna() | df["mask_path"].map(lambda p: isinstance(p, str) and os.path.isfile(p))
         if not mask_ok.all():
             msg = (f"{name}: {int((~mask_ok).sum())} mask file(s) named by the table are missing "
-                   f"({_listing(df.loc[~mask_ok, 'mask_path'].tolist(), 5)}); their mask_path is set to NaN")
+                   f"({listing(df.loc[~mask_ok, 'mask_path'].tolist(), 5)}); their mask_path is set to NaN")
             if collecting:
                 raise_or_collect(MissingFileError(msg))
             else:

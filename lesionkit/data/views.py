@@ -23,9 +23,18 @@ from fastai.vision.augment import RandTransform
 from fastai.vision.core import PILImage, TensorImage
 from PIL import Image, ImageEnhance
 
-from .augment import ARL_SCALES, WorkerRNG, arl_crop
-from .loaders import GetLabel, ReadImage, Stats, batch_tfms_for, build_dataloaders, positions, prepare_split, check_rows
-from .table import LesionDataset
+from lesionkit.data.augment import ARL_SCALES, WorkerRNG, arl_crop
+from lesionkit.data.loaders import (
+    GetLabel,
+    ReadImage,
+    Stats,
+    batch_tfms_for,
+    build_dataloaders,
+    check_rows,
+    positions,
+    prepare_split,
+)
+from lesionkit.data.table import LesionDataset
 
 GRIDS = ("2x2+c", "3x3")
 VIEWS = ("multicrop", "multiscale")  # flips: lesionkit.engine.tta_views acts on the batch tensor

@@ -3,16 +3,33 @@
 A paper module declares its variants (:class:`Variant`: model, loaders, loss, optimiser, schedule, selection,
 test-time views); :func:`run_folds` trains them on every fold of the run's split and records the results.
 """
-from .fit import FitResult, fit
-from .learner import make_learner, param_groups_splitter
-from .optim import OptimizerSpec, adam, adamw, sgd, torch_optimizer
-from .predict import VIEWS, predict, predict_learner, to_probs, tta_views
-from .report import (count_params, flat_metrics, fold_means, fold_table, pick_examples, record_evaluation,
-                     save_evaluation_figures, score)
-from .runner import (FoldResults, Variant, recipe_table, run_folds, run_splits, stage_states, test_predictions,
-                     train_stage, train_variant)
-from .schedules import SCHEDULES, Schedule
-from .seed import rng_state, seed_everything, set_rng_state, stage_seed
+from lesionkit.engine.fit import FitResult, fit
+from lesionkit.engine.learner import make_learner, param_groups_splitter
+from lesionkit.engine.optim import OptimizerSpec, adam, adamw, sgd, torch_optimizer
+from lesionkit.engine.predict import VIEWS, predict, predict_learner, to_probs, tta_views
+from lesionkit.engine.report import (
+                     count_params,
+                     flat_metrics,
+                     fold_means,
+                     fold_table,
+                     pick_examples,
+                     record_evaluation,
+                     save_evaluation_figures,
+                     score,
+)
+from lesionkit.engine.runner import (
+                     FoldResults,
+                     Variant,
+                     recipe_table,
+                     run_folds,
+                     run_splits,
+                     stage_states,
+                     test_predictions,
+                     train_stage,
+                     train_variant,
+)
+from lesionkit.engine.schedules import SCHEDULES, Schedule
+from lesionkit.engine.seed import rng_state, seed_everything, set_rng_state, stage_seed
 
 __all__ = ["FitResult", "FoldResults", "OptimizerSpec", "SCHEDULES", "Schedule", "VIEWS", "Variant", "adam", "adamw",
            "count_params", "fit", "flat_metrics", "fold_means", "fold_table", "make_learner", "param_groups_splitter", "pick_examples",

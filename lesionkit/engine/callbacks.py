@@ -16,9 +16,9 @@ import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
 
-from ..distributed import is_main, unwrap
-from ..losses import plain
-from ..runs import atomic_write
+from lesionkit.losses import plain
+from lesionkit.parallel.distributed import is_main, unwrap
+from lesionkit.utils.files import atomic_write
 
 
 def epoch_values(recorder: Any) -> dict[str, float]:
@@ -41,7 +41,7 @@ def lower_is_better(monitor: str) -> bool:
     return "loss" in monitor or "error" in monitor
 
 
-def _is_real_fit(learn: Any) -> bool:
+def is_real_fit(learn: Any) -> bool:
     # get_preds/validate also fire fit/epoch events (as fastai's TrackerCallback notes): act on real fits only
     return not hasattr(learn, "gather_preds") and not hasattr(learn, "lr_finder")
 
@@ -56,7 +56,7 @@ class RunHistory(Callback):
         self.path, self.stage, self.start = Path(path), stage, start
 
     def before_fit(self) -> None:
-        self.active = _is_real_fit(self.learn)
+        self.active = is_real_fit(self.learn)
         if not self.active:
             return
         old = pd.read_csv(self.path, keep_default_na=False) if self.path.exists() else pd.DataFrame()
@@ -101,7 +101,7 @@ class BestModel(Callback):
         return {"best": float(self.best), "best_epoch": int(self.best_epoch)}
 
     def before_fit(self) -> None:
-        self.active = _is_real_fit(self.learn)
+        self.active = is_real_fit(self.learn)
         if self.active and self.monitor not in [str(n) for n in self.recorder.metric_names[1:-1]]:
             names = [str(n) for n in self.recorder.metric_names[1:-1]]
             raise ValueError(f"monitor={self.monitor!r} is not computed by this learner; choose one of {names}")
@@ -134,9 +134,9 @@ class EpochCheckpoint(Callback):
         self.resume_from = resume_from
 
     def before_fit(self) -> None:
-        self.active = _is_real_fit(self.learn)
+        self.active = is_real_fit(self.learn)
         if self.active and self.resume_from is not None:
-            from .seed import set_rng_state
+            from lesionkit.engine.seed import set_rng_state
 
             self.learn.opt.load_state_dict(self.resume_from["opt"])
             set_rng_state(self.resume_from["rng"], self.dls)
@@ -148,7 +148,7 @@ class EpochCheckpoint(Callback):
     def after_epoch(self) -> None:
         if not self.active:
             return
-        from .seed import rng_state
+        from lesionkit.engine.seed import rng_state
 
         state = {"stage": self.stage, "epoch": self.start + self.epoch, "epochs": self.epochs,
                  "model": {k: v.detach().cpu() for k, v in unwrap(self.learn.model).state_dict().items()},
@@ -179,7 +179,7 @@ class EpochLog(Callback):
         self._t0 = time.perf_counter()
 
     def after_epoch(self) -> None:
-        if not _is_real_fit(self.learn) or not is_main():  # one line per epoch, not one per process
+        if not is_real_fit(self.learn) or not is_main():  # one line per epoch, not one per process
             return
         shown = " ".join(f"{k} {v:.4g}" for k, v in epoch_values(self.recorder).items())
         prefix = f"{self.stage} " if self.stage else ""

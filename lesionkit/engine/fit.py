@@ -18,12 +18,12 @@ import torch
 from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner
 
-from ..distributed import ddp_callback, world_size
-from ..sweep_trial import trial_reporter
-from .callbacks import BestModel, EpochCheckpoint, EpochLog, RunHistory
-from .schedules import Schedule, resumed
-from .speed import speed_callbacks
-
+from lesionkit.engine.callbacks import BestModel, EpochCheckpoint, EpochLog, RunHistory
+from lesionkit.engine.schedules import Schedule, resumed
+from lesionkit.engine.settings import EngineSettings
+from lesionkit.engine.speed import speed_callbacks
+from lesionkit.engine.trial_report import trial_reporter
+from lesionkit.parallel.distributed import ddp_callback, world_size
 
 KEEP = ("best", "last")  # which weights a fit leaves in the model
 
@@ -43,15 +43,15 @@ def checkpoint_paths(ckpt_dir: Path, stage: str) -> tuple[Path, Path]:
 
 def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_cycle", monitor: str = "valid_loss",
         patience: int = 0, run: Any = None, stage: str = "", headless: bool | None = None,
-        keep: str = "best") -> FitResult:
+        keep: str = "best", settings: EngineSettings | None = None) -> FitResult:
     """Train ``epochs`` epochs under ``schedule`` and leave the best epoch's weights (by ``monitor``) in the model,
     or with ``keep="last"`` the final epoch's (the best epoch is still tracked and recorded).
 
     run: the run record (history.csv, checkpoints/); None trains with checkpoints in a temporary folder.
     headless: one printed line per epoch instead of fastai's progress bar; None asks the kernel
-    (``lesionkit.kernel.in_live_kernel``).
+    (``lesionkit.utils.kernel.in_live_kernel``). settings: speed rule, compile, SyncBatchNorm (default: auto, off, off).
     """
-    from ..kernel import in_live_kernel
+    from lesionkit.utils.kernel import in_live_kernel
 
     if keep not in KEEP:
         raise ValueError(f"keep={keep!r}: choose one of {KEEP}")
@@ -75,15 +75,15 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
             cbs.append(EpochLog(stage, epochs, start))
             stack.enter_context(learn.no_bar())
             stack.enter_context(_quiet_recorder(learn))
-        cfg = getattr(run, "cfg", None)
-        speed_cbs = speed_callbacks(getattr(cfg, "speedups", "auto"), resumed=(state or {}).get("speed"))
+        settings = settings or EngineSettings()
+        speed_cbs = speed_callbacks(settings.speedups, resumed=(state or {}).get("speed"))
         for cb in speed_cbs:  # a batch that raises skips fastai's after_* events: close autocast and threads anyway
             stack.callback(getattr(cb, "close", lambda: None))
         cbs.extend(speed_cbs)
-        if getattr(cfg, "torch_compile", False) and torch.cuda.is_available():
+        if settings.torch_compile and torch.cuda.is_available():
             learn.model.compile()  # in place: the state_dict keys (and so checkpoints) stay those of the model
         if world_size() > 1:  # launched over several processes: DDP, sharded loaders, gathered metrics
-            cbs.append(ddp_callback(sync_bn=bool(getattr(cfg, "sync_bn", False))))
+            cbs.append(ddp_callback(sync_bn=settings.sync_bn))
         cbs.extend(trial_reporter(monitor, stage))  # a sweep's trial: per-epoch values to its pruner
         scheds = {k: resumed(f, start, epochs) for k, f in schedule.scheds(lr, epochs).items()}
         if start < epochs and not _stopped_early(state, patience):

@@ -7,7 +7,7 @@ import torch
 from fastai.learner import Learner
 from torch import nn
 
-from .optim import OptimizerSpec
+from lesionkit.engine.optim import OptimizerSpec
 
 
 def param_groups_splitter(model: nn.Module) -> list[list[nn.Parameter]]:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..losses import plain
-from .speed import inference
+from lesionkit.engine.speed import inference
+from lesionkit.losses import plain
 
 VIEWS = ("none", "flips4", "dihedral8")
 AVERAGES = ("probs", "logits")

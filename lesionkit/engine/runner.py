@@ -24,17 +24,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import distributed
-from ..runs import atomic_write
-from .callbacks import save_state_dict
-from .fit import checkpoint_paths, fit
-from .learner import make_learner
-from .optim import OptimizerSpec
-from .predict import predict_learner
-from .report import count_params, flat_metrics, record_evaluation
-from .schedules import Schedule
-from .speed import speed_of
-from .seed import seed_everything, stage_seed
+from lesionkit.engine.callbacks import save_state_dict
+from lesionkit.engine.fit import checkpoint_paths, fit
+from lesionkit.engine.learner import make_learner
+from lesionkit.engine.optim import OptimizerSpec
+from lesionkit.engine.predict import predict_learner
+from lesionkit.engine.report import count_params, flat_metrics, record_evaluation
+from lesionkit.engine.schedules import Schedule
+from lesionkit.engine.seed import seed_everything, stage_seed
+from lesionkit.engine.settings import EngineSettings
+from lesionkit.engine.speed import speed_of
+from lesionkit.parallel import distributed
+from lesionkit.utils.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,13 @@ def stage_states(run: Any) -> dict[str, Any]:
 
 def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: float,
                 schedule: Schedule | str = "one_cycle", monitor: str = "valid_loss", patience: int = 0,
-                seed: int = 0, headless: bool | None = None, keep: str = "best") -> Any:
+                seed: int = 0, headless: bool | None = None, keep: str = "best",
+                settings: EngineSettings | None = None) -> Any:
     """Build (seeded by ``seed`` and ``key``), train and mark done one stage; a done stage only loads its weights.
-    Returns the fastai Learner with the selected weights (``keep``: the best epoch's or the last's)."""
-    processes = int(getattr(getattr(run, "cfg", None), "num_processes", 1) or 1)
+    Returns the fastai Learner with the selected weights (``keep``: the best epoch's or the last's); ``settings``:
+    speed rule, compile, SyncBatchNorm and the processes to launch (default: one, auto speed rule)."""
+    settings = settings or EngineSettings()
+    processes = max(1, int(settings.num_processes))
     launching = processes > 1 and distributed.world_size() == 1 and not _done(run, key)
     if launching:
         distributed.keep_parent_off_gpu()
@@ -113,7 +117,7 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     learn = build()
     if launching:  # the notebook parameter num_processes: workers train the stage, this process loads it
         distributed.launch(lambda: _train_stage_worker(run, key, build, epochs, lr, schedule, monitor, patience,
-                                                       seed, keep=keep), processes)
+                                                       seed, keep=keep, settings=settings), processes)
     if _done(run, key):
         done = stage_states(run)[key]
         learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
@@ -122,13 +126,13 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
         return learn
     t0 = time.perf_counter()
     result = fit(learn, epochs, lr, schedule, monitor=monitor, patience=patience, run=run, stage=key,
-                 headless=headless, keep=keep)
+                 headless=headless, keep=keep, settings=settings)
     weights = Path("checkpoints") / f"{key}_final.pth"
     save_state_dict(learn.model, Path(run.dir) / weights)
     states = stage_states(run)
     states[key] = {"status": "done", "weights": str(weights), "best_epoch": result.best_epoch, "best": result.best,
                    "monitor": monitor, "kept": keep, "resumed_at": result.resumed_at,
-                   "processes": distributed.world_size(), "speedups": _speedups_used(run, learn),
+                   "processes": distributed.world_size(), "speedups": _speedups_used(settings, learn),
                    "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(_stages_path(run), json.dumps(states, indent=2))
     for path in checkpoint_paths(Path(run.dir) / "checkpoints", key):  # the final weights replace both
@@ -136,10 +140,10 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     return learn
 
 
-def _speedups_used(run: Any, learn: Any) -> str:
+def _speedups_used(settings: EngineSettings, learn: Any) -> str:
     """The CPU setting the fit measured (or was told); on a GPU the ``speedups`` switch itself."""
     if torch.cuda.is_available():
-        return str(getattr(getattr(run, "cfg", None), "speedups", "auto"))
+        return settings.speedups
     return speed_of(learn.model).name
 
 
@@ -147,7 +151,8 @@ def _done(run: Any, key: str) -> bool:
     return stage_states(run).get(key, {}).get("status") == "done"
 
 
-def _train_stage_worker(run: Any, key: str, *args: Any, keep: str = "best") -> None:
+def _train_stage_worker(run: Any, key: str, *args: Any, keep: str = "best",
+                        settings: EngineSettings | None = None) -> None:
     """One launched process: join the group, then train the stage under DDP; the main one writes the record and
     prints one line per epoch (a forked process cannot draw the kernel's progress bar)."""
     os.environ["OMP_NUM_THREADS"] = "1"  # OpenMP's pool does not survive fork: a parallel region would hang (and
@@ -155,21 +160,21 @@ def _train_stage_worker(run: Any, key: str, *args: Any, keep: str = "best") -> N
     distributed.use_gpu_again()
     distributed.init()
     if distributed.is_main():
-        train_stage(run, key, *args, headless=True, keep=keep)
+        train_stage(run, key, *args, headless=True, keep=keep, settings=settings)
         return
     scratch = distributed.record_dir(Path(run.dir), copy=True)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (one log: the main process's)
     try:
-        train_stage(dataclasses.replace(run, dir=scratch), key, *args, headless=True, keep=keep)
+        train_stage(dataclasses.replace(run, dir=scratch), key, *args, headless=True, keep=keep, settings=settings)
     finally:  # a forked process ends without running atexit
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def train_variant(run: Any, v: Variant, train_idx: np.ndarray, valid_idx: np.ndarray, seed: int = 0,
-                  key: str | None = None) -> Any:
+                  key: str | None = None, settings: EngineSettings | None = None) -> Any:
     """:func:`train_stage` of a recipe on (train, valid) rows, under stage ``key`` (default: the variant's key)."""
     return train_stage(run, key or v.key, lambda: v.learner(train_idx, valid_idx), v.epochs, v.lr, v.schedule,
-                       v.monitor, v.patience, seed, keep=v.keep)
+                       v.monitor, v.patience, seed, keep=v.keep, settings=settings)
 
 
 # --- variants × folds ---------------------------------------------------------------------------------------------
@@ -185,7 +190,7 @@ class FoldResults:
 
 def test_predictions(learn: Any, variant: Variant, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) of a variant's model on dataset ``rows`` with its test-time views."""
-    from ..data.loaders import test_dl
+    from lesionkit.data.loaders import test_dl
 
     dl = variant.test_dl(learn, rows) if variant.test_dl else test_dl(learn.dls, ds, rows, with_labels=True)
     return predict_learner(learn, dl, views=variant.views, average=variant.average)
@@ -193,7 +198,8 @@ def test_predictions(learn: Any, variant: Variant, ds: Any, rows: np.ndarray) ->
 
 def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
               report: Callable[[np.ndarray, np.ndarray], dict[str, Any]], seed: int = 0,
-              ensemble: bool = False, table: str = "folds.csv", figures: bool = True) -> FoldResults:
+              ensemble: bool = False, table: str = "folds.csv", figures: bool = True,
+              settings: EngineSettings | None = None) -> FoldResults:
     """Train every variant on every fold, score each fold model on the fixed test set, and (``ensemble``) the
     fold models' mean probabilities too. Rows go to ``table`` after every fold, predictions to
     ``predictions/test_<key>_fold<k>.csv`` (and ``_ensemble``)."""
@@ -207,7 +213,7 @@ def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
         for k, (tr, va) in enumerate(splits.folds):
             t0 = time.perf_counter()
             key = f"{v.key}_fold{k}"
-            learn = train_variant(run, v, tr, va, seed, key=key)
+            learn = train_variant(run, v, tr, va, seed, key=key, settings=settings)
             probs, y = test_predictions(learn, v, ds, splits.test)
             scores = report(y, probs)
             record_evaluation(run, f"test_{key}", ds, splits.test, probs, y, figures=figures and k == 0, log=False,
@@ -239,7 +245,7 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
     what a resumed run reads back), else with ``rule="official"`` the dataset's official parts or folds where it has
     them (:func:`lesionkit.data.splits.official_or_grouped`), else :func:`lesionkit.data.splits.make_splits`
     grouped by lesion and patient. run.json's ``split`` says which."""
-    from ..data.splits import Splits, make_splits, official_or_grouped
+    from lesionkit.data.splits import Splits, make_splits, official_or_grouped
 
     source = Path(split_from).expanduser() / "splits.csv" if split_from else Path(run.dir) / "splits.csv"
     if split_from and not source.is_file():
@@ -262,5 +268,5 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
     else:
         raise ValueError(f"split rule {rule!r}: 'official' or 'grouped'")
     run.save_split(ds, splits)
-    run._update(split=said)
+    run.update(split=said)
     return splits

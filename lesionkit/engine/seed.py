@@ -51,7 +51,7 @@ def rng_state(dls: Any = None) -> dict[str, Any]:
 
 def _loaders(dls: Any) -> list[Any]:
     """The loaders whose random streams shuffle (under DDP: the ones each DistributedDL shards)."""
-    from ..distributed import inner_loader
+    from lesionkit.parallel.distributed import inner_loader
 
     return [inner_loader(dl) for dl in getattr(dls, "loaders", [])]
 

@@ -6,15 +6,15 @@ save and rebuild a model from ``<name>.json`` + ``<name>.pth``.
 """
 from __future__ import annotations
 
-from ._base import LesionModel
-from ._factory import create_model, create_timm_model, load_model, model_spec
-from ._registry import UnknownModelError, is_model, list_models, model_entrypoint, register_model
-from . import arl, effnet_attention, multimodal, patch_attention, se_lcn  # noqa: F401  (registration)
-from .arl import ARLResNet
-from .effnet_attention import AttentionEfficientNet
-from .multimodal import ArtefactClassifier, MultimodalEfficientNet
-from .patch_attention import PatchAttentionNet, extract_patches, patch_grid, unstack_patches
-from .se_lcn import LesionSegmenter, SELCNClassifier, SymmetryNet, lae_box, lae_mask
+from lesionkit.models import arl, effnet_attention, multimodal, patch_attention, se_lcn  # noqa: F401  (registration)
+from lesionkit.models._base import LesionModel
+from lesionkit.models._factory import create_model, create_timm_model, load_model, model_spec
+from lesionkit.models._registry import UnknownModelError, is_model, list_models, model_entrypoint, register_model
+from lesionkit.models.arl import ARLResNet
+from lesionkit.models.effnet_attention import AttentionEfficientNet
+from lesionkit.models.multimodal import ArtefactClassifier, MultimodalEfficientNet
+from lesionkit.models.patch_attention import PatchAttentionNet, extract_patches, patch_grid, unstack_patches
+from lesionkit.models.se_lcn import LesionSegmenter, SELCNClassifier, SymmetryNet, lae_box, lae_mask
 
 __all__ = [
     "ARLResNet", "ArtefactClassifier", "AttentionEfficientNet", "LesionModel", "LesionSegmenter",

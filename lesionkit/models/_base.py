@@ -21,7 +21,7 @@ from typing import Any, Callable, TypeVar
 import torch
 import torch.nn as nn
 
-from .pretrained import load_pretrained, parse_pretrained, require_local_weights
+from lesionkit.models.pretrained import load_pretrained, parse_pretrained, require_local_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

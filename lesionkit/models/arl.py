@@ -19,10 +19,9 @@ import torch
 from timm.models.resnet import ResNet
 
 from lesionkit.layers.arl import ARLBasicBlock, ARLBottleneck
-
-from ._base import LesionModel, build_model
-from ._helpers import collect_maps
-from ._registry import register_model
+from lesionkit.models._base import LesionModel, build_model
+from lesionkit.models._helpers import collect_maps
+from lesionkit.models._registry import register_model
 
 __all__: list[str] = ["ARLResNet"]
 

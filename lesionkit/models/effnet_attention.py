@@ -34,10 +34,9 @@ from lesionkit.layers.cbam import CBAM
 from lesionkit.layers.s2_attention import S2Attention
 from lesionkit.layers.sge import SpatialGroupEnhance
 from lesionkit.layers.spatial_attention import SpatialAttention
-
-from ._base import LesionModel, build_model
-from ._helpers import collect_maps, stage_channels
-from ._registry import register_model
+from lesionkit.models._base import LesionModel, build_model
+from lesionkit.models._helpers import collect_maps, stage_channels
+from lesionkit.models._registry import register_model
 
 __all__: list[str] = ["AttentionEfficientNet", "ATTENTION_KINDS"]
 

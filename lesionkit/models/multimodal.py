@@ -25,9 +25,8 @@ import torch.nn as nn
 
 from lesionkit.layers.meta_branch import MetaBranch
 from lesionkit.layers.msd_head import MultiSampleDropoutHead
-
-from ._base import LesionModel, build_model
-from ._registry import register_model
+from lesionkit.models._base import LesionModel, build_model
+from lesionkit.models._registry import register_model
 
 __all__: list[str] = ["MultimodalEfficientNet", "ArtefactClassifier", "ARTEFACT_HEADS"]
 

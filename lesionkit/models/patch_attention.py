@@ -31,10 +31,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lesionkit.layers.patch_gate import PatchGate, PatchSE
-
-from ._base import LesionModel, build_model
-from ._helpers import collect_maps
-from ._registry import register_model
+from lesionkit.models._base import LesionModel, build_model
+from lesionkit.models._helpers import collect_maps
+from lesionkit.models._registry import register_model
 
 __all__: list[str] = ["PatchAttentionNet", "patch_grid", "extract_patches", "unstack_patches", "PATCH_COMBINERS"]
 

@@ -29,9 +29,8 @@ import torch.nn.functional as F
 
 from lesionkit.layers.e_layer import ELayer
 from lesionkit.layers.gradcam_pp import grad_cam_plus_plus, minmax_normalise
-
-from ._base import LesionModel, build_model
-from ._registry import register_model
+from lesionkit.models._base import LesionModel, build_model
+from lesionkit.models._registry import register_model
 
 __all__: list[str] = ["ASPP", "DeepLabV3PlusDecoder", "LesionSegmenter", "SEG_HEADS", "SymmetryNet", "SELCNClassifier",
                      "lae_box", "lae_mask"]

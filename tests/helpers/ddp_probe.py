@@ -7,7 +7,7 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, TfmdDL
 from fastai.metrics import AccumMetric
 
-from lesionkit import distributed
+from lesionkit.parallel import distributed
 from lesionkit.engine.fit import fit
 from lesionkit.engine.learner import make_learner
 

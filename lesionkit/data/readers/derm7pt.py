@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import dataset_root, find_file, read_csv
+from lesionkit.data.readers.common import dataset_root, find_file, read_csv
+from lesionkit.data.table import LesionDataset, finalize, require_columns, require_nonempty
 
 CRITERIA = ("pigment_network", "streaks", "pigmentation", "regression_structures", "dots_and_globules",
             "blue_whitish_veil", "vascular_structures")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
-from ..images import IMAGE_EXTENSIONS
-from ..table import LesionDataset, finalize
-from .common import dataset_root
+from lesionkit.data.errors import DataError
+from lesionkit.data.images import IMAGE_EXTENSIONS
+from lesionkit.data.readers.common import dataset_root
+from lesionkit.data.table import LesionDataset, finalize
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
 

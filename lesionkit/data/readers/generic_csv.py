@@ -7,9 +7,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import MissingColumnError
-from ..table import LesionDataset, finalize, require_nonempty
-from .common import ALIASES, canonical_columns, dataset_root, index_images, read_csv, to_canonical
+from lesionkit.data.errors import MissingColumnError
+from lesionkit.data.readers.common import ALIASES, canonical_columns, dataset_root, index_images, read_csv, to_canonical
+from lesionkit.data.table import LesionDataset, finalize, require_nonempty
 
 
 def read_csv_dataset(source: str | Path, csv: str | Path | None = None, *, columns: Mapping[str, str] | None = None,

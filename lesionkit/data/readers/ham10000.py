@@ -16,10 +16,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import dataset_root, find_file, index_images, index_masks, onehot_to_label, read_csv
-from .generic_csv import read_csv_dataset
+from lesionkit.data.errors import DataError
+from lesionkit.data.readers.common import dataset_root, find_file, index_images, index_masks, onehot_to_label, read_csv
+from lesionkit.data.readers.generic_csv import read_csv_dataset
+from lesionkit.data.table import LesionDataset, finalize, require_columns, require_nonempty
 
 HAM_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
 ISIC2018_COLUMNS = ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC")

@@ -13,8 +13,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import dataset_root, find_file, index_images, index_masks, read_csv
+from lesionkit.data.readers.common import dataset_root, find_file, index_images, index_masks, read_csv
+from lesionkit.data.table import LesionDataset, finalize, require_columns, require_nonempty
 
 PART_NAMES = {"train": "Training", "valid": "Validation", "test": "Test_v2"}
 TARGETS: dict[str, tuple[str, ...]] = {

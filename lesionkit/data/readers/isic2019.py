@@ -14,8 +14,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..table import LesionDataset, finalize, require_columns, require_nonempty
-from .common import dataset_root, find_file, index_images, onehot_to_label, read_csv
+from lesionkit.data.readers.common import dataset_root, find_file, index_images, onehot_to_label, read_csv
+from lesionkit.data.table import LesionDataset, finalize, require_columns, require_nonempty
 
 ISIC2019_COLUMNS = ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK")
 _PARTS = {"train": ("ISIC_2019_Training_GroundTruth.csv", "ISIC_2019_Training_Metadata.csv"),

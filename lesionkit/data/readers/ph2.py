@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..table import LesionDataset, finalize, require_columns
-from .common import dataset_root, find_file, read_csv
-from .ham10000 import HAM_CLASSES
+from lesionkit.data.errors import DataError
+from lesionkit.data.readers.common import dataset_root, find_file, read_csv
+from lesionkit.data.readers.ham10000 import HAM_CLASSES
+from lesionkit.data.table import LesionDataset, finalize, require_columns
 
 _CLINICAL = {0: "common_nevus", 1: "atypical_nevus", 2: "melanoma"}
 # target -> (source column, mapping, classes)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..table import LesionDataset, finalize, require_columns
-from .common import dataset_root, read_csv
-from .ham10000 import HAM_CLASSES
+from lesionkit.data.readers.common import dataset_root, read_csv
+from lesionkit.data.readers.ham10000 import HAM_CLASSES
+from lesionkit.data.table import LesionDataset, finalize, require_columns
 
 # target -> (labels.csv column, {raw value: class name} or None, classes)
 SYNTHETIC_TARGETS: dict[str, tuple[str, dict | None, tuple[str, ...]]] = {

@@ -1,0 +1,1 @@
+"""Notebook plumbing: parameters cells generated from and checked against the Config classes."""

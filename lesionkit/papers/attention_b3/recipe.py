@@ -1,0 +1,330 @@
+"""attention_b3 notebook: "Going Smaller" (iToBoS), four attention modules in EfficientNet-B3, side by side.
+
+One engine Variant per model (spec methods-b §B.6-B.9): SGE-B3, Spatial-B3, S2-MLP-B3, S2-CBAM-B3 (optionally the
+plain B3), trained on the multiclass diagnosis with the LMF loss, torch AdamW (wd 1e-5), lr 3e-5 warmed up ×10 over one
+epoch then cosine, and the best macro one-vs-rest AUC epoch kept; each scored as a melanoma detector on P(melanoma)
+with the 8 flip/transpose views by the paper's metrics, on the held-out rows and (``test_dir``) on an external set
+with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st place's 9 classes (``attention_b3_data``). Attention variants: "paper" = External-Attention-pytorch's
+defaults (the code's imports: SGE β 0, CBAM kernel 49), "module_papers" = the modules' own papers (β 1, kernel 7).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastai.losses import CrossEntropyLossFlat
+
+from lesionkit.config import ConfigError, param, param_like
+from lesionkit.data.loaders import image_dls
+from lesionkit.engine import SCHEDULES, Schedule, Variant, adamw, count_params, fold_means, pick_examples, run_folds
+from lesionkit.losses import LMFLoss, class_counts
+from lesionkit.metrics import auc_ovr, binary_report, fastai_metrics
+from lesionkit.papers.attention_b3.data import TASKS, read_training_data
+from lesionkit.papers.common import TrainConfig, lesion_subsample, load_external, model_norm
+from lesionkit.records.runs import Run, start_notebook_run
+
+NOTEBOOK = "attention_b3"
+PAPER = "attention_b3"
+MODEL_NAMES = {"sge_b3": "SGE-B3", "spatial_b3": "Spatial-B3", "s2mlp_b3": "S2-MLP-B3", "s2cbam_b3": "S2-CBAM-B3",
+               "effb3_baseline": "B3 baseline"}
+PAPER_CLASSES = 9
+HEADLINE_COLUMNS = ("auc", "ap", "f1_weighted", "spec_at_sens95", "spec_at_sens95_bootstrap", "accuracy", "params")
+
+
+@dataclass(frozen=True)
+class AttentionB3Config(TrainConfig):
+    data_dir_2019: str = param("", "ISIC 2019 training folder merged into an ISIC 2020 data_dir (the paper's 9-class "
+                                   "data; official ISIC_2019_Training_* files or Deotte's jpeg-isic2019-*); empty: "
+                                   "found beside jpeg-melanoma-* when data_dir is the 1st-place parent folder")
+    task: str = param("auto", "auto (the paper's 9-class diagnosis when ISIC 2019 + 2020 are given, else the "
+                              "dataset's own classes), diagnosis9, melanoma (positive vs rest) or classes",
+                      choices=TASKS)
+    fold_mode: str = param("tfrecord", "ISIC folds from tfrecord: tfrecord (the code: the fold is the tfrecord, its "
+                                       "CSVs hold 0-4), or the 1st place's maps of Deotte's 15: default, newfold, oldfold",
+                           choices=("tfrecord", "default", "newfold", "oldfold"))
+    test_dir: str = param_like(TrainConfig, "test_dir", "external test set (the paper: ProveAI): every fold model and "
+                                                        "their mean-probability ensemble scored on P(positive) there")
+    seed: int = param_like(TrainConfig, "seed", "random seed for splits, sampling, bootstrap and initialisation")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (Lite0 with its installed ImageNet weights, 64 px, 1 "
+                                                  "epoch, 1 fold, ~80 images) to check the pipeline")
+    models: str = param("sge_b3,spatial_b3,s2mlp_b3,s2cbam_b3", "comma-separated registry names to train (add "
+                                                                "effb3_baseline for the plain B3)")
+    backbone: str = param("tf_efficientnet_b3.aa_in1k", "timm EfficientNet the modules go into (paper: geffnet's "
+                                                        "tf_efficientnet_b3, whose ImageNet weights are timm's aa_in1k "
+                                                        "tag, not the untagged default ns_jft_in1k; "
+                                                        "tf_efficientnet_lite0 has offline ImageNet weights)")
+    variant: str = param("paper", "'paper' (External-Attention defaults the code imports: SGE beta 0, CBAM kernel "
+                                  "49) or 'module_papers' (SGE beta 1, CBAM kernel 7)",
+                         choices=("paper", "module_papers"))
+    pretrained: bool | str = param(True, "true (the paper: ImageNet B3; offline only from the Hugging Face cache or "
+                                         "for tf_efficientnet_lite0/lite2), false, or a weight file")
+    image_size: int = param(384, "training resolution in pixels (paper: 384)", ge=32, le=1024)
+    loss: str = param("lmf", "'lmf' (0.2 focal + 0.2 LDAM, the paper) or 'ce'", choices=("lmf", "ce"))
+    epochs: int = param(35, "training epochs", ge=1, le=10_000)
+    batch_size: int = param(64, "images per batch", ge=1, le=4096)
+    lr: float = param(3e-4, "peak learning rate (the paper's AdamW lr 3e-5, warmed up x10)", ge=1e-7, le=10.0)
+    weight_decay: float = param(1e-5, "AdamW weight decay, on every parameter (paper: 1e-5)", ge=0.0, le=1.0)
+    schedule: str = param("warmup_cosine", "LR schedule: warmup_cosine (the paper: 1 epoch from lr/10, then cosine), "
+                          + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"), choices=SCHEDULES)
+    augment: str = param("first_place", "training augmentation: 'first_place' (the code's albumentations list) or "
+                                        "'fastai'", choices=("first_place", "fastai"))
+    monitor: str = param("auc_macro", "validation metric for model selection: auc_macro (the code's macro one-vs-rest "
+                                      "AUC), bma or valid_loss",
+                         choices=("auc_macro", "bma", "valid_loss"))
+    validation: str = param("clean", "validation images: clean (resize only, one view) or train_augment (the code: "
+                                     "transforms_val is transforms_train, random training augmentations)",
+                            choices=("clean", "train_augment"))
+    positive: str = param("mel", "class scored as the positive (melanoma) in the binary metrics")
+    folds: int = param(5, "1: one train/valid split; >1: cross-validation (the paper: 5), every fold model and "
+                          "their ensemble scored on the test set(s)", ge=1, le=10)
+    valid_frac: float = param(0.15, "share of the non-test lesions for model selection (one fold)", ge=0.05, le=0.5)
+    tta: bool = param(True, "average the 8 flip/transpose views at test time (the code: 10 flip views)")
+    n_bootstrap: int = param(1000, "bootstrap resamples for specificity at sensitivity at least 0.95 (0: point only)",
+                             ge=0, le=100_000)
+    max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
+    attribution: bool = param(True, "explain a few test predictions (Grad-CAM and the native attention maps)")
+    attribution_methods: str = param("gradcam,native", "comma-separated attribution methods")
+    n_explain: int = param(6, "test images to explain", ge=1, le=64)
+
+    def validate(self) -> None:
+        super().validate()
+        unknown = [m for m in self.model_list if m not in MODEL_NAMES]
+        if unknown or not self.model_list:
+            raise ConfigError(f"models={self.models!r}: unknown {unknown}; choose from {list(MODEL_NAMES)}")
+        if self.data_dir_2019 and not Path(self.data_dir_2019).expanduser().is_dir():
+            raise ConfigError(f"data_dir_2019 {self.data_dir_2019!r} is not a folder; give the ISIC 2019 training "
+                              "folder or leave it empty")
+
+    def effective(self, **smoke_overrides: Any) -> "AttentionB3Config":
+        defaults = {"image_size": 64, "batch_size": 16, "epochs": 1, "max_images": 80, "n_explain": 2,
+                    "n_bootstrap": 50, "backbone": "tf_efficientnet_lite0", "lr": 1e-3, "augment": "fastai", "folds": 1}
+        return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
+
+    @property
+    def model_list(self) -> list[str]:
+        return [m.strip() for m in self.models.split(",") if m.strip()]
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        beta, kernel = (0.0, 49) if self.variant == "paper" else (1.0, 7)
+        return {"backbone": self.backbone, "sge_beta_init": beta, "cbam_kernel": kernel}
+
+
+def start(namespace: dict[str, Any]) -> Run:
+    """The config cell: validate the notebook's parameters and open its run record."""
+    return start_notebook_run(NOTEBOOK, AttentionB3Config, namespace)
+
+
+def load(cfg: AttentionB3Config) -> Any:
+    """The training rows (`attention_b3_data`: ISIC 2019 + 2020 in 9 classes, or the dataset's own / binary task),
+    a class-stratified subset of whole lesions with `max_images` (smoke: about 80)."""
+    from lesionkit.data.table import require_two_classes
+    from lesionkit.data.tasks import find_class
+
+    ds = read_training_data(cfg)
+    require_two_classes(ds, f"data_dir {cfg.data_dir}")
+    n = cfg.max_images or (140 if cfg.smoke else 0)
+    if n and len(ds) > n:
+        ds = ds.subset(lesion_subsample(ds.df, n, cfg.seed))
+    try:
+        find_class(cfg.positive, ds.classes)
+    except ValueError as err:
+        raise ConfigError(f"positive={cfg.positive!r} ({ds.root}): {err}") from None
+    return ds
+
+
+def build_model(name: str, cfg: AttentionB3Config, n_classes: int, pretrained: bool | str | None = None) -> Any:
+    from lesionkit.models import create_model  # timm: imported when a model is built
+
+    return create_model(name, pretrained=cfg.pretrained if pretrained is None else pretrained,
+                        num_classes=n_classes, **cfg.model_kwargs)
+
+
+def param_table(cfg: AttentionB3Config, n_classes: int) -> pd.DataFrame:
+    """Parameters of every model with the paper's 9-class head and with this run's head, and the extra parameters
+    the attention adds over the plain backbone (the "up to 95 % fewer parameters" claim is about these totals)."""
+    rows: list[dict[str, Any]] = []
+    for name in dict.fromkeys(["effb3_baseline", *cfg.model_list]):  # the baseline first: its count is base9
+        p9 = count_params(build_model(name, cfg, PAPER_CLASSES, pretrained=False))
+        pk = p9 if n_classes == PAPER_CLASSES else count_params(build_model(name, cfg, n_classes, pretrained=False))
+        rows.append({"model": MODEL_NAMES[name], "params_9_classes": p9, f"params_{n_classes}_classes": pk,
+                     "attention_params": p9 - (rows[0]["params_9_classes"] if rows else p9)})
+    return pd.DataFrame(rows)
+
+
+def loss_func(cfg: AttentionB3Config, train_labels: np.ndarray, n_classes: int) -> Any:
+    """LMF with class counts of the training rows (the code hard-codes its 9 ISIC counts), or plain CE."""
+    return CrossEntropyLossFlat() if cfg.loss == "ce" else LMFLoss(class_counts(train_labels, n_classes))
+
+
+def variant(name: str, ds: Any, cfg: AttentionB3Config) -> Variant:
+    """The paper's recipe for model ``name`` (§B.7): torch AdamW (β 0.9/0.999, eps 1e-8, weight decay on every
+    parameter), one warmup epoch from lr/10 to the peak lr then cosine to 0, LMF, the epoch with the best macro
+    one-vs-rest AUC, and the 8 flip/transpose views at test time."""
+    norm = model_norm(build_model(name, cfg, ds.n_classes, pretrained=False))
+    labels = ds.df["label_idx"].to_numpy()
+    return Variant(
+        key=name, label=MODEL_NAMES[name], model=lambda: build_model(name, cfg, ds.n_classes),
+        dls=lambda tr, va: validation_views(image_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size,
+                                                      preset=cfg.augment, seed=cfg.seed,
+                                                      num_workers=cfg.num_workers, norm=norm), cfg.validation),
+        optimizer=adamw(weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8, decay_bn_bias=True),
+        schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=10.0), epochs=cfg.epochs, lr=cfg.lr,
+        monitor=cfg.monitor, loss=lambda tr: loss_func(cfg, labels[tr], ds.n_classes),
+        metrics=fastai_metrics("multiclass", ds.n_classes), views="dihedral8" if cfg.tta else "none")
+
+
+def validation_views(dls: Any, validation: str) -> Any:
+    """``validation="train_augment"``: the validation loader gets the training transforms (the code's
+    ``transforms_val = transforms_train``, §B.5), so each epoch scores freshly augmented images; "clean" leaves
+    fastai's resize-only validation. Test loaders are made from the clean validation transforms either way."""
+    if validation == "clean":
+        return dls
+    vd = dls.valid.dataset
+    augmented = type(vd)(tls=[tl._new(tl.items, split_idx=0) for tl in vd.tls], n_inp=vd.n_inp)
+    dls.loaders[1] = dls.valid.new(augmented, shuffle=False, drop_last=False)
+    return dls
+
+
+def train(ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> Any:
+    """Every model on every fold (resumable stages), each fold model scored on the fixed test set by `evaluate`:
+    ``lesionkit.engine.FoldResults`` (per-fold table, fold-0 learners, test probabilities)."""
+    return run_folds(run, ds, splits, [variant(name, ds, cfg) for name in cfg.model_list],
+                     report=lambda y, probs: evaluate(probs, y, ds, cfg), seed=cfg.seed, figures=False, settings=cfg.engine_settings())
+
+
+def evaluate(probs: np.ndarray, y: np.ndarray, ds: Any, cfg: AttentionB3Config) -> dict[str, Any]:
+    """The paper's binary metrics on P(positive), flattened: bootstrap specificity as spec_at_sens95_bootstrap."""
+    from lesionkit.data.tasks import find_class
+
+    k = ds.classes.index(find_class(cfg.positive, ds.classes))
+    report = melanoma_report((y == k).astype(int), probs[:, k], cfg)
+    report["auc_macro_multiclass"] = float(auc_ovr(y, probs)[1])
+    return report
+
+
+def melanoma_report(y01: np.ndarray, p: np.ndarray, cfg: AttentionB3Config) -> dict[str, Any]:
+    """§B.9's metrics of P(positive) against 0/1 truth (bootstrap means flattened)."""
+    report = binary_report(y01, p, n_bootstrap=cfg.n_bootstrap, seed=cfg.seed)
+    boot = report.pop("bootstrap", None)
+    if boot:
+        report["spec_at_sens95_bootstrap"] = boot["specificity"]["mean"]
+        report["sens_at_sens95_bootstrap"] = boot["sensitivity"]["mean"]
+    return report
+
+
+def score_external(res: Any, ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> pd.DataFrame | None:
+    """Every fold model of every variant on ``test_dir`` (the paper's ProveAI role; read by ``load_external``,
+    its classes as positive vs rest), and with folds > 1 their ensemble: the mean over folds of the softmax
+    probabilities (each already the mean over the test-time views), as the code's predict.py (§A.8, §B.8).
+    Predictions go to ``predictions/external_<model>_fold<k>.csv`` / ``_ensemble.csv`` (P(positive), with truth;
+    ``_ensemble_probs.csv``: all classes), reports to metrics.json, the rows to external.csv. None without test_dir."""
+    from lesionkit.data.loaders import test_dl
+    from lesionkit.data.tasks import find_class
+    from lesionkit.engine import predict_learner, record_evaluation, train_variant
+    from lesionkit.metrics import write_predictions
+
+    k = ds.classes.index(find_class(cfg.positive, ds.classes))
+    ext = load_external(cfg, ["rest", ds.classes[k]], positive=cfg.positive)
+    if ext is None:
+        return None
+    idx, y = np.arange(len(ext)), ext.df["label_idx"].to_numpy()
+    rows: list[dict[str, Any]] = []
+
+    def record(name: str, label: str, fold: Any, probs: np.ndarray) -> None:
+        report = melanoma_report(y, probs[:, k], cfg)
+        record_evaluation(run, name, ext, idx, np.stack([1 - probs[:, k], probs[:, k]], 1), y, figures=False,
+                          report=report)
+        rows.append({"model": label, "fold": fold, **{m: report.get(m, float("nan")) for m in HEADLINE_COLUMNS[:-1]},
+                     "images": len(ext), "positives": int(y.sum())})
+
+    for v in [variant(name, ds, cfg) for name in cfg.model_list]:
+        fold_probs = []
+        for f, (tr, va) in enumerate(splits.folds):
+            learn = res.learners[v.key] if f == 0 else train_variant(run, v, tr, va, cfg.seed, key=f"{v.key}_fold{f}", settings=cfg.engine_settings())
+            probs, _ = predict_learner(learn, test_dl(learn.dls, ext, idx, with_labels=False), views=v.views,
+                                       average=v.average)
+            fold_probs.append(probs)
+            record(f"external_{v.key}_fold{f}", v.label, f, probs)
+        if len(fold_probs) > 1:
+            mean = np.mean(fold_probs, axis=0)
+            record(f"external_{v.key}_ensemble", v.label, "ensemble", mean)
+            write_predictions(run.dir / "predictions", ext.df["image_id"].tolist(), mean, ds.classes,
+                              stem=f"external_{v.key}_ensemble_probs")
+    table = pd.DataFrame(rows)
+    run.save_table(table, "external.csv")
+    return table
+
+
+def side_by_side(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the paper's metrics (fold means) and the parameter count."""
+    return pd.DataFrame([{"model": m, **{k: v.get(k, float("nan")) for k in HEADLINE_COLUMNS}}
+                         for m, v in fold_means(df).items()])
+
+
+def summarize(df: pd.DataFrame, params: pd.DataFrame, run: Run, cfg: AttentionB3Config,
+              external: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Summary (the headline model's AUC, AP, weighted F1, specificity at sensitivity at least 0.95) and the
+    comparison: on the external test set's fold ensemble when `external` (score_external's table) is given, as the
+    paper's ProveAI numbers are; else the held-out rows' fold means."""
+    from lesionkit.papers.reported import comparison_table
+
+    means = fold_means(df)
+    if external is not None:
+        final = external.groupby("model", sort=False).tail(1).set_index("model")  # the ensemble row, or fold 0's
+        means = {m: {k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and k != "fold"}
+                 for m, r in final.iterrows()}
+    head = "SGE-B3" if "SGE-B3" in means else next(iter(means))
+    summary = {k: means[head][k] for k in ("auc", "ap", "f1_weighted", "spec_at_sens95")}
+    keys = ("auc", "ap", "f1_weighted", "accuracy", "spec_at_sens95", "spec_at_sens95_bootstrap")
+    ours = {f"{label}/{k}": v for label, mm in means.items() for k, v in mm.items() if k in keys}
+    n_params = {r["model"]: int(r["params_9_classes"]) for _, r in params.iterrows()}
+    ours.update({f"{m}/params": float(p) for m, p in n_params.items()})
+    n = df.groupby("model")["fold"].nunique().max()
+    label = (f"{cfg.test_dir or cfg.data_dir}, {cfg.positive} vs rest from {len(cfg.model_list)} models' softmax, {cfg.image_size} px, "
+             f"{cfg.backbone}, {cfg.epochs} ep" + (", flip TTA" if cfg.tta else "")
+             + ((f", ensemble of {n} folds" if external is not None else f", mean of {n} folds") if n > 1 else "")
+             + "; params with the paper's 9-class head")
+    table = comparison_table(PAPER, ours, label, include_unreported=False)
+    run.save_table(table, "comparison.csv")
+    run.save_table(params, "params.csv")
+    run.log_metrics({"summary": summary, "headline_model": head, "external" if external is not None else "test": means,
+                     "params": n_params})
+    return {"summary": summary, "comparison": table, "headline": head}
+
+
+def save_models(learners: dict[str, Any], ds: Any, run: Run) -> None:
+    """model.pth = the headline model (SGE-B3 when trained, else the first); model_<name>.pth for the others."""
+    from lesionkit.models import model_spec
+
+    head = "sge_b3" if "sge_b3" in learners else next(iter(learners))
+    for name, learn in learners.items():
+        run.save_model(learn.model, name="model" if name == head else f"model_{name}",
+                       spec=model_spec(learn.model, classes=ds.classes))
+
+
+def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Run) -> dict[str, Any]:
+    """Attribution maps of every fold-0 model for the same test images (picked from the headline model's test
+    predictions), each stored in ``attribution/<model>/`` (the viewer's layout), the headline's also at top level."""
+    import shutil
+
+    from lesionkit.attribution import explain_rows
+
+    head = "sge_b3" if "sge_b3" in res.learners else next(iter(res.learners))
+    idx = test[pick_examples(res.y, res.probs[head][0], cfg.n_explain, cfg.seed)]
+    stores = {}
+    for name, learn in res.learners.items():
+        methods = [m for m in cfg.methods if m != "native" or name != "s2mlp_b3"]  # S2 attention has no map
+        stores[name] = explain_rows(learn.model, ds, idx, methods, run.dir / "attribution" / name,
+                                    size=cfg.image_size, norm=model_norm(learn.model), model_name=MODEL_NAMES[name])
+    for f in (run.dir / "attribution" / head).iterdir():
+        shutil.copyfile(f, run.dir / f.name)
+    return stores
+
+
+__all__ = ["AttentionB3Config", "start", "load", "build_model", "param_table", "loss_func", "variant",
+           "validation_views", "train", "evaluate", "melanoma_report", "score_external", "side_by_side", "summarize",
+           "save_models", "explain"]

@@ -1,0 +1,1 @@
+"""The comparison notebook: the five ideas on one split, folds and budget."""

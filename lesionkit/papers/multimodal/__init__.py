@@ -1,0 +1,1 @@
+"""Multimodal EfficientNet (image + patient metadata) and the artefact/bias multi-head classifier."""

@@ -1,0 +1,1 @@
+"""Gessert et al., patch-based attention and diagnosis-guided loss weighting."""

@@ -1,0 +1,1 @@
+"""SE-LCN: segmentation, lesion-area extraction, symmetry net, its Grad-CAM++ map into the classifier."""

@@ -1,0 +1,392 @@
+"""se_lcn: the SE-LCN cascade (methods-a §3): lesion segmenter → masked / LAE inputs → symmetry classifier → its
+Grad-CAM++ maps, cached in the run record → diagnosis classifier whose E-layer takes the map as an extra channel.
+
+Three networks trained one after the other (§3.1), each an engine stage with the paper's settings (§3.4), written out
+in ``se_lcn_recipes`` (``segmenter_variant``, ``symmetry_variant``, ``classifier_variants``). Images are hair-removed
+(``hair_removal``, data.hair), inputs in [0, 1] with no online augmentation (the code's transforms are identity);
+the classifier samples class-balanced (the code writes a balanced copy of HAM10000); CAMs come from the symmetry
+net on LAE inputs ("none_lae", the paper's best), at 224 px.
+Fixed on purpose (§3.7): one split rule (official parts, else grouped by lesion and patient); stages reading one
+dataset share the run's split, so no test image trains any stage (the original's symmetry set holds 322
+classification-test images). "Without CAM" is the
+same classifier with an all-zero CAM channel: the ablation isolates what the map adds.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lesionkit.config import ConfigError, param, param_like
+from lesionkit.papers.common import TrainConfig, resolve_data_dir
+from lesionkit.papers.se_lcn.lae import INPUT_MODES, masked_inputs, predict_masks, same_images, true_masks
+from lesionkit.papers.se_lcn.stages import (
+    CLASSIFIERS,
+    classifier_variants,
+    own_split,
+    segmenter_variant,
+    split_table,
+    symmetry_variant,
+)
+from lesionkit.records.runs import Run, start_notebook_run
+
+NOTEBOOK = "se_lcn"
+PAPER = "se_lcn"
+METRICS = ("balanced_accuracy", "accuracy", "f1_macro", "kappa", "auc_macro")  # the paper's four, and AUC
+SYMMETRY_METRICS = ("accuracy", "f1_weighted", "auc", "sensitivity", "specificity")
+
+
+@dataclass(frozen=True)
+class SELCNConfig(TrainConfig):
+    data_dir: str = param_like(TrainConfig, "data_dir", "classifier dataset (HAM10000 layout), or 'synthetic' (the "
+                                                        "embedded default) / 'synthetic-null' (same images without "
+                                                        "class signal: the sanity control)")
+    test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set folder for the classifier (empty: "
+                                                        "hold out lesions of data_dir)")
+    smoke: bool = param_like(TrainConfig, "smoke", "tiny run (64 px, 1 epoch per stage, ~160 images, Lite0) to check "
+                                                   "the pipeline")
+    sym_data_dir: str = param("", "dataset with lesion masks and a symmetry label for the symmetry stage (and the "
+                                  "segmenter unless seg_data_dir is set); empty: data_dir; e.g. PH2")
+    seg_data_dir: str = param("", "dataset with lesion masks the segmenter trains on (the paper: HAM10000 / ISIC "
+                                  "2018 Task 1 masks); empty: the symmetry dataset's own masks")
+    hair_removal: bool = param(True, "the paper's hair removal (black-hat 17x17 cross, threshold 10, Telea "
+                                     "inpainting) of every image all three networks read")
+    image_size: int = param(256, "resolution of all three networks (paper: 256; a multiple of 16)", ge=32, le=1024)
+    epochs: int = param(100, "classifier epochs (paper: at most 100, early stopping)", ge=1, le=10_000)
+    batch_size: int = param(32, "classifier batch size (paper: 32)", ge=2, le=4096)
+    lr: float = param(1.2009e-4, "classifier Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
+    wd: float = param(1.0796e-4, "classifier Adam weight decay (L2, as torch.optim.Adam)", ge=0, le=1.0)
+    patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0: off)", ge=0)
+    balanced: bool = param(True, "class-balanced sampling of classifier training rows (the paper trains on an "
+                                 "offline class-balanced copy of HAM10000)")
+    pretrained: bool | str = param(True, "ImageNet init of the segmenter encoder and classifier backbone (the "
+                                         "paper's): true (offline: Lite0/Lite2 weights or the Hugging Face cache), "
+                                         "false, or a weight file")
+    classifier_backbone: str = param("efficientnet_b4", "timm backbone of the diagnosis classifier (paper: B4)")
+    drop_path_rate: float = param(0.2, "stochastic depth in the classifier backbone's blocks, rising to this rate "
+                                       "(torchvision's B4 default 0.2, which the code trains with)", ge=0, le=0.9)
+    folds: int = param(4, "classifier fold models (paper: 4-fold CV, each tested on the same test set)", ge=1, le=20)
+    classifier_input: str = param("none", "classifier input: none (image), mask (image x mask) or lae",
+                                  choices=INPUT_MODES)
+    cam_source: str = param("lae", "symmetry net input, hence its CAM: none, mask or lae (paper best: lae)",
+                            choices=INPUT_MODES)
+    lae_enlarge: float = param(0.2, "LAE box enlargement per side, share of the box size", ge=0.0, le=2.0)
+    cam_size: int = param(224, "size of the cached CAMs (paper: fixed 224)", ge=8, le=1024)
+    seg_encoder: str = param("tu-xception65", "DeepLabV3+ encoder (tu-<timm name>; paper: Xception with 16 middle "
+                                              "blocks, as timm's xception65)")
+    seg_head: str = param("paper", "DeepLabV3+ head: paper (the code's: ASPP 6/12/18, two 3x3 decoder convs with "
+                                   "dropout) or smp (segmentation-models-pytorch's: rates 12/24/36, separable convs)",
+                          choices=("paper", "smp"))
+    seg_epochs: int = param(500, "segmentation epochs (paper: 500; 0: same as epochs)", ge=0, le=10_000)
+    seg_batch_size: int = param(32, "segmentation batch size (paper: 32)", ge=2, le=4096)
+    seg_lr: float = param(1e-3, "segmentation Adam lr (no weight decay), poly-decayed (power 0.9)", ge=1e-7, le=10.0)
+    rank_lambda: float = param(0.05, "weight of the rank loss beside Dice (paper: 0.05)", ge=0.0, le=10.0)
+    sym_epochs: int = param(0, "symmetry net epochs (0: same as epochs; paper: at most 100)", ge=0, le=10_000)
+    sym_batch_size: int = param(8, "symmetry net batch size (paper: 8)", ge=2, le=4096)
+    sym_lr: float = param(3.3445e-5, "symmetry net Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
+    sym_wd: float = param(9.669e-4, "symmetry net Adam weight decay (L2, as torch.optim.Adam)", ge=0.0, le=1.0)
+    sym_patience: int = param(10, "symmetry net early stopping on validation loss (0: off)", ge=0)
+    sym_weighted: bool = param(True, "1/count class weights in the symmetry loss (paper: yes)")
+    sym_augment: str = param("none", "symmetry net training augmentation: none (the code's identity transforms) or "
+                                     "dihedral (flips and quarter turns, which keep the label)",
+                             choices=("none", "dihedral"))
+    schedule: str = param("paper", "paper (poly decay for the segmenter, constant lr for the other two) or fastai's "
+                                   "one_cycle for all three", choices=("paper", "one_cycle"))
+    attribution: bool = param(True, "attribution maps of the SE-LCN classifier, scored against the lesion masks")
+    attribution_methods: str = param("gradcam++", "comma-separated lesionkit.attribution methods (paper: "
+                                                  "Grad-CAM++ at the E-layer)")
+    n_attribution: int = param(8, "test images to explain", ge=1, le=256)
+    max_images: int = param(0, "classifier images to use (whole lesions, stratified); 0: all", ge=0)
+    sym_max_images: int = param(0, "symmetry images to use when sym_data_dir is set; 0: all", ge=0)
+    seg_max_images: int = param(0, "segmenter images to use when seg_data_dir is set; 0: all", ge=0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.image_size % 16:
+            raise ConfigError(f"image_size={self.image_size} must be a multiple of 16 (DeepLabV3+ output stride)")
+        for name in ("sym_data_dir", "seg_data_dir"):
+            value = getattr(self, name)
+            if value and value not in ("synthetic",) and not Path(value).exists():
+                raise ConfigError(f"{name} {value!r} does not exist; give a folder with lesion masks (e.g. PH2) or "
+                                  "leave it empty")
+
+    def stage_epochs(self, stage: str) -> int:
+        value = {"seg": self.seg_epochs, "sym": self.sym_epochs}.get(stage, 0)
+        return value or self.epochs
+
+    def effective(self, **overrides: Any) -> "SELCNConfig":
+        """Smoke: one epoch per stage at 64 px on ~160 images, Lite0 encoder and backbone (their offline ImageNet
+        weights: pretrained stays true)."""
+        if not self.smoke:
+            return self
+        small = {"epochs": 1, "seg_epochs": 1, "sym_epochs": 1, "image_size": 64, "cam_size": 64, "folds": 1,
+                 "batch_size": 16, "seg_batch_size": 16, "sym_batch_size": 16, "pretrained": True,
+                 "seg_encoder": "tu-tf_efficientnet_lite0", "classifier_backbone": "tf_efficientnet_lite0",
+                 "n_attribution": min(self.n_attribution, 4), "max_images": self.max_images or 160,
+                 "sym_max_images": self.sym_max_images or 80, "seg_max_images": self.seg_max_images or 80}
+        return super().effective(**{**small, **overrides})  # type: ignore[return-value]
+
+
+def start(namespace: dict[str, Any]) -> Run:
+    """The config cell: validate the notebook's parameters and open its run record."""
+    return start_notebook_run(NOTEBOOK, SELCNConfig, namespace)
+
+
+def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: report[k] for k in keys if k in report}
+
+
+# --- data and split ------------------------------------------------------------------------------------------------
+def _hair(ds: Any, cfg: SELCNConfig) -> Any:
+    """``ds`` with hair-free images (data.hair, cached) when ``hair_removal`` is on, else ``ds``."""
+    from lesionkit.papers.se_lcn.hair import hair_free
+    return hair_free(ds, cfg.image_size) if cfg.hair_removal else ds
+
+
+def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
+    """(classifier dataset, symmetry dataset), hair-removed when ``hair_removal``. Without `sym_data_dir` both are
+    `data_dir`, same rows in the same order (diagnosis resp. binary asymmetry as label). Without `seg_data_dir`
+    the symmetry dataset's masks also train the segmenter (:func:`segmenter_data`)."""
+    from lesionkit.data.detect import detect_format
+    from lesionkit.data.metadata_values import bad_metadata_policy
+    from lesionkit.data.table import require_two_classes
+    from lesionkit.papers.common import lesion_subsample
+    from lesionkit.papers.se_lcn.lae import TARGETS, load_stage_data
+
+    sym_root = resolve_data_dir(cfg.sym_data_dir or cfg.data_dir)
+    sym_fmt = cfg.data_format if not cfg.sym_data_dir else "auto"
+    if (sym_fmt if sym_fmt != "auto" else detect_format(sym_root)) not in TARGETS["symmetry"]:
+        raise ValueError(f"{sym_root}: the symmetry stage needs a symmetry label (the synthetic set's or PH2's "
+                         "asymmetry) and this dataset has none: set sym_data_dir to such a dataset (e.g. PH2)")
+    with bad_metadata_policy(cfg.bad_metadata):
+        cls_ds = load_stage_data(resolve_data_dir(cfg.data_dir), cfg.data_format, "classifier")
+        sym_ds = load_stage_data(sym_root, sym_fmt, "symmetry")
+    require_two_classes(cls_ds, f"data_dir {cfg.data_dir}")
+    if cfg.max_images and len(cls_ds) > cfg.max_images:
+        keep = lesion_subsample(cls_ds.df, cfg.max_images, cfg.seed)
+        cls_ds = cls_ds.subset(keep)
+        if not cfg.sym_data_dir:
+            sym_ds = sym_ds.subset(keep)
+    if cfg.sym_data_dir and cfg.sym_max_images and len(sym_ds) > cfg.sym_max_images:
+        sym_ds = sym_ds.subset(lesion_subsample(sym_ds.df, cfg.sym_max_images, cfg.seed))
+    if not sym_ds.has_masks:
+        raise ValueError(f"{sym_ds.root}: no lesion masks (mask_path is empty): the symmetry stage's CAM scores and, "
+                         "without seg_data_dir, the segmenter need them")
+    return _hair(cls_ds, cfg), _hair(sym_ds, cfg)
+
+
+def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
+    """(classifier split: the run's, recorded as splits.csv; symmetry split: its test set and fold 0 when both read
+    the same images, else a grouped split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
+    from lesionkit.data.splits import Splits
+    from lesionkit.papers import common
+
+    splits = common.split(cls_ds, cfg, run, folds=cfg.folds)
+    if same_images(cls_ds, sym_ds):
+        return splits, Splits(splits.test, splits.folds[:1])
+    return splits, own_split(sym_ds, cls_ds, splits, cfg, run, "seg_splits.csv")
+
+
+def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, splits: Any,
+                   run: Run) -> tuple[Any, Any]:
+    """(dataset, split) the segmenter trains on: the symmetry dataset and split without `seg_data_dir`; with it, that
+    folder's images with a mask (HAM10000 / ISIC 2018 `<id>_segmentation.png`, ISIC 2017, PH2, a CSV's mask_path),
+    hair-removed, its own grouped split (segmenter_splits.csv) testing every image/lesion of the classifier's test."""
+    from lesionkit.data.metadata_values import bad_metadata_policy
+    from lesionkit.papers.common import lesion_subsample
+    from lesionkit.papers.se_lcn.lae import load_stage_data
+
+    if not cfg.seg_data_dir:
+        return sym_ds, sym_splits
+    with bad_metadata_policy(cfg.bad_metadata):
+        ds = load_stage_data(resolve_data_dir(cfg.seg_data_dir), "auto", "classifier")
+    if not ds.has_masks:
+        raise ValueError(f"seg_data_dir {cfg.seg_data_dir}: no lesion masks found ({ds.name} layout, {len(ds)} "
+                         "images): put the masks beside the images as <image_id>_segmentation.png (HAM10000 / ISIC "
+                         "2018 Task 1) or give a CSV with a mask_path column; or leave seg_data_dir empty to train "
+                         "the segmenter on the symmetry dataset's masks")
+    ds = ds.subset(np.flatnonzero(ds.df["mask_path"].notna().to_numpy()))
+    if cfg.seg_max_images and len(ds) > cfg.seg_max_images:
+        ds = ds.subset(lesion_subsample(ds.df, cfg.seg_max_images, cfg.seed))
+    ds = _hair(ds, cfg)
+    return ds, own_split(ds, cls_ds, splits, cfg, run, "segmenter_splits.csv")
+
+
+# --- the stages ----------------------------------------------------------------------------------------------------
+def train_segmenter(seg_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
+    """Stage 1, "segmenter", on fold 0 of the segmentation split (resumable); saved as model_segmenter."""
+    from lesionkit.engine import train_variant
+    from lesionkit.models import model_spec
+
+    v, (tr, va) = segmenter_variant(seg_ds, cfg), seg_splits.folds[0]
+    learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())
+    run.save_model(learn.model, "model_segmenter", spec=model_spec(learn.model, image_size=cfg.image_size))
+    return learn
+
+
+def evaluate_segmenter(learn: Any, seg_ds: Any, idx: np.ndarray, cfg: SELCNConfig, run: Run) -> dict[str, Any]:
+    """Per-image Dice, Jaccard, sensitivity, specificity on rows `idx`, averaged; the masks for the figures."""
+    from lesionkit.papers.se_lcn.segmentation import segmentation_scores
+
+    pred, truth = predict_masks(learn, seg_ds, idx), true_masks(seg_ds, idx, cfg.image_size)
+    scores = segmentation_scores(pred, truth)
+    run.log_metrics({"segmentation_test": scores})
+    return {"scores": scores, "pred": pred, "truth": truth}
+
+
+def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[dict, dict]:
+    """Stage 2: (the segmenter's masks of every image, {"seg": of the symmetry dataset `seg_ds`, "cls"}; the
+    cascade's input sets, data.lae's cascade_inputs, written under the run's inputs/). The LAE boxes are kept as
+    lae_boxes.csv."""
+    from lesionkit.papers.se_lcn.lae import cascade_inputs, lae_table
+
+    seg_masks = predict_masks(seg_learn, seg_ds)
+    masks = {"seg": seg_masks, "cls": seg_masks if same_images(cls_ds, seg_ds) else predict_masks(seg_learn, cls_ds)}
+    run.save_table(lae_table(cls_ds, masks["cls"], cfg.lae_enlarge), "lae_boxes.csv")
+    return masks, cascade_inputs(cls_ds, seg_ds, masks, cfg.cam_source, cfg.classifier_input, cfg.image_size,
+                                 run.dir / "inputs", cfg.lae_enlarge)
+
+
+def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
+    """Stage 3, "symmetry_fold0" (engine.run_folds over the segmentation split's one fold): test scores in
+    symmetry.csv and metrics.json's symmetry_test; saved as model_symmetry. FoldResults."""
+    from lesionkit.engine import run_folds, score
+    from lesionkit.models import model_spec
+
+    res = run_folds(run, sym_ds, seg_splits, [symmetry_variant(sym_ds, cfg)], seed=cfg.seed, table="symmetry.csv",
+                    report=lambda y, p: _pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False, settings=cfg.engine_settings())
+    learn = res.learners["symmetry"]
+    run.save_model(learn.model, "model_symmetry", spec=model_spec(learn.model, classes=sym_ds.classes,
+                                                                   input=cfg.cam_source))
+    run.log_metrics({"symmetry_test": _pick(res.table.iloc[0].to_dict(), SYMMETRY_METRICS)})
+    return res
+
+
+def cache_cams(sym_learn: Any, cam_ds: Any, cfg: SELCNConfig, run: Run, name: str = "classifier") -> dict:
+    """Stage 4: the symmetry CAM of every image of `cam_ds`, cached as the run's cams/<name>.npz for the classifier
+    stage (a resumed run reads it back): {image_id: map}."""
+    from lesionkit.papers.se_lcn.cams import cached_cams
+
+    return cached_cams(sym_learn, cam_ds, cfg.cam_size, run.dir / "cams" / f"{name}.npz")
+
+
+def score_symmetry_cams(sym_learn: Any, sym_ds: Any, seg_ds: Any, idx: np.ndarray, cfg: SELCNConfig,
+                        run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The symmetry net's CAM scores on rows `idx` against the true masks: per image (cam_scores.csv) and
+    mean ± std (IoU and overlap nan-skipping as the original's nanmean)."""
+    from lesionkit.attribution import summarize_scores
+    from lesionkit.papers.se_lcn.cams import cam_scores, compute_cams
+
+    df = cam_scores(compute_cams(sym_learn, sym_ds.subset(idx), cfg.cam_size), true_masks(seg_ds, idx, cfg.cam_size),
+                    seg_ds.df["image_id"].iloc[idx].tolist(), "symmetry net")
+    run.save_table(df, "cam_scores.csv")
+    summary = summarize_scores(df)
+    run.log_metrics({"symmetry_cam": summary.iloc[0].drop(["model", "method"]).to_dict()})
+    return df, summary
+
+
+def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SELCNConfig, run: Run) -> Any:
+    """Stage 5: both classifiers on every fold of the run's split (engine.run_folds: with_cam_fold<k>, ...), each
+    fold model scored on the same test rows (classifier_folds.csv); fold-0 models saved, fold means logged."""
+    from lesionkit.engine import fold_means, run_folds, score
+    from lesionkit.models import model_spec
+
+    res = run_folds(run, ds, splits, classifier_variants(ds, cams, cfg), seed=cfg.seed, table="classifier_folds.csv",
+                    report=lambda y, p: score(y, p, ds.classes), settings=cfg.engine_settings())
+    for key, learn in res.learners.items():
+        run.save_model(learn.model, f"model_classifier_{key}",
+                       spec=model_spec(learn.model, classes=ds.classes, cam="cached" if key == "with_cam" else "zeros"))
+    run.log_metrics({"test_classifiers": fold_means(res.table.drop(columns="params"))})
+    return res
+
+
+def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results: Any, cams: dict[str, np.ndarray],
+                      run: Run, ds: Any = None) -> pd.DataFrame:
+    """The whole cascade on `test_dir` (``common.load_external``: its held-out part, classes renamed to those of
+    ``ds``, default the classifiers' vocab; hair-removed as the training images): masks → inputs → CAMs
+    (cams/external.npz, lent to `cams`, which the classifiers' loaders read, then taken back: a training id equal to
+    an external one keeps its map) → both classifiers' fold-0 models, as external_<model>. One row per model."""
+    from lesionkit.papers.common import evaluate, load_external
+
+    classes = list(ds.classes) if ds is not None else list(next(iter(results.learners.values())).dls.vocab)
+    binary = ds.task == "binary" if ds is not None else len(classes) == 2
+    ext = load_external(cfg, classes, positive=classes[1] if binary else None)
+    if ext is None:
+        raise ValueError("evaluate_external: test_dir is empty; give an external labelled test set folder")
+    ext = _hair(ext, cfg)
+    make = partial(masked_inputs, masks=predict_masks(seg_learn, ext), size=cfg.image_size, enlarge=cfg.lae_enlarge,
+                   out_dir=run.dir / "inputs" / "external")
+    cam_in, cls_in = make(ext, mode=cfg.cam_source), make(ext, mode=cfg.classifier_input)
+    ext_cams = cache_cams(sym_learn, cam_in, cfg, run, name="external")
+    kept = {k: cams[k] for k in ext_cams if k in cams}
+    cams.update(ext_cams)
+    try:
+        reports = {key: evaluate(learn, cls_in, np.arange(len(cls_in)), run, name=f"external_{key}", figures=False)
+                   for key, learn in results.learners.items()}
+    finally:
+        for k in ext_cams:
+            cams.pop(k, None)
+        cams.update(kept)
+    return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **_pick(r["report"], METRICS)}
+                         for k, r in reports.items()])
+
+
+# --- attribution, comparison ---------------------------------------------------------------------------------------
+def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNConfig,
+            run: Run) -> tuple[Any, pd.DataFrame]:
+    """Attribution maps of an SE-LCN classifier on test rows `idx` (its loaders' CAM input passed along, not
+    attributed), scored against `masks` (data.lae.reference_masks), stored for the viewer: (grid, per-image scores)."""
+    from lesionkit.attribution import explain_rows
+    from lesionkit.attribution.figures import plot_store_grid
+
+    idx = np.asarray(idx)[: cfg.n_attribution]
+    store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls, masks=masks[: len(idx)],
+                         model_name="selcn_classifier")
+    fig = plot_store_grid(store)
+    run.save_figure(fig, "attribution_grid")
+    return fig, pd.read_csv(run.dir / "attribution_scores.csv")
+
+
+def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFrame, cfg: SELCNConfig,
+               cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
+    with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
+    from lesionkit.engine import fold_means
+    from lesionkit.papers.reported import comparison_table
+
+    means = fold_means(folds)
+    ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}
+    ours.update({f"{key}/{k}": v for key, label in CLASSIFIERS.items()
+                 for k, v in _pick(means[label], METRICS[:4]).items()})  # the reported four
+    ours.update({f"symmetry_cam/{c.removesuffix('_mean')}": float(cam_summary[c].iloc[0])
+                 for c in ("pointing_game_mean", "iou_mean", "overlap_mean") if c in cam_summary.columns})
+    keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": "with_cam",
+            "EfficientNet-B4 (standalone)": "without_cam", "DeepLabV3+ segmentation": "seg"}
+    sd = seg_ds if segmenter_ds is None else segmenter_ds
+    label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), segmenter: "
+             f"{sd.name} ({len(sd)}), hair removal {'on' if cfg.hair_removal else 'off'}, {cfg.image_size} px, "
+             f"{cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
+    table = comparison_table(PAPER, ours, label, model_keys=keys)
+    run.save_table(table, "comparison.csv")
+    summary = {"bacc_cam": ours["with_cam/balanced_accuracy"], "bacc_no_cam": ours["without_cam/balanced_accuracy"],
+               "dice": ours["seg/dice"]}
+    if "symmetry_cam/pointing_game" in ours:
+        summary["pointing_game"] = ours["symmetry_cam/pointing_game"]
+    run.log_metrics({"summary": summary})
+    return table, summary
+
+
+def cleanup_inputs(run: Run) -> None:
+    """Delete the masked/LAE image copies (derived from the data; lae_boxes.csv and cams/ stay)."""
+    shutil.rmtree(run.dir / "inputs", ignore_errors=True)
+
+
+__all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "start", "load_data", "split", "segmenter_data", "split_table",
+           "segmenter_variant", "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter",
+           "build_inputs", "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers",
+           "evaluate_external", "explain", "comparison", "cleanup_inputs"]
