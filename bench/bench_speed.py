@@ -22,7 +22,6 @@ attribution and large-JPEG decoding, one process, alternating rounds, the machin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform

@@ -11,6 +11,7 @@ import torch
 
 from lesionkit.data.splits import make_splits
 from lesionkit.engine import torch_optimizer
+from lesionkit.papers.common import save_models
 from lesionkit.papers.attention_b3 import recipe as b3
 from lesionkit.losses import LMFLoss
 from lesionkit.models import load_model
@@ -62,7 +63,7 @@ def test_save_models_writes_specs_that_rebuild_each_model(tmp_path, monkeypatch)
     cfg = b3.AttentionB3Config.from_params({"backbone": "tf_efficientnet_lite0"})
     classes = ["a", "b", "mel"]
     learners = {n: SimpleNamespace(model=b3.build_model(n, cfg, len(classes))) for n in ("spatial_b3", "sge_b3")}
-    b3.save_models(learners, SimpleNamespace(classes=classes), run)
+    save_models(run, learners, cfg.headline, spec=lambda _: {"classes": classes})
     spec = json.loads((run.dir / "model.json").read_text())
     assert spec["name"] == "sge_b3" and spec["classes"] == classes  # the headline model is model.pth
     assert spec["kwargs"] == {"num_classes": 3, **cfg.model_kwargs}
@@ -70,6 +71,7 @@ def test_save_models_writes_specs_that_rebuild_each_model(tmp_path, monkeypatch)
     rebuilt = load_model(run.dir)
     for k, w in learners["sge_b3"].model.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[k], w), k
+    assert b3.AttentionB3Config(models="spatial_b3,s2mlp_b3").headline == "spatial_b3"  # no SGE-B3: the first
 
 
 def test_explain_maps_every_model_for_the_same_test_images(synthetic_dir, tmp_path, monkeypatch) -> None:

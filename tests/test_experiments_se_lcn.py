@@ -234,8 +234,9 @@ def test_comparison_and_summary_use_the_mean_over_fold_models_without_the_ensemb
             {"model": se.CLASSIFIERS["without_cam"], "fold": 1, "balanced_accuracy": np.nan, "kappa": 0.0}]
     cfg = se.SELCNConfig(data_dir=str(synthetic_dir))
     cls_ds, seg_ds = se.load_data(cfg)
-    table, summary = se.comparison({"dice": 0.8, "jaccard": 0.7}, pd.DataFrame(rows),
-                                   pd.DataFrame({"pointing_game_mean": [0.25]}), cfg, cls_ds, seg_ds, Run(tmp_path, "t"))
+    result = se.summarize({"dice": 0.8, "jaccard": 0.7}, pd.DataFrame(rows),
+                          pd.DataFrame({"pointing_game_mean": [0.25]}), cfg, cls_ds, seg_ds, Run(tmp_path, "t"))
+    table, summary = result["comparison"], result["summary"]
     assert summary == pytest.approx({"bacc_cam": 0.6, "bacc_no_cam": 0.3, "dice": 0.8, "pointing_game": 0.25})
     ours = table.set_index(["model", "metric"])["ours"]
     assert ours[("SE-LCN (none_lae)", "kappa")] == pytest.approx(0.2) and (tmp_path / "comparison.csv").is_file()

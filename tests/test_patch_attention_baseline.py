@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lesionkit import engine
 from lesionkit.papers.patch_attention import recipe as pa
-from lesionkit.papers.common import split
+from lesionkit.papers.common import split, start
 from lesionkit.layers import PatchGate, PatchSE
 from lesionkit.papers.reported import reported
 
@@ -108,12 +107,11 @@ def test_code_order_weighted_f1_weights_by_predicted_support() -> None:
 
 def test_smoke_run_trains_both_and_records_both_and_the_gain(synthetic_dir, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
-    run = pa.start({"data_dir": str(synthetic_dir), "smoke": True, "attribution": False, "dx_weighting": "on"})
+    run = start(pa.PatchAttentionConfig, {"data_dir": str(synthetic_dir), "smoke": True, "attribution": False, "dx_weighting": "on"})
     cfg = run.cfg
     ds = pa.load(cfg)
     splits = split(ds, cfg, run, folds=cfg.folds, valid_frac=cfg.valid_frac)
-    res = engine.run_folds(run, ds, splits, pa.variants(ds, cfg), report=lambda y, p: pa.score(y, p, ds.classes),
-                           seed=cfg.seed, figures=False)
+    res = pa.train(ds, splits, pa.variants(ds, cfg), cfg, run)
     folds = res.table
     assert folds.groupby("model")["fold"].nunique().to_dict() == {"class weights + dx": 2,
                                                                   "no attention, class weights + dx": 2}

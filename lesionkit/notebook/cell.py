@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import importlib
 import io
 import json
 import tokenize
@@ -177,17 +176,19 @@ def sync_parameters_cell(notebook_path: str | Path, config_cls: type[Config]) ->
 
 
 def notebook_config(notebook: str) -> type[Config]:
-    """The Config class of notebooks/<notebook>.ipynb (lesionkit.papers.NOTEBOOK_CONFIGS)."""
-    from lesionkit.papers import NOTEBOOK_CONFIGS
+    """The Config class of notebooks/<notebook>.ipynb (its ``notebook`` class attribute names it)."""
+    from lesionkit.papers import notebook_configs
 
-    module, _, name = NOTEBOOK_CONFIGS[notebook].partition(":")
-    return getattr(importlib.import_module(module), name)
+    configs = notebook_configs()
+    if notebook not in configs:
+        raise KeyError(f"no Config class for notebook {notebook!r}: known {sorted(configs)}")
+    return configs[notebook]
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lesionkit params [--check] [NOTEBOOK ...]`: regenerate (or, with --check, compare) the notebooks'
     parameters cells from their Config classes."""
-    from lesionkit.papers import NOTEBOOK_CONFIGS
+    from lesionkit.papers import notebook_configs
 
     ap = argparse.ArgumentParser(prog="python -m lesionkit params", description=main.__doc__)
     ap.add_argument("notebooks", nargs="*", help="notebook paths (default: every notebook under notebooks/)")
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         root = repo_root()
         if root is None:
             ap.error("no source checkout found: give the notebook paths")
-        paths = [root / "notebooks" / f"{name}.ipynb" for name in NOTEBOOK_CONFIGS]
+        paths = [root / "notebooks" / f"{name}.ipynb" for name in notebook_configs()]
     status = 0
     for path in paths:
         cls = notebook_config(path.stem)

@@ -1,12 +1,29 @@
-"""One module per notebook: its config class and the steps its cells call (the notebook tells the story)."""
+"""One package per notebook: its config class and the steps its cells call (the notebook tells the story).
 
-# notebooks/<name>.ipynb -> "module:Config class" its parameters cell is generated from (`python -m lesionkit params`)
-NOTEBOOK_CONFIGS = {
-    "00_quickstart": "lesionkit.papers.quickstart.recipe:QuickstartConfig",
-    "arl": "lesionkit.papers.arl.recipe:ARLConfig",
-    "compare": "lesionkit.papers.compare.recipe:CompareConfig",
-    "attention_b3": "lesionkit.papers.attention_b3.recipe:AttentionB3Config",
-    "multimodal": "lesionkit.papers.multimodal.recipe:MultimodalConfig",
-    "patch_attention": "lesionkit.papers.patch_attention.recipe:PatchAttentionConfig",
-    "se_lcn": "lesionkit.papers.se_lcn.recipe:SELCNConfig",
-}
+Each package's ``recipe`` module holds the notebook's Config class, whose ``notebook`` names notebooks/<name>.ipynb
+(the one place the name is stated); ``python -m lesionkit params`` generates the parameters cells from them.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+PACKAGES = ("quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn", "compare")
+
+
+def notebook_configs() -> dict[str, Any]:
+    """{notebook name: its Config class}, read from each package's recipe (imported on first use)."""
+    out = {}
+    for package in PACKAGES:
+        module = importlib.import_module(f"lesionkit.papers.{package}.recipe")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and getattr(cls, "notebook", ""):
+                out[cls.notebook] = cls
+    return out
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NOTEBOOK_CONFIGS":  # kept as a name: the same mapping, built when first asked for
+        return notebook_configs()
+    raise AttributeError(f"module 'lesionkit.papers' has no attribute {name!r}")

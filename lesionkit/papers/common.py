@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -20,6 +20,9 @@ SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 class TrainConfig(Config):
     """Parameters every training notebook has (MONAI's rule: each has `epochs` and `smoke`)."""
 
+    notebook: ClassVar[str] = ""  # notebooks/<notebook>.ipynb, and runs/<notebook>/: the one place it is named
+    paper: ClassVar[str] = ""  # the paper's key in lesionkit.papers.reported (empty: no published numbers)
+    headline: ClassVar[str] = ""  # the variant key of the model the summary leads with, saved as model.pth
     cell_last: ClassVar[tuple[str, ...]] = ("seed", "speedups", "num_workers", "num_processes", "sync_bn", "torch_compile",
                                             "smoke", "interactive", "run_name", "resume",
                                             "split_from")
@@ -278,3 +281,42 @@ def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool
     """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given."""
     ext = load_external_like(cfg, ds)
     return None if ext is None else evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)
+
+
+# --- the skeleton every notebook ends with ---------------------------------------------------------------------------
+def start(config_cls: type[TrainConfig], namespace: dict[str, Any]) -> Any:
+    """The config cell of every notebook: validate the parameters cell's values into ``config_cls`` and open the run
+    record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``)."""
+    from lesionkit.records.runs import start_notebook_run
+
+    return start_notebook_run(config_cls.notebook, config_cls, namespace)
+
+
+def save_models(run: Any, learners: dict[str, Any], headline: str | None = None, prefix: str = "model",
+                spec: Callable[[str], dict[str, Any]] | None = None) -> None:
+    """Every model as ``<prefix>_<key>.pth`` + ``.json`` (state_dict and the spec that rebuilds it, never a pickle);
+    the ``headline`` key's as ``model.pth``. ``spec(key)``: that model's extra spec entries (classes, norm, ...)."""
+    from lesionkit.models import model_spec
+
+    for key, learn in learners.items():
+        name = "model" if key == headline else f"{prefix}_{key}"
+        run.save_model(learn.model, name, spec=model_spec(learn.model, **(spec(key) if spec else {})))
+
+
+def record_summary(run: Any, cfg: TrainConfig, summary: dict[str, Any], ours: dict[str, float] | None = None,
+              label: str = "", *, model_keys: dict[str, str] | None = None, include_unreported: bool = True,
+              paper_names: dict[str, str] | None = None, **metrics: Any) -> dict[str, Any]:
+    """The one ending of every notebook: the headline numbers (metrics.json ``summary``, what the demo prints) and,
+    given ``ours``, this run beside the paper's reported numbers (``papers.reported.comparison_table``, measured on
+    ``label``) saved as comparison.csv; ``paper_names`` adds the paper's name of each metric; ``metrics``: other
+    metrics.json entries. Returns {"summary", "comparison"}."""
+    table = None
+    if ours is not None:
+        from lesionkit.papers.reported import comparison_table
+
+        table = comparison_table(cfg.paper, ours, label, model_keys=model_keys, include_unreported=include_unreported)
+        if paper_names is not None:
+            table.insert(1, "paper_metric", table["metric"].map(paper_names))
+        run.save_table(table, "comparison.csv")
+    run.log_metrics({"summary": summary, **metrics})
+    return {"summary": summary, "comparison": table}

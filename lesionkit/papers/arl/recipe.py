@@ -16,23 +16,25 @@ accuracy, which with unweighted BCE and a 0.5 threshold gave sensitivity 0.49; t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from lesionkit.config import param, param_like
 from lesionkit.engine import SCHEDULES
-from lesionkit.papers.common import TrainConfig, load_data, split
-from lesionkit.records.runs import Run, start_notebook_run
+from lesionkit.papers.common import TrainConfig, load_data, record_summary, save_models, split
+from lesionkit.records.runs import Run
 
-NOTEBOOK = "arl"
-PAPER = "arl"
 NORMS = ("isic2017", "imagenet")
 
 
 @dataclass(frozen=True)
 class ARLConfig(TrainConfig):
+    notebook: ClassVar[str] = "arl"
+    paper: ClassVar[str] = "arl"
+    headline: ClassVar[str] = "arl"
+
     test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set (e.g. an ISIC 2017 download: its "
                                                         "Test part; every class but `positive` counts as the rest), "
                                                         "scored by the fold-0 models with the same test views")
@@ -90,11 +92,6 @@ class ARLConfig(TrainConfig):
         if self.baseline:
             out[f"ResNet-{self.depth}"] = "resnet"
         return out
-
-
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, ARLConfig, namespace)
 
 
 def load(cfg: ARLConfig) -> Any:
@@ -176,12 +173,16 @@ def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
 
 def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
     """Train each model on each fold, test it on the fixed test set (``lesionkit.engine.run_folds``); predictions
-    go to ``predictions/test_<kind>_fold<k>.csv`` in the ISIC binary format."""
+    go to ``predictions/test_<kind>_fold<k>.csv`` in the ISIC binary format; the fold-0 models to model.pth (ARL)
+    and model_resnet.pth, each with the spec that rebuilds it."""
     from lesionkit.engine import run_folds
     from lesionkit.metrics import binary_report
 
-    return run_folds(run, ds, splits, variants(ds, cfg), lambda y, p: binary_report(y, p[:, 1], cfg.threshold),
-                     seed=cfg.seed, settings=cfg.engine_settings())
+    res = run_folds(run, ds, splits, variants(ds, cfg), lambda y, p: binary_report(y, p[:, 1], cfg.threshold),
+                    seed=cfg.seed, settings=cfg.engine_settings())
+    save_models(run, res.learners, cfg.headline, spec=lambda _: {"classes": ds.classes, "output": "one logit, sigmoid = P(positive)",
+                                                                  "norm": cfg.norm})
+    return res
 
 
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Run) -> dict[str, Any] | None:
@@ -198,10 +199,9 @@ def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Ru
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     """Fold means per model, the 2–4-number summary and the comparison with the paper and the code's results."""
     from lesionkit.engine import fold_means
-    from lesionkit.papers.reported import comparison_table
 
     means = fold_means(df)
-    arl = means[f"ARL-CNN{cfg.depth}"]
+    arl = means[next(label for label, key in cfg.models.items() if key == cfg.headline)]
     summary = {"auc": arl["auc"], "sensitivity": arl["sensitivity"], "specificity": arl["specificity"]}
     base = means.get(f"ResNet-{cfg.depth}")
     if base is not None:
@@ -214,20 +214,8 @@ def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
              + (f", mean of {n} folds" if n > 1 else ""))
     model_keys = {"ARL-CNN50": "arl", "ARL-CNN50 (Vipermdl code)": "arl", "ResNet-50": "resnet",
                   "ResNet-50 (Vipermdl code)": "resnet"}
-    table = comparison_table(PAPER, ours, label, model_keys=model_keys, include_unreported=False)
-    run.save_table(table, "comparison.csv")
-    run.log_metrics({"summary": summary, "test": {lab: m for lab, m in means.items()}})
-    return {"summary": summary, "comparison": table}
-
-
-def save_models(learners: dict[str, Any], cfg: ARLConfig, ds: Any, run: Run) -> None:
-    """The fold-0 models as model.pth (ARL) and model_resnet.pth, each with the spec that rebuilds it."""
-    from lesionkit.models import model_spec
-
-    for kind, learn in learners.items():
-        run.save_model(learn.model, name="model" if kind == "arl" else "model_resnet",
-                       spec=model_spec(learn.model, classes=ds.classes, output="one logit, sigmoid = P(positive)",
-                                       norm=cfg.norm))
+    return record_summary(run, cfg, summary, ours, label, model_keys=model_keys, include_unreported=False,
+                          test=dict(means))
 
 
 def alphas(model: torch.nn.Module) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -23,11 +23,10 @@ from lesionkit.engine import SCHEDULES, Schedule, Variant, adamw, count_params, 
 from lesionkit.losses import LMFLoss, class_counts
 from lesionkit.metrics import auc_ovr, binary_report, fastai_metrics
 from lesionkit.papers.attention_b3.data import TASKS, read_training_data
-from lesionkit.papers.common import TrainConfig, lesion_subsample, load_external, model_norm
-from lesionkit.records.runs import Run, start_notebook_run
+from lesionkit.papers.common import (TrainConfig, lesion_subsample, load_external, model_norm, record_summary,
+                                     save_models)
+from lesionkit.records.runs import Run
 
-NOTEBOOK = "attention_b3"
-PAPER = "attention_b3"
 MODEL_NAMES = {"sge_b3": "SGE-B3", "spatial_b3": "Spatial-B3", "s2mlp_b3": "S2-MLP-B3", "s2cbam_b3": "S2-CBAM-B3",
                "effb3_baseline": "B3 baseline"}
 PAPER_CLASSES = 9
@@ -36,6 +35,9 @@ HEADLINE_COLUMNS = ("auc", "ap", "f1_weighted", "spec_at_sens95", "spec_at_sens9
 
 @dataclass(frozen=True)
 class AttentionB3Config(TrainConfig):
+    notebook: ClassVar[str] = "attention_b3"
+    paper: ClassVar[str] = "attention_b3"
+
     data_dir_2019: str = param("", "ISIC 2019 training folder merged into an ISIC 2020 data_dir (the paper's 9-class "
                                    "data; official ISIC_2019_Training_* files or Deotte's jpeg-isic2019-*); empty: "
                                    "found beside jpeg-melanoma-* when data_dir is the 1st-place parent folder")
@@ -108,14 +110,15 @@ class AttentionB3Config(TrainConfig):
         return [m.strip() for m in self.models.split(",") if m.strip()]
 
     @property
+    def headline(self) -> str:  # type: ignore[override]
+        """The model the summary leads with and model.pth holds: SGE-B3 (the paper's best) when trained, else the
+        first of ``models``."""
+        return "sge_b3" if "sge_b3" in self.model_list else self.model_list[0]
+
+    @property
     def model_kwargs(self) -> dict[str, Any]:
         beta, kernel = (0.0, 49) if self.variant == "paper" else (1.0, 7)
         return {"backbone": self.backbone, "sge_beta_init": beta, "cbam_kernel": kernel}
-
-
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, AttentionB3Config, namespace)
 
 
 def load(cfg: AttentionB3Config) -> Any:
@@ -191,9 +194,13 @@ def validation_views(dls: Any, validation: str) -> Any:
 
 def train(ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> Any:
     """Every model on every fold (resumable stages), each fold model scored on the fixed test set by `evaluate`:
-    ``lesionkit.engine.FoldResults`` (per-fold table, fold-0 learners, test probabilities)."""
-    return run_folds(run, ds, splits, [variant(name, ds, cfg) for name in cfg.model_list],
-                     report=lambda y, probs: evaluate(probs, y, ds, cfg), seed=cfg.seed, figures=False, settings=cfg.engine_settings())
+    ``lesionkit.engine.FoldResults`` (per-fold table, fold-0 learners, test probabilities). The fold-0 models are
+    saved: model.pth the headline model, model_<name>.pth the others."""
+    res = run_folds(run, ds, splits, [variant(name, ds, cfg) for name in cfg.model_list],
+                    report=lambda y, probs: evaluate(probs, y, ds, cfg), seed=cfg.seed, figures=False,
+                    settings=cfg.engine_settings())
+    save_models(run, res.learners, cfg.headline, spec=lambda _: {"classes": ds.classes})
+    return res
 
 
 def evaluate(probs: np.ndarray, y: np.ndarray, ds: Any, cfg: AttentionB3Config) -> dict[str, Any]:
@@ -270,14 +277,12 @@ def summarize(df: pd.DataFrame, params: pd.DataFrame, run: Run, cfg: AttentionB3
     """Summary (the headline model's AUC, AP, weighted F1, specificity at sensitivity at least 0.95) and the
     comparison: on the external test set's fold ensemble when `external` (score_external's table) is given, as the
     paper's ProveAI numbers are; else the held-out rows' fold means."""
-    from lesionkit.papers.reported import comparison_table
-
     means = fold_means(df)
     if external is not None:
         final = external.groupby("model", sort=False).tail(1).set_index("model")  # the ensemble row, or fold 0's
         means = {m: {k: float(v) for k, v in r.items() if isinstance(v, (int, float)) and k != "fold"}
                  for m, r in final.iterrows()}
-    head = "SGE-B3" if "SGE-B3" in means else next(iter(means))
+    head = MODEL_NAMES[cfg.headline]
     summary = {k: means[head][k] for k in ("auc", "ap", "f1_weighted", "spec_at_sens95")}
     keys = ("auc", "ap", "f1_weighted", "accuracy", "spec_at_sens95", "spec_at_sens95_bootstrap")
     ours = {f"{label}/{k}": v for label, mm in means.items() for k, v in mm.items() if k in keys}
@@ -288,22 +293,10 @@ def summarize(df: pd.DataFrame, params: pd.DataFrame, run: Run, cfg: AttentionB3
              f"{cfg.backbone}, {cfg.epochs} ep" + (", flip TTA" if cfg.tta else "")
              + ((f", ensemble of {n} folds" if external is not None else f", mean of {n} folds") if n > 1 else "")
              + "; params with the paper's 9-class head")
-    table = comparison_table(PAPER, ours, label, include_unreported=False)
-    run.save_table(table, "comparison.csv")
     run.save_table(params, "params.csv")
-    run.log_metrics({"summary": summary, "headline_model": head, "external" if external is not None else "test": means,
-                     "params": n_params})
-    return {"summary": summary, "comparison": table, "headline": head}
-
-
-def save_models(learners: dict[str, Any], ds: Any, run: Run) -> None:
-    """model.pth = the headline model (SGE-B3 when trained, else the first); model_<name>.pth for the others."""
-    from lesionkit.models import model_spec
-
-    head = "sge_b3" if "sge_b3" in learners else next(iter(learners))
-    for name, learn in learners.items():
-        run.save_model(learn.model, name="model" if name == head else f"model_{name}",
-                       spec=model_spec(learn.model, classes=ds.classes))
+    result = record_summary(run, cfg, summary, ours, label, include_unreported=False, headline_model=head,
+                            **{"external" if external is not None else "test": means, "params": n_params})
+    return {**result, "headline": head}
 
 
 def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Run) -> dict[str, Any]:

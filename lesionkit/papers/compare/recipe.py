@@ -11,23 +11,24 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from lesionkit.config import ConfigError, param, param_like
-from lesionkit.papers.common import TrainConfig, load_data
+from lesionkit.papers.common import TrainConfig, load_data, record_summary, save_models
 from lesionkit.papers.compare.entries import ENTRIES, EntryContext, parse_entries, variant
-from lesionkit.records.runs import Run, start_notebook_run
+from lesionkit.records.runs import Run
 
-NOTEBOOK = "compare"
 ALL_ENTRIES = ",".join(ENTRIES)
 TABLE_METRICS = ("bma", "auc_macro", "mel_auc", "mel_ap", "mel_sensitivity", "mel_specificity", "mel_spec_at_sens95")
 
 
 @dataclass(frozen=True)
 class CompareConfig(TrainConfig):
+    notebook: ClassVar[str] = "compare"
+
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (48 px, 1 epoch, ~140 images, 4 entries) to check the "
                                                    "pipeline")
     entries: str = param(ALL_ENTRIES, "comma-separated entries to train (each one's reference is added when "
@@ -106,11 +107,6 @@ class CompareConfig(TrainConfig):
     @property
     def entry_keys(self) -> list[str]:
         return parse_entries(self.entries)
-
-
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, CompareConfig, namespace)
 
 
 def load(cfg: CompareConfig) -> Any:
@@ -264,20 +260,12 @@ def train(ctx: EntryContext, entries: list[Any]) -> Any:
     res = run_folds(ctx.run, ds, ctx.splits, [recording(v, ctx, log) for v in entries], seed=cfg.seed,
                     report=lambda y, p: report(y, p, list(ds.classes), positive), figures=False, settings=cfg.engine_settings())
     res.variants = {v.key: v for v in entries}
-    save_models(res, ctx)
-    return res
-
-
-def save_models(res: Any, ctx: EntryContext) -> None:
-    """Each entry's fold-0 weights as model_<entry>.pth + .json (state_dict and spec), the metadata encoder beside."""
-    from lesionkit.models import model_spec
-
-    for key, learn in res.learners.items():
-        extra = {"meta_features": ctx.encoder.feature_names} if key == "metadata" else {}
-        ctx.run.save_model(learn.model, f"model_{key}", spec=model_spec(learn.model, classes=list(ctx.ds.classes),
-                                                                       entry=key, **extra))
+    save_models(ctx.run, res.learners, spec=lambda key: {  # fold-0 weights as model_<entry>.pth, the encoder beside
+        "classes": list(ctx.ds.classes), "entry": key,
+        **({"meta_features": ctx.encoder.feature_names} if key == "metadata" else {})})
     if ctx.encoder is not None:
         ctx.encoder.save(ctx.run.dir / "meta_encoder.json")
+    return res
 
 
 def fold_mean_probs(res: Any) -> dict[str, np.ndarray]:
@@ -388,11 +376,10 @@ def summarize(table: pd.DataFrame, diffs: pd.DataFrame, maps: pd.DataFrame | Non
     if maps is not None and len(maps):
         top = maps.sort_values("mass_inside_mean", ascending=False).iloc[0]
         summary["best_map"] = f"{top['entry']} / {top['method']}"
-    run.log_metrics({"summary": summary, "comparison": table.to_dict(orient="records")})
-    return summary
+    return record_summary(run, run.cfg, summary, comparison=table.to_dict(orient="records"))["summary"]
 
 
 __all__ = ["auc_macro", "bma", "budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
            "fold0_scores", "fold_mean_probs", "load", "positive_class", "prepare", "recording", "report",
-           "results_table", "same_rows", "save_models", "split", "split_table", "start", "summarize", "TABLE_METRICS",
+           "results_table", "same_rows", "split", "split_table", "summarize", "TABLE_METRICS",
            "train", "variants"]

@@ -12,19 +12,17 @@ patients), and `n_images` / `image_size` are off (they encode acquisition, not t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from lesionkit.config import param, param_like
-from lesionkit.papers.common import TrainConfig, model_norm, resolve_data_dir, split
+from lesionkit.papers.common import TrainConfig, model_norm, record_summary, resolve_data_dir, save_models, split
 from lesionkit.papers.multimodal.melanoma import load_melanoma, split_table, to_melanoma
 from lesionkit.papers.multimodal.melanoma import metadata_preview as preview
-from lesionkit.records.runs import Run, start_notebook_run
+from lesionkit.records.runs import Run
 
-NOTEBOOK = "multimodal"
-PAPER = "multimodal"
 SCHEDULES = ("warmup_cosine", "one_cycle", "flat_cos", "constant")
 WARMUP = 10.0  # §A.7: GradualWarmupScheduler(multiplier=10, total_epoch=1)
 MODELS = {"image": "image only", "meta": "image + metadata"}  # variant key -> table label
@@ -33,6 +31,10 @@ METRICS = ("auc", "ap", "pauc80", "sensitivity", "specificity", "accuracy", "f1_
 
 @dataclass(frozen=True)
 class MultimodalConfig(TrainConfig):
+    notebook: ClassVar[str] = "multimodal"
+    paper: ClassVar[str] = "multimodal"
+    headline: ClassVar[str] = "meta"
+
     data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (ISIC 2020 layout), or 'synthetic' (the "
                                                         "embedded default) / 'synthetic-null' (same images without "
                                                         "class signal: the sanity control)")
@@ -96,11 +98,6 @@ class MultimodalConfig(TrainConfig):
                  "n_attribution": min(self.n_attribution, 2), "attribution_methods": "gradcam++",
                  "max_images": self.max_images or 160}
         return super().effective(**{**small, **overrides})  # type: ignore[return-value]
-
-
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, MultimodalConfig, namespace)
 
 
 # --- data ------------------------------------------------------------------------------------------------------------
@@ -185,15 +182,13 @@ def train(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> Any:
     """Both models on every fold (`engine.run_folds`: resumable, scored on the test rows, folds.csv; with folds > 1
     also the fold ensemble); the fold-0 weights and the metadata encoder go to the run record."""
     from lesionkit.engine import run_folds, score
-    from lesionkit.models import model_spec
 
     res = run_folds(run, ds, splits, variants(ds, splits, cfg), report=lambda y, p: score(y, p, ds.classes),
                     seed=cfg.seed, ensemble=True, settings=cfg.engine_settings())
-    for key, learn in res.learners.items():
-        enc = learn.dls.meta_encoder
-        run.save_model(learn.model, f"model_{key}",
-                       spec=model_spec(learn.model, classes=ds.classes, meta_features=enc.feature_names))
-    enc.save(run.dir / "meta_encoder.json")
+    encoders = {key: learn.dls.meta_encoder for key, learn in res.learners.items()}
+    save_models(run, res.learners, spec=lambda key: {"classes": ds.classes,
+                                                     "meta_features": encoders[key].feature_names})
+    list(encoders.values())[-1].save(run.dir / "meta_encoder.json")
     return res
 
 
@@ -278,7 +273,6 @@ def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> di
     """Train the six heads on fold 0's training rows (`engine.train_variant`) and score every head on the test rows.
     None, with a printed reason, without artefact labels."""
     from lesionkit.engine import predict_learner, train_variant
-    from lesionkit.models import model_spec
     from lesionkit.papers.multimodal.artefacts import artefact_targets, artefact_test_dl, head_accuracy_table
 
     targets = artefact_targets(ds.df)
@@ -291,7 +285,7 @@ def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> di
     probs, y = predict_learner(learn, artefact_test_dl(learn.dls, ds, targets, splits.test), n_inp=1)
     table = head_accuracy_table(y, probs.argmax(-1), list(targets.columns))
     run.save_table(table, "artefact_heads.csv")
-    run.save_model(learn.model, name="model_artefacts", spec=model_spec(learn.model, heads=list(targets.columns)))
+    save_models(run, {"artefacts": learn}, spec=lambda _: {"heads": list(targets.columns)})
     run.log_metrics({"artefacts": {"mean_accuracy": float(table["accuracy"].mean()),
                                    "per_head": table.set_index("head")["accuracy"].to_dict()}})
     return {"table": table, "learn": learn}
@@ -314,12 +308,10 @@ def explain(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> 
 
 
 def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: MultimodalConfig, ds: Any,
-              run: Run) -> tuple[dict[str, float], pd.DataFrame]:
+              run: Run) -> dict[str, Any]:
     """The headline numbers (metrics.json "summary", what the demo prints) and this run beside the 1st-place AUCs
     the multimodal paper builds on (it reports none itself, §C.7), saved as comparison.csv."""
-    from lesionkit.papers.reported import comparison_table
-
-    meta, image = table.set_index("model").loc[MODELS["meta"]], table.set_index("model").loc[MODELS["image"]]
+    meta, image = table.set_index("model").loc[MODELS[cfg.headline]], table.set_index("model").loc[MODELS["image"]]
     summary = {"auc_meta": float(meta["auc"]), "auc_image": float(image["auc"])}
     summary["auc_gain"] = summary["auc_meta"] - summary["auc_image"]
     ours = {**{k: meta[k] for k in ("auc", "ap", "f1_weighted", "accuracy", "spec_at_sens95")},
@@ -327,11 +319,9 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multim
     if artefacts is not None:
         summary["artefact_acc"] = ours["artefacts/mean_head_accuracy"] = float(artefacts["table"]["accuracy"].mean())
     how = f"{cfg.folds}-fold ensemble" if cfg.folds > 1 else "holdout"
-    out = comparison_table(PAPER, ours, f"{ds.name} ({len(ds)} images, {int(ds.df['label_idx'].sum())} melanomas), "
-                                        f"{cfg.backbone} {cfg.image_size} px, {cfg.epochs} epochs, {how}")
-    run.save_table(out, "comparison.csv")
-    run.log_metrics({"summary": summary})
-    return summary, out
+    return record_summary(run, cfg, summary, ours, f"{ds.name} ({len(ds)} images, {int(ds.df['label_idx'].sum())} "
+                                                   f"melanomas), {cfg.backbone} {cfg.image_size} px, {cfg.epochs} "
+                                                   f"epochs, {how}")
 
 
 __all__ = ["MultimodalConfig", "start", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",

@@ -19,7 +19,7 @@ Both compared runs use the same batch-mean loss (L = mean d·w·CE), so weightin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -27,12 +27,10 @@ import torch
 from lesionkit.config import ConfigError, param, param_like
 from lesionkit.engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, fold_table
 from lesionkit.losses import DX_TYPE_FACTORS, class_weights
-from lesionkit.papers.common import TrainConfig, load_data
+from lesionkit.papers.common import TrainConfig, load_data, record_summary, save_models
 from lesionkit.papers.patch_attention.dx_factor import FactorCallback, FactorCrossEntropy, factor_patch_dls
-from lesionkit.records.runs import Run, start_notebook_run
+from lesionkit.records.runs import Run
 
-NOTEBOOK = "patch_attention"
-PAPER = "patch_attention"
 FULL_IMAGE = (450, 600)  # the code's load size (HAM10000 originals), cut into 224-px patches
 PAPER_PATCH = 224
 GRIDS = {5: "2x2+c", 9: "3x3"}
@@ -51,6 +49,9 @@ PER_CLASS = ("auc", "sensitivity", "specificity")
 
 @dataclass(frozen=True)
 class PatchAttentionConfig(TrainConfig):
+    notebook: ClassVar[str] = "patch_attention"
+    paper: ClassVar[str] = "patch_attention"
+
     data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (HAM10000 layout with dx_type), or 'synthetic' "
                                                         "(the embedded default) / 'synthetic-null' (same images without "
                                                         "class signal: the sanity control)")
@@ -118,10 +119,10 @@ class PatchAttentionConfig(TrainConfig):
     def modes(self) -> list[str]:
         return ["off", "on"] if self.dx_weighting == "compare" else [self.dx_weighting]
 
-
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, PatchAttentionConfig, namespace)
+    @property
+    def headline(self) -> str:  # type: ignore[override]
+        """The weighting mode the summary leads with and model.pth holds: the last one trained."""
+        return self.modes[-1]
 
 
 def load(cfg: PatchAttentionConfig) -> Any:
@@ -231,10 +232,9 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     vs without) and of attention (headline mode vs the no-attention baseline), and the comparison table: only
     Gessert et al.'s own reported numbers (methods-a §1.6) beside ours, under the paper's metric names."""
     from lesionkit.metrics import fold_summary
-    from lesionkit.papers.reported import comparison_table
 
     means = fold_means(df)
-    head = MODES[cfg.modes[-1]] if MODES[cfg.modes[-1]] in means else next(iter(means))
+    head = MODES[cfg.headline] if MODES[cfg.headline] in means else next(iter(means))
     bma = {label: m["balanced_accuracy"] for label, m in means.items()}
     summary = {"bma": bma[head], "auc_macro": means[head].get("auc_macro", float("nan")),
                "f1_weighted": means[head].get("f1_weighted", float("nan"))}
@@ -249,14 +249,11 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     label = (f"{cfg.data_dir}, {cfg.image_size}-px patches (P={cfg.n_patches}), {cfg.backbone} "
              f"({'ImageNet' if cfg.pretrained else 'random init'}), {cfg.variant} variant, {cfg.epochs} ep, "
              f"mean of {df.groupby('model')['fold'].nunique().max()} fold models ({head})")
-    table = comparison_table(PAPER, ours, label, include_unreported=False)  # only Gessert et al.'s own numbers
-    table.insert(1, "paper_metric", table["metric"].map(PAPER_METRICS))
-    run.save_table(table, "comparison.csv")
     stds = fold_summary(df, metrics=list(means[head])).set_index("model")
-    run.log_metrics({"summary": summary, "folds_mean": means,
-                     "folds_std": {m: {k[:-4]: float(v) for k, v in row.items() if k.endswith("_std")}
-                                   for m, row in stds.iterrows()}})
-    return {"summary": summary, "comparison": table}
+    return record_summary(run, cfg, summary, ours, label, include_unreported=False,  # only Gessert et al.'s numbers
+                          paper_names=PAPER_METRICS, folds_mean=means,
+                          folds_std={m: {k[:-4]: float(v) for k, v in row.items() if k.endswith("_std")}
+                                     for m, row in stds.iterrows()})
 
 
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: PatchAttentionConfig, run: Run) -> dict[str, Any] | None:
@@ -273,16 +270,18 @@ def evaluate_external(learners: dict[str, Any], ds: Any, cfg: PatchAttentionConf
     return score_external(learners, variants(ext, cfg), ext, run, lambda y, p: score(y, p, list(ds.classes)))
 
 
-def save_models(learners: dict[str, Any], cfg: PatchAttentionConfig, ds: Any, run: Run) -> None:
-    """state_dict + spec of each variant's fold-0 model: model.pth for the last mode, model_<key>.pth otherwise
+def train(ds: Any, splits: Any, variants: list[Variant], cfg: PatchAttentionConfig, run: Run) -> Any:
+    """Every variant on every fold (``lesionkit.engine.run_folds``: resumable, each fold model scored on the test
+    rows, folds.csv). The fold-0 models are saved: model.pth the last weighting mode's, model_<key>.pth the others
     (model_baseline.pth: the no-attention model, trained with the last mode's weighting)."""
-    from lesionkit.models import model_spec
+    from lesionkit.engine import run_folds
 
-    for key, learn in learners.items():
-        mode = cfg.modes[-1] if key == BASELINE else key
-        run.save_model(learn.model, name="model" if key == cfg.modes[-1] else f"model_{key}",
-                       spec=model_spec(learn.model, classes=ds.classes, dx_weighting=mode, fold=0,
-                                       attention=key != BASELINE, input="[0, 1] (no normalisation)"))
+    res = run_folds(run, ds, splits, variants, report=lambda y, p: score(y, p, ds.classes), seed=cfg.seed,
+                    settings=cfg.engine_settings())
+    save_models(run, res.learners, cfg.headline, spec=lambda key: {
+        "classes": ds.classes, "dx_weighting": cfg.headline if key == BASELINE else key, "fold": 0,
+        "attention": key != BASELINE, "input": "[0, 1] (no normalisation)"})
+    return res
 
 
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run: Run) -> Any:

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from lesionkit.config import param, param_like
-from lesionkit.papers.common import TrainConfig, evaluate, evaluate_external, load_data, model_norm, split
-from lesionkit.records.runs import Run, start_notebook_run
-
-NOTEBOOK = "00_quickstart"
+from lesionkit.papers.common import (TrainConfig, evaluate, evaluate_external, load_data, model_norm, save_models,
+                                     split)
+from lesionkit.records.runs import Run
 
 
 @dataclass(frozen=True)
 class QuickstartConfig(TrainConfig):
+    notebook: ClassVar[str] = "00_quickstart"
+    headline: ClassVar[str] = "model"
+
     pretrained: bool | str = param_like(TrainConfig, "pretrained", "true, false, or a path to a local weight file "
                                                                    "(ImageNet Lite0 weights ship offline)")
     arch: str = param("tf_efficientnet_lite0", "timm or lesionkit model name (lesionkit.list_models())")
@@ -26,11 +28,6 @@ class QuickstartConfig(TrainConfig):
                        choices=("official", "grouped"))
     tta: bool = param(True, "average test predictions over flips")
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
-
-
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, QuickstartConfig, namespace)
 
 
 def variant(ds: Any, cfg: QuickstartConfig) -> Any:
@@ -55,7 +52,7 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
     def loss(tr: Any) -> Any:
         weight = balanced_class_weights(labels[tr], ds.n_classes) if cfg.balance == "loss" else None
         return CrossEntropyLossFlat(weight=weight)
-    return Variant(key="model", label=cfg.arch, model=model,
+    return Variant(key=cfg.headline, label=cfg.arch, model=model,
                    dls=lambda tr, va: image_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size, seed=cfg.seed,
                                                 num_workers=cfg.num_workers, norm=norm,
                                                 balanced=cfg.balance == "sampler"),
@@ -67,13 +64,12 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
 def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
     """Train the recipe on the split's train/valid rows (resumable), save model.pth + model.json; the Learner."""
     from lesionkit.engine import train_variant
-    from lesionkit.models import model_spec
 
     v = variant(ds, cfg)
     tr, va = splits.folds[0]
     learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())
-    run.save_model(learn.model, spec=model_spec(learn.model, classes=ds.classes))
+    save_models(run, {v.key: learn}, cfg.headline, spec=lambda _: {"classes": ds.classes})
     return learn
 
 
-__all__ = ["QuickstartConfig", "start", "load_data", "split", "variant", "train", "evaluate", "evaluate_external"]
+__all__ = ["QuickstartConfig", "load_data", "split", "variant", "train", "evaluate", "evaluate_external"]

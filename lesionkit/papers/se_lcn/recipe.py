@@ -17,13 +17,13 @@ import shutil
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from lesionkit.config import ConfigError, param, param_like
-from lesionkit.papers.common import TrainConfig, resolve_data_dir
+from lesionkit.papers.common import TrainConfig, record_summary, resolve_data_dir, save_models
 from lesionkit.papers.se_lcn.lae import INPUT_MODES, masked_inputs, predict_masks, same_images, true_masks
 from lesionkit.papers.se_lcn.stages import (
     CLASSIFIERS,
@@ -33,16 +33,18 @@ from lesionkit.papers.se_lcn.stages import (
     split_table,
     symmetry_variant,
 )
-from lesionkit.records.runs import Run, start_notebook_run
+from lesionkit.records.runs import Run
 
-NOTEBOOK = "se_lcn"
-PAPER = "se_lcn"
 METRICS = ("balanced_accuracy", "accuracy", "f1_macro", "kappa", "auc_macro")  # the paper's four, and AUC
 SYMMETRY_METRICS = ("accuracy", "f1_weighted", "auc", "sensitivity", "specificity")
 
 
 @dataclass(frozen=True)
 class SELCNConfig(TrainConfig):
+    notebook: ClassVar[str] = "se_lcn"
+    paper: ClassVar[str] = "se_lcn"
+    headline: ClassVar[str] = "with_cam"
+
     data_dir: str = param_like(TrainConfig, "data_dir", "classifier dataset (HAM10000 layout), or 'synthetic' (the "
                                                         "embedded default) / 'synthetic-null' (same images without "
                                                         "class signal: the sanity control)")
@@ -132,11 +134,6 @@ class SELCNConfig(TrainConfig):
         return super().effective(**{**small, **overrides})  # type: ignore[return-value]
 
 
-def start(namespace: dict[str, Any]) -> Run:
-    """The config cell: validate the notebook's parameters and open its run record."""
-    return start_notebook_run(NOTEBOOK, SELCNConfig, namespace)
-
-
 def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {k: report[k] for k in keys if k in report}
 
@@ -221,11 +218,9 @@ def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, 
 def train_segmenter(seg_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 1, "segmenter", on fold 0 of the segmentation split (resumable); saved as model_segmenter."""
     from lesionkit.engine import train_variant
-    from lesionkit.models import model_spec
-
     v, (tr, va) = segmenter_variant(seg_ds, cfg), seg_splits.folds[0]
     learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())
-    run.save_model(learn.model, "model_segmenter", spec=model_spec(learn.model, image_size=cfg.image_size))
+    save_models(run, {"segmenter": learn}, spec=lambda _: {"image_size": cfg.image_size})
     return learn
 
 
@@ -256,13 +251,11 @@ def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> 
     """Stage 3, "symmetry_fold0" (engine.run_folds over the segmentation split's one fold): test scores in
     symmetry.csv and metrics.json's symmetry_test; saved as model_symmetry. FoldResults."""
     from lesionkit.engine import run_folds, score
-    from lesionkit.models import model_spec
 
     res = run_folds(run, sym_ds, seg_splits, [symmetry_variant(sym_ds, cfg)], seed=cfg.seed, table="symmetry.csv",
-                    report=lambda y, p: _pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False, settings=cfg.engine_settings())
-    learn = res.learners["symmetry"]
-    run.save_model(learn.model, "model_symmetry", spec=model_spec(learn.model, classes=sym_ds.classes,
-                                                                   input=cfg.cam_source))
+                    report=lambda y, p: _pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False,
+                    settings=cfg.engine_settings())
+    save_models(run, res.learners, spec=lambda _: {"classes": sym_ds.classes, "input": cfg.cam_source})
     run.log_metrics({"symmetry_test": _pick(res.table.iloc[0].to_dict(), SYMMETRY_METRICS)})
     return res
 
@@ -294,13 +287,11 @@ def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SE
     """Stage 5: both classifiers on every fold of the run's split (engine.run_folds: with_cam_fold<k>, ...), each
     fold model scored on the same test rows (classifier_folds.csv); fold-0 models saved, fold means logged."""
     from lesionkit.engine import fold_means, run_folds, score
-    from lesionkit.models import model_spec
 
     res = run_folds(run, ds, splits, classifier_variants(ds, cams, cfg), seed=cfg.seed, table="classifier_folds.csv",
                     report=lambda y, p: score(y, p, ds.classes), settings=cfg.engine_settings())
-    for key, learn in res.learners.items():
-        run.save_model(learn.model, f"model_classifier_{key}",
-                       spec=model_spec(learn.model, classes=ds.classes, cam="cached" if key == "with_cam" else "zeros"))
+    save_models(run, res.learners, prefix="model_classifier",
+                spec=lambda key: {"classes": ds.classes, "cam": "cached" if key == cfg.headline else "zeros"})
     run.log_metrics({"test_classifiers": fold_means(res.table.drop(columns="params"))})
     return res
 
@@ -352,12 +343,11 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNC
     return fig, pd.read_csv(run.dir / "attribution_scores.csv")
 
 
-def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFrame, cfg: SELCNConfig,
-               cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> tuple[pd.DataFrame, dict[str, float]]:
+def summarize(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFrame, cfg: SELCNConfig,
+              cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> dict[str, Any]:
     """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
     with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
     from lesionkit.engine import fold_means
-    from lesionkit.papers.reported import comparison_table
 
     means = fold_means(folds)
     ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}
@@ -365,20 +355,17 @@ def comparison(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataF
                  for k, v in _pick(means[label], METRICS[:4]).items()})  # the reported four
     ours.update({f"symmetry_cam/{c.removesuffix('_mean')}": float(cam_summary[c].iloc[0])
                  for c in ("pointing_game_mean", "iou_mean", "overlap_mean") if c in cam_summary.columns})
-    keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": "with_cam",
+    keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": cfg.headline,
             "EfficientNet-B4 (standalone)": "without_cam", "DeepLabV3+ segmentation": "seg"}
     sd = seg_ds if segmenter_ds is None else segmenter_ds
     label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), segmenter: "
              f"{sd.name} ({len(sd)}), hair removal {'on' if cfg.hair_removal else 'off'}, {cfg.image_size} px, "
              f"{cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
-    table = comparison_table(PAPER, ours, label, model_keys=keys)
-    run.save_table(table, "comparison.csv")
-    summary = {"bacc_cam": ours["with_cam/balanced_accuracy"], "bacc_no_cam": ours["without_cam/balanced_accuracy"],
+    summary = {"bacc_cam": ours[f"{cfg.headline}/balanced_accuracy"], "bacc_no_cam": ours["without_cam/balanced_accuracy"],
                "dice": ours["seg/dice"]}
     if "symmetry_cam/pointing_game" in ours:
         summary["pointing_game"] = ours["symmetry_cam/pointing_game"]
-    run.log_metrics({"summary": summary})
-    return table, summary
+    return record_summary(run, cfg, summary, ours, label, model_keys=keys)
 
 
 def cleanup_inputs(run: Run) -> None:
@@ -386,7 +373,7 @@ def cleanup_inputs(run: Run) -> None:
     shutil.rmtree(run.dir / "inputs", ignore_errors=True)
 
 
-__all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "start", "load_data", "split", "segmenter_data", "split_table",
+__all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "load_data", "split", "segmenter_data", "split_table",
            "segmenter_variant", "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter",
            "build_inputs", "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers",
-           "evaluate_external", "explain", "comparison", "cleanup_inputs"]
+           "evaluate_external", "explain", "summarize", "cleanup_inputs"]
