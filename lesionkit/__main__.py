@@ -1,4 +1,4 @@
-"""`python -m lesionkit <command>`: one entry point, each command implemented in the module that owns it."""
+"""`python -m lesionkit <command>`: one entry point, each command a module of lesionkit.cli."""
 from __future__ import annotations
 
 import importlib
@@ -7,14 +7,14 @@ import sys
 # command -> module whose `main(argv) -> int` runs it (imported only when used, so `--help` is instant)
 COMMANDS = {
     "score": ("lesionkit.cli.score", "score official-format prediction CSVs against ground truth"),
-    "data": ("lesionkit.data.check", "data check DIR: list every problem in a dataset (data presize DIR: "
+    "data": ("lesionkit.cli.data", "data check DIR: list every problem in a dataset (data presize DIR: "
                                    "a pre-resized cache of its large images)"),
-    "synth": ("lesionkit.data.synthetic", "write the synthetic dermoscopy dataset"),
+    "synth": ("lesionkit.cli.synth", "write the synthetic dermoscopy dataset"),
     "demo": ("lesionkit.cli.demo", "run every notebook headless on the synthetic default and print a summary"),
     "train": ("lesionkit.cli.train", "train NOTEBOOK -p name value: run a notebook's recipe without a kernel "
                                      "(what accelerate launch / torchrun start)"),
     "sweep": ("lesionkit.cli.sweep", "sweep NOTEBOOK --space name=kind:args --trials N: an Optuna study of runs"),
-    "params": ("lesionkit.notebook.cell", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
+    "params": ("lesionkit.cli.params", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
 }
 
 

@@ -30,7 +30,7 @@ def test_cli_entry_point(synthetic_dir):
 
 
 def test_cli_reader_options(shared_data, capsys):
-    from lesionkit.data.check import main
+    from lesionkit.cli.data import main
 
     assert main(["check", str(shared_data / "ph2"), "--quick", "--opt", "target=asymmetry"]) == 0
     assert "class counts: 0 117, 1 31, 2 52" in capsys.readouterr().out

@@ -13,7 +13,6 @@ class information, which is the control that shows a model's score comes from th
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -330,19 +329,3 @@ def default_synthetic_dir(signal: bool = True, n_lesions: int = 600, size: int =
     key = hashlib.sha1(json.dumps([GENERATOR_VERSION, signal, n_lesions, size, seed]).encode()).hexdigest()[:10]
     name = f"synthetic{'' if signal else '-null'}-{key}"
     return make_synthetic(cache_root() / name, n_lesions=n_lesions, size=size, seed=seed, signal=signal)
-
-
-def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lesionkit synth", description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir", nargs="?", help="output folder (default: the cached default set)")
-    ap.add_argument("--n-lesions", type=int, default=600)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--null", action="store_true", help="no class signal (the control set)")
-    a = ap.parse_args(argv)
-    if a.out_dir:
-        out = make_synthetic(a.out_dir, n_lesions=a.n_lesions, size=a.size, seed=a.seed, signal=not a.null)
-    else:
-        out = default_synthetic_dir(signal=not a.null, n_lesions=a.n_lesions, size=a.size, seed=a.seed)
-    print(out)
-    return 0

@@ -2,7 +2,6 @@
 defaults and its Config cannot disagree (`python -m lesionkit params [--check]`)."""
 from __future__ import annotations
 
-import argparse
 import ast
 import dataclasses
 import io
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from lesionkit.config import Config, ConfigError, coerce, is_bool_or_str, type_name
-from lesionkit.utils.paths import repo_root
 
 PARAMETERS_HEADER = "# Parameters: papermill overrides these with `-p name value`; the next cell validates them."
 
@@ -183,32 +181,3 @@ def notebook_config(notebook: str) -> type[Config]:
     if notebook not in configs:
         raise KeyError(f"no Config class for notebook {notebook!r}: known {sorted(configs)}")
     return configs[notebook]
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m lesionkit params [--check] [NOTEBOOK ...]`: regenerate (or, with --check, compare) the notebooks'
-    parameters cells from their Config classes."""
-    from lesionkit.papers import notebook_configs
-
-    ap = argparse.ArgumentParser(prog="python -m lesionkit params", description=main.__doc__)
-    ap.add_argument("notebooks", nargs="*", help="notebook paths (default: every notebook under notebooks/)")
-    ap.add_argument("--check", action="store_true", help="only list differences; exit status 1 if there are any")
-    args = ap.parse_args(argv)
-    if args.notebooks:
-        paths = [Path(p) for p in args.notebooks]
-    else:
-        root = repo_root()
-        if root is None:
-            ap.error("no source checkout found: give the notebook paths")
-        paths = [root / "notebooks" / f"{name}.ipynb" for name in notebook_configs()]
-    status = 0
-    for path in paths:
-        cls = notebook_config(path.stem)
-        if args.check:
-            diffs = parameters_cell_differences(cls, path)
-            status |= bool(diffs)
-            print(f"{path}: " + ("in sync" if not diffs else f"{len(diffs)} differences\n  " + "\n  ".join(diffs)))
-        else:
-            print(f"{path}: {'rewritten from' if sync_parameters_cell(path, cls) else 'already matches'} "
-                  f"{cls.__name__}")
-    return status
