@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from lesionkit.data import load_dataset
-from lesionkit.data.check import check_dataset, main as check_main
+from lesionkit.cli.data import main as check_main
+from lesionkit.data.check import check_dataset
 from lesionkit.data.errors import (DuplicateIdError, ImageDecodeError, ImageTooLargeError, MissingColumnError,
                                    MissingFileError, UnknownLabelError, UnsafePathError)
 from lesionkit.data.images import load_mask, load_rgb, quick_check
