@@ -123,6 +123,8 @@ class Config:
     notebook: ClassVar[str] = "config"
     # fields the parameters cell lists last (run controls after the experiment's own parameters), in this order
     cell_last: ClassVar[tuple[str, ...]] = ()
+    # old parameter name -> its new name: refused with a message naming the new one (one meaning per name)
+    renamed: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def fields(cls) -> list[str]:
@@ -134,14 +136,18 @@ class Config:
         hints = typing.get_type_hints(cls)
         known = {f.name: f for f in dataclasses.fields(cls)}
         problems: list[str] = []
+        moved = {old for old in cls.renamed if old in params and _moved(known, old, cls.renamed[old], params[old])}
         for key in params:
-            if key not in known:
+            if key in moved:
+                problems.append(f"parameter {key!r} = {params[key]!r} is now called {cls.renamed[key]!r} (the same "
+                                f"values): use -p {cls.renamed[key]} {params[key]}")
+            elif key not in known:
                 close = difflib.get_close_matches(key, known, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 problems.append(f"unknown parameter {key!r}{hint}")
         values: dict[str, Any] = {}
         for name, f in known.items():
-            if name not in params:
+            if name not in params or name in moved:
                 continue
             try:
                 value = coerce(hints[name], params[name])
@@ -204,6 +210,15 @@ def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in namespace.items()
             if not k.startswith("_") and k not in _NOTEBOOK_NAMES
             and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}
+
+
+def _moved(known: dict[str, Any], old: str, new: str, value: Any) -> bool:
+    """Whether ``old = value`` is the renamed parameter: the old name is gone, or it now means something else and
+    ``value`` is one of the new name's choices, not its own."""
+    if old not in known:
+        return True
+    old_choices, new_choices = (known[n].metadata.get("choices") if n in known else None for n in (old, new))
+    return bool(old_choices and new_choices and value not in old_choices and value in new_choices)
 
 
 def _check_range(name: str, value: Any, meta: Any) -> str | None:

@@ -34,6 +34,7 @@ class ARLConfig(TrainConfig):
     notebook: ClassVar[str] = "arl"
     paper: ClassVar[str] = "arl"
     headline: ClassVar[str] = "arl"
+    renamed: ClassVar[dict[str, str]] = {"tta": "test_views"}  # `tta` is a true/false switch in the other notebooks
 
     test_dir: str = param_like(TrainConfig, "test_dir", "optional external test set (e.g. an ISIC 2017 download: its "
                                                         "Test part; every class but `positive` counts as the rest), "
@@ -69,7 +70,7 @@ class ARLConfig(TrainConfig):
                        ge=1, le=10)
     test_frac: float = param(0.2, "share of lesions held out for the test set", ge=0.05, le=0.5)
     valid_frac: float = param(0.1, "share of lesions for model selection (with one fold)", ge=0.05, le=0.5)
-    tta: str = param("multiscale", "test-time views: 'multiscale' (the code's 9 views), 'flips8' or 'none'",
+    test_views: str = param("multiscale", "test-time views: 'multiscale' (the code's 9 views), 'flips8' or 'none'",
                      choices=("multiscale", "flips8", "none"))
     tta_average: str = param("logits", "how test views combine: logits (the code: mean logit over the views, then "
                                        "sigmoid) or probs (mean probability)", choices=("logits", "probs"))
@@ -143,7 +144,7 @@ def optimizer(cfg: ARLConfig) -> Any:
 
 def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
     """The recipe: ARL-CNN (and the plain ResNet) with BCE on one logit, the chosen optimiser, LR halved at
-    30/60/90 % of training (the code's 30/60/90 of 100 epochs), selection on ``monitor``, ``tta`` test views."""
+    30/60/90 % of training (the code's 30/60/90 of 100 epochs), selection on ``monitor``, ``test_views``."""
     from fastai.losses import BCEWithLogitsLossFlat
 
     from lesionkit.data.views import tta_dl
@@ -152,7 +153,7 @@ def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
     from lesionkit.models import create_model
 
     def test_dl(learn: Any, rows: np.ndarray) -> Any:
-        if cfg.tta != "multiscale":
+        if cfg.test_views != "multiscale":
             return learn.dls.test_dl(ds.df.iloc[rows], with_labels=True)
         return tta_dl(ds, rows, size=cfg.image_size, views="multiscale", bs=cfg.batch_size, norm=norm_stats(cfg),
                       seed=6666 + cfg.seed)
@@ -165,7 +166,7 @@ def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
                        metrics=fastai_metrics("binary", 1), optimizer=optimizer(cfg),
                        schedule=Schedule(cfg.schedule, step_start=0.0, step_every=0.3, step_gamma=0.5),
                        epochs=cfg.epochs, lr=cfg.lr, monitor=cfg.monitor,
-                       views="dihedral8" if cfg.tta == "flips8" else "none", average=cfg.tta_average,
+                       views="dihedral8" if cfg.test_views == "flips8" else "none", average=cfg.tta_average,
                        test_dl=test_dl)
 
     return [make(kind, label) for label, kind in cfg.models.items()]
@@ -210,7 +211,7 @@ def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     ours = {f"{cfg.models[label]}/{k}": v for label, m in means.items() for k, v in m.items() if k in keys}
     n = df.groupby("model")["fold"].nunique().max()
     label = (f"{cfg.data_dir}, {cfg.positive} vs rest, "
-             f"{cfg.image_size} px, depth {cfg.depth}, {cfg.epochs} ep, {cfg.tta} TTA"
+             f"{cfg.image_size} px, depth {cfg.depth}, {cfg.epochs} ep, {cfg.test_views} TTA"
              + (f", mean of {n} folds" if n > 1 else ""))
     model_keys = {"ARL-CNN50": "arl", "ARL-CNN50 (Vipermdl code)": "arl", "ResNet-50": "resnet",
                   "ResNet-50 (Vipermdl code)": "resnet"}

@@ -6,7 +6,7 @@ torch Adam at 3e-5 without weight decay, one warm-up epoch ×10 then cosine (§A
 (§A.6, with albumentations 0.4.6's elastic warp) and 8-view flip/transpose TTA with averaged probabilities (§A.8),
 metadata = sex, age/90 and one-hot site (§A.3) fitted on training rows only; the artefact classifier: torch Adam
 1e-4 without weight decay, constant, 30 epochs, batch 16 (§C.6). Deliberate departures, each an option: the split
-is grouped by lesion and patient (`split="image"` is the code's stratified, non-grouped 80/20, which leaks
+is grouped by lesion and patient (`split_by="image"` is the code's stratified, non-grouped 80/20, which leaks
 patients), and `n_images` / `image_size` are off (they encode acquisition, not the patient).
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from lesionkit.config import param, param_like
+from lesionkit.config import ConfigError, param, param_like
 from lesionkit.papers.common import TrainConfig, model_norm, record_summary, resolve_data_dir, save_models, split
 from lesionkit.papers.multimodal.melanoma import load_melanoma, split_table, to_melanoma
 from lesionkit.papers.multimodal.melanoma import metadata_preview as preview
@@ -34,6 +34,7 @@ class MultimodalConfig(TrainConfig):
     notebook: ClassVar[str] = "multimodal"
     paper: ClassVar[str] = "multimodal"
     headline: ClassVar[str] = "meta"
+    renamed: ClassVar[dict[str, str]] = {"split": "split_by"}  # split=patient/image was this notebook's split_by
 
     data_dir: str = param_like(TrainConfig, "data_dir", "dataset folder (ISIC 2020 layout), or 'synthetic' (the "
                                                         "embedded default) / 'synthetic-null' (same images without "
@@ -60,7 +61,10 @@ class MultimodalConfig(TrainConfig):
     schedule: str = param("warmup_cosine", "lr schedule: warmup_cosine (the paper's warm-up x10 + cosine), "
                           + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"),
                           choices=SCHEDULES)
-    split: str = param("patient", "patient: grouped by lesion and patient (default); image: the code's stratified "
+    split: str = param("grouped", "split rule: grouped (by lesion and patient, from seed; what this notebook has "
+                                  "always done) or official (ISIC 2020's tfrecord folds, patient-grouped)",
+                       choices=("official", "grouped"))
+    split_by: str = param("patient", "patient: grouped by lesion and patient (default); image: the code's stratified "
                                   "80/20 by image (leaks patients)", choices=("patient", "image"))
     folds: int = param(1, "1: one train/valid/test split; k > 1: k grouped folds of the non-test rows, every fold "
                           "model and their ensemble scored on the same test set", ge=1, le=20)
@@ -87,6 +91,12 @@ class MultimodalConfig(TrainConfig):
                                                                        "methods")
     n_attribution: int = param(8, "test images to explain", ge=1, le=256)
     max_images: int = param(0, "use at most this many images (whole patients, stratified); 0: all", ge=0)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.split_by == "image" and self.split == "official":
+            raise ConfigError("split_by='image' is the code's stratified 80/20 by image, not a rule over official "
+                              "folds: leave split='grouped' with it")
 
     def effective(self, **overrides: Any) -> "MultimodalConfig":
         """Smoke: 1 epoch at 64 px on ~160 images, Lite0 (offline weights), no TTA, a few attribution images."""
@@ -118,12 +128,12 @@ def load_data(cfg: MultimodalConfig) -> Any:
 
 def make_splits(ds: Any, cfg: MultimodalConfig, run: Run) -> Any:
     """The run's split (splits.csv): grouped by lesion and patient with `cfg.folds` folds (`common.split`), or with
-    `split="image"` the code's stratified 80/20 by image (no groups, no `split_from`) whose validation is the test
+    `split_by="image"` the code's stratified 80/20 by image (no groups, no `split_from`) whose validation is the test
     set (it selects and reports on the same 20 %)."""
     from lesionkit.data.splits import Splits
     from lesionkit.data.splits import make_splits as split_rows
 
-    if cfg.split == "patient":
+    if cfg.split_by == "patient":
         return split(ds, cfg, run, folds=cfg.folds)
     test = split_rows(ds.df, test_frac=cfg.test_frac, seed=cfg.seed, group_col=()).test
     splits = Splits(test=test, folds=[(np.setdiff1d(np.arange(len(ds)), test), test)])
@@ -166,7 +176,7 @@ def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool) -> Any:
                    model=lambda: create_model(name, pretrained=cfg.pretrained, **kw),  # image only: ignores meta
                    dls=lambda tr, va: meta_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size,
                                                preset=cfg.preset, seed=cfg.seed, num_workers=cfg.num_workers,
-                                               norm=norm, encoder=enc, leak_check=cfg.split == "patient"),
+                                               norm=norm, encoder=enc, leak_check=cfg.split_by == "patient"),
                    optimizer=adam(weight_decay=0.0),
                    schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=WARMUP),
                    epochs=cfg.epochs, lr=cfg.lr * WARMUP if cfg.schedule == "warmup_cosine" else cfg.lr,
