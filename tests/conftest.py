@@ -45,3 +45,27 @@ def max_drop_path(model) -> float:
     from timm.layers import DropPath
 
     return max((m.drop_prob for m in model.modules() if isinstance(m, DropPath)), default=0.0)
+
+
+def write_derm7pt(root: Path) -> None:
+    """derm7pt's meta/ index files: rows 0-3 train, 4 valid, 5-7 test (one of them 'miscellaneous', dropped)."""
+    import pandas as pd
+    from PIL import Image
+
+    diags = ["basal cell carcinoma", "clark nevus", "melanoma", "seborrheic keratosis", "lentigo", "vascular lesion",
+             "miscellaneous", "dermatofibroma"]
+    meta = pd.DataFrame({"case_num": range(1, 9), "diagnosis": diags, "seven_point_score": 0})
+    for c in ("pigment_network", "streaks", "pigmentation", "regression_structures", "dots_and_globules",
+              "blue_whitish_veil", "vascular_structures"):
+        meta[c] = "absent"
+    meta["level_of_diagnostic_difficulty"], meta["elevation"], meta["location"] = "low", "flat", "back"
+    meta["sex"], meta["management"] = "female", "excision"
+    meta["clinic"] = [f"NEL/Nel{i:03d}.jpg" for i in range(8)]
+    meta["derm"] = [f"NEL/NEL{i:03d}.jpg" for i in range(8)]
+    (root / "meta").mkdir()
+    meta.to_csv(root / "meta" / "meta.csv", index=False)
+    for part, idx in (("train", [0, 1, 2, 3]), ("valid", [4]), ("test", [5, 6, 7])):
+        pd.DataFrame({"indexes": idx}).to_csv(root / "meta" / f"{part}_indexes.csv", index=False)
+    for p in list(meta.derm) + list(meta.clinic):
+        (root / "images" / p).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 18), (90, 60, 40)).save(root / "images" / p)

@@ -171,7 +171,7 @@ def test_a_pickled_model_is_refused_without_torch_s_unsafe_advice(tmp_path):
 
 
 def test_make_lab_starts_as_root(tmp_path):
-    out = subprocess.run(["make", "-n", "lab"], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+    out = subprocess.run(["make", "-n", "lab"], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                          text=True, check=True).stdout
     line = [ln for ln in out.splitlines() if "jupyter lab" in ln][0]
     assert ("--allow-root" in line) == (os.geteuid() == 0), line

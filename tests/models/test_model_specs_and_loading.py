@@ -101,7 +101,7 @@ def test_load_model_is_exported_lazily() -> None:
 def test_every_models_submodule_imports_first_without_a_circle() -> None:
     """In a fresh interpreter, each lesionkit.models submodule is imported first, with every lesionkit module
     forgotten before the next one (torch/timm stay loaded: one interpreter start instead of one per module)."""
-    package = Path(__file__).resolve().parents[1] / "lesionkit" / "models"
+    package = Path(__file__).resolve().parents[2] / "lesionkit" / "models"
     names = sorted(p.stem for p in package.glob("*.py") if p.stem != "__init__")
     assert {"_registry", "_base", "_factory", "pretrained", "arl", "se_lcn"} <= set(names)
     script = "\n".join([

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pandas as pd
 
+from conftest import write_derm7pt
 from lesionkit import engine
 from lesionkit.papers.patch_attention import recipe as pa
 from lesionkit.papers.common import split
 from lesionkit.records.runs import start_run
-from test_external_test_sets import _derm7pt
 
 
 def test_every_fold0_model_scores_derm7pts_test_rows(tmp_path, monkeypatch):
     monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
     ext_dir = tmp_path / "derm7pt"
     ext_dir.mkdir()
-    _derm7pt(ext_dir)
+    write_derm7pt(ext_dir)
     cfg = pa.PatchAttentionConfig(test_dir=str(ext_dir), smoke=True, pretrained=False).effective()
     ds = pa.load(cfg)
     run = start_run("patch_attention", pa.PatchAttentionConfig, {}, watch_notebook=False)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import write_derm7pt
 from lesionkit.data.readers.ham10000 import HAM_CLASSES
 from lesionkit.papers.common import load_external
 from lesionkit.papers.quickstart.recipe import QuickstartConfig
@@ -86,29 +87,8 @@ def test_class_folders_with_a_test_split_score_only_the_test_folder(tmp_path):
     assert sorted(ext.df.label) == ["mel", "mel", "nv", "nv"] and ext.classes == list(HAM_CLASSES)
 
 
-def _derm7pt(root: Path) -> None:
-    """derm7pt's meta/ index files: rows 0-3 train, 4 valid, 5-7 test (one of them 'miscellaneous', dropped)."""
-    diags = ["basal cell carcinoma", "clark nevus", "melanoma", "seborrheic keratosis", "lentigo", "vascular lesion",
-             "miscellaneous", "dermatofibroma"]
-    meta = pd.DataFrame({"case_num": range(1, 9), "diagnosis": diags, "seven_point_score": 0})
-    for c in ("pigment_network", "streaks", "pigmentation", "regression_structures", "dots_and_globules",
-              "blue_whitish_veil", "vascular_structures"):
-        meta[c] = "absent"
-    meta["level_of_diagnostic_difficulty"], meta["elevation"], meta["location"] = "low", "flat", "back"
-    meta["sex"], meta["management"] = "female", "excision"
-    meta["clinic"] = [f"NEL/Nel{i:03d}.jpg" for i in range(8)]
-    meta["derm"] = [f"NEL/NEL{i:03d}.jpg" for i in range(8)]
-    (root / "meta").mkdir()
-    meta.to_csv(root / "meta" / "meta.csv", index=False)
-    for part, idx in (("train", [0, 1, 2, 3]), ("valid", [4]), ("test", [5, 6, 7])):
-        pd.DataFrame({"indexes": idx}).to_csv(root / "meta" / f"{part}_indexes.csv", index=False)
-    for p in list(meta.derm) + list(meta.clinic):
-        (root / "images" / p).parent.mkdir(parents=True, exist_ok=True)
-        Image.new("RGB", (24, 18), (90, 60, 40)).save(root / "images" / p)
-
-
 def test_derm7pt_scores_its_official_test_rows_with_ham_classes(tmp_path):
-    _derm7pt(tmp_path)
+    write_derm7pt(tmp_path)
     ext = _external(tmp_path)
     assert ext.df.image_id.tolist() == ["NEL_NEL005", "NEL_NEL007"]          # test rows; miscellaneous dropped
     assert ext.df.label.tolist() == ["vasc", "df"]
@@ -160,7 +140,7 @@ def test_a_binary_model_scores_every_other_class_as_the_rest(tmp_path, layout):
         _ph2(tmp_path)
         want = [0, 0, 1]
     else:
-        _derm7pt(tmp_path)
+        write_derm7pt(tmp_path)
         want = [0, 0]
     ext = load_external(QuickstartConfig(test_dir=str(tmp_path)), ["rest", "mel"], positive="mel")
     assert ext.df.label_idx.tolist() == want and set(ext.df.label) <= {"rest", "mel"}
