@@ -7,6 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lesionkit.attribution.precompute import load_attributions, precompute_attributions
+from lesionkit.data.loaders import test_dl
+from lesionkit.data.tasks import model_inputs
+
 
 def explain_rows(model: Any, ds: Any, idx: Sequence[int], methods: Sequence[str], out_dir: str | Path, *,
                  size: int | tuple[int, int] | None = None, norm: Any = None, dls: Any = None,
@@ -19,9 +23,6 @@ def explain_rows(model: Any, ds: Any, idx: Sequence[int], methods: Sequence[str]
     is passed along to the model and not attributed. ``attr_kw`` go to every ``attribute`` call. Returns the
     :class:`AttributionStore`.
     """
-    from lesionkit.attribution.precompute import load_attributions, precompute_attributions
-    from lesionkit.data.loaders import test_dl
-    from lesionkit.data.tasks import model_inputs
 
     idx = np.asarray(idx, dtype=int)
     extra = None

@@ -14,6 +14,8 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from lesionkit.attribution.scores import normalize_map
+
 if TYPE_CHECKING:
     from lesionkit.attribution.precompute import AttributionStore
 
@@ -35,7 +37,6 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     """Blend a map over an image: (H, W, 3) uint8. The map is min-max scaled and shown with ``cmap``; the
     overlay's opacity grows with the map value, so unimportant regions show the lesion itself."""
-    from lesionkit.attribution.scores import normalize_map
 
     img = _as_float_image(image)
     m = normalize_map(np.asarray(cam, dtype=np.float32))

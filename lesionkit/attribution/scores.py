@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lesionkit.attribution.core import _probs, as_plain_tensor, as_plain_tensor_meta, attribution_mode
+
 SCORES = ("pointing_game", "iou", "overlap", "mass_inside", "iou_best")
 BEST_IOU_THRESHOLDS = np.linspace(0.05, 0.95, 19)
 
@@ -188,7 +190,6 @@ def deletion_insertion(
     back: a faithful map makes it rise fast (high AUC). Returns ``(curves (N, steps + 1), auc (N,))`` with the
     x axis the fraction of pixels changed, 0..1.
     """
-    from lesionkit.attribution.core import _probs, as_plain_tensor, as_plain_tensor_meta, attribution_mode
 
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")

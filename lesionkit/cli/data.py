@@ -60,7 +60,7 @@ def _presize_main(a: argparse.Namespace) -> int:
     """Exit 0 when done, 1 when some images could not be read (listed), 2 for a missing folder or a bad size."""
     import sys
 
-    from lesionkit.data.presize import presize_dir
+    from lesionkit.data.presize import presize_dir  # lazy: the presize subcommand's own imports
 
     if not Path(a.folder).is_dir():
         print(f"lesionkit data presize: {a.folder}: no such folder", file=sys.stderr)

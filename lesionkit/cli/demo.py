@@ -115,7 +115,7 @@ def model_rows(notebook: str, run_dir: str | Path) -> list[dict[str, Any]]:
     the test set), the quickstart's test report, SE-LCN's segmenter (Dice) and the artefact heads."""
     import pandas as pd
 
-    from lesionkit.engine import flat_metrics
+    from lesionkit.engine import flat_metrics  # lazy: torch/fastai load only when the summary is built
 
     run_dir = Path(run_dir)
     rows: list[dict[str, Any] | None] = []
@@ -166,7 +166,7 @@ def main(argv: list[str]) -> int:
     paths = sorted(notebooks_dir().glob("*.ipynb"))
     if a.notebooks:
         paths = [p for p in paths if p.stem in a.notebooks or p.name in a.notebooks]
-    from lesionkit.data.synthetic import default_synthetic_dir
+    from lesionkit.data.synthetic import default_synthetic_dir  # lazy
 
     t0 = time.perf_counter()
     print(f"synthetic default: {default_synthetic_dir()} ({time.perf_counter() - t0:.1f} s)", flush=True)

@@ -12,7 +12,7 @@ from lesionkit.utils.paths import repo_root
 def main(argv: list[str] | None = None) -> int:
     """`python -m lesionkit params [--check] [NOTEBOOK ...]`: regenerate (or, with --check, compare) the notebooks'
     parameters cells from their Config classes."""
-    from lesionkit.papers import notebook_configs
+    from lesionkit.papers import notebook_configs  # lazy: every recipe (torch, fastai) loads only when the command runs
 
     ap = argparse.ArgumentParser(prog="python -m lesionkit params", description=main.__doc__)
     ap.add_argument("notebooks", nargs="*", help="notebook paths (default: every notebook under notebooks/)")

@@ -177,7 +177,7 @@ class Sweep:
         return value
 
     def _run_dir(self, run_name: str) -> Path | None:
-        from lesionkit.cli.train import notebook_path
+        from lesionkit.cli.train import notebook_path  # lazy: nbformat/papermill only when a trial's run is looked up
 
         found = sorted((runs_root() / notebook_path(self.notebook).stem).glob(f"*-{run_name}/run.json"))
         return found[-1].parent if found else None
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
-    from lesionkit.cli.train import notebook_path, parse_params
+    from lesionkit.cli.train import notebook_path, parse_params  # lazy: nbformat/papermill only when the sweep runs
 
     try:
         stem = notebook_path(args.notebook).stem

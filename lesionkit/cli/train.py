@@ -43,7 +43,7 @@ def parse_params(pairs: list[list[str]]) -> dict[str, Any]:
 
 def code_cells(path: Path, params: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, source) of every code cell, the parameter assignments inserted after the ``parameters`` cell."""
-    from lesionkit.notebook.cell import _read_notebook, _source
+    from lesionkit.notebook.cell import _read_notebook, _source  # lazy: nbformat only when a notebook is read
 
     nb = _read_notebook(path)
     cells: list[tuple[str, str]] = []
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-p", "--parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="a notebook parameter, as for papermill")
     args = parser.parse_args(argv)
-    from lesionkit.parallel import distributed
-    from lesionkit.parallel.trial import stop_with_sweep
+    from lesionkit.parallel import distributed  # lazy: torch.distributed only when training starts
+    from lesionkit.parallel.trial import stop_with_sweep  # lazy: torch.distributed only when training starts
 
     stop_with_sweep()
     distributed.init()  # before anything touches a GPU: each process takes its own

@@ -22,6 +22,8 @@ from lesionkit.data.errors import DataError
 from lesionkit.data.images import DEFAULT_MAX_PIXELS, full_check, load_mask, open_image, quick_check
 from lesionkit.data.metadata_values import describe_rows, unknown_sites
 from lesionkit.data.problems import collect_problems
+from lesionkit.data.readers import get_reader, resolve_format
+from lesionkit.data.splits import assert_no_group_leak
 from lesionkit.data.table import LesionDataset, require_two_classes
 
 LARGE_PIXELS = 50_000_000
@@ -135,7 +137,6 @@ def _check_images(ds: LesionDataset, report: CheckReport, full: bool, max_pixels
 
 
 def _check_table(ds: LesionDataset, report: CheckReport) -> None:
-    from lesionkit.data.splits import assert_no_group_leak
 
     df = ds.df
     for col in ("age", "sex", "site"):
@@ -176,7 +177,6 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
 def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                   **reader_kw: Any) -> CheckReport:
     """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
-    from lesionkit.data.readers import get_reader, resolve_format
 
     report = CheckReport(str(source))
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from lesionkit.data.errors import CHECK_HINT, ImageDecodeError, ImageTooLargeError
+from lesionkit.data.errors import CHECK_HINT, ImageDecodeError, ImageTooLargeError, MissingFileError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Refuse beyond this many pixels (Pillow's own bomb guard is 2 x 89.5 MP); large dermoscopy photos are ~25 MP.
@@ -33,7 +33,6 @@ def open_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        from lesionkit.data.errors import MissingFileError
         raise MissingFileError(f"{path}: file not found. Restore it or drop its row ({CHECK_HINT}).") from None
     if not stat.S_ISREG(st.st_mode):  # opening a FIFO would block forever
         raise _fail(path, "not a regular file (a FIFO, socket, device or folder named like an image)")

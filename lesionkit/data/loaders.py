@@ -31,6 +31,7 @@ from lesionkit.data.metadata import MetaEncoder
 from lesionkit.data.presize import auto_size, presized
 from lesionkit.data.splits import assert_no_group_leak
 from lesionkit.data.table import LesionDataset
+from lesionkit.parallel.distributed import world_size
 
 Stats = tuple[Sequence[float], Sequence[float]]
 
@@ -195,8 +196,6 @@ def loader_workers(num_workers: int) -> int:
     if not torch.cuda.is_available():
         return 0
     import os
-
-    from lesionkit.parallel.distributed import world_size
 
     return max(1, min(8, (os.cpu_count() or 1) // max(1, min(world_size(), torch.cuda.device_count()))))
 

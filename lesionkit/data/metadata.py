@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lesionkit.data.metadata_values import MISSING_MARKERS
+
 MISSING_MODES = ("first_place", "impute")
 
 
@@ -120,7 +122,6 @@ def _sex_code(s: pd.Series) -> pd.Series:
 def site_values(site: pd.Series) -> pd.Series:
     """Sites stripped, with "not recorded" markers as None: HAM10000 writes 'unknown' where the site was not
     recorded, which belongs in `site_nan` beside the empty cells, not in a site category of its own."""
-    from lesionkit.data.metadata_values import MISSING_MARKERS
 
     def clean(s: object) -> str | None:
         text = "" if s is None or (isinstance(s, float) and math.isnan(s)) else str(s).strip()

@@ -30,6 +30,7 @@ from PIL import Image
 
 from lesionkit.data.errors import DataError
 from lesionkit.data.images import IMAGE_EXTENSIONS, load_rgb, open_image
+from lesionkit.utils.paths import cache_root
 
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
@@ -37,7 +38,6 @@ _JPEG_SUFFIXES = (".jpg", ".jpeg")
 def cache_dir(size: int, root: str | Path | None = None) -> Path:
     """`<root>/presized/<size>`; root defaults to $LESIONKIT_CACHE, else ~/.cache/lesionkit (as the synthetic set)."""
     if root is None:
-        from lesionkit.data.synthetic import cache_root
 
         root = cache_root()
     return Path(root).expanduser() / "presized" / str(int(size))

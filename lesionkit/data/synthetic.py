@@ -40,6 +40,7 @@ from lesionkit.data.synthetic_looks import (  # noqa: F401
     ClassLook,
     pooled_look,
 )
+from lesionkit.utils.paths import cache_root
 
 GENERATOR_VERSION = 2  # 2: symmetric lesions mirror-symmetric, asymmetric ones clearly so (a learnable label)
 def _choice(rng: np.random.Generator, weights: dict[str, float]) -> str:
@@ -317,11 +318,6 @@ def _write_tables(df: pd.DataFrame, root: Path) -> None:
                   "age_approx": df.age, "anatom_site_general_challenge": df.anatom_site_general_challenge,
                   "diagnosis": df.dx.map(ISIC2020_DIAGNOSIS), "benign_malignant": df.benign_malignant,
                   "target": df.target}).to_csv(root / "train.csv", index=False)
-
-
-def cache_root() -> Path:
-    """Where generated sets are cached: $LESIONKIT_CACHE, else ~/.cache/lesionkit."""
-    return Path(os.environ.get("LESIONKIT_CACHE", Path.home() / ".cache" / "lesionkit")).expanduser()
 
 
 def default_synthetic_dir(signal: bool = True, n_lesions: int = 600, size: int = 224, seed: int = 0) -> Path:

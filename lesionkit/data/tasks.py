@@ -7,6 +7,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from lesionkit.data.images import load_rgb
+from lesionkit.data.table import LesionDataset
+
 # Names the layouts give one diagnosis: HAM10000 / ISIC 2018-2019 codes, ISIC 2017 / 2020 words (compared without
 # case, '_' or '-'). Only exact equivalents: PH2's common / atypical nevus or HAM's bkl are not aliased.
 CLASS_SYNONYMS: tuple[tuple[str, ...], ...] = (
@@ -37,7 +40,6 @@ def find_class(name: str, classes: Sequence[str]) -> str:
 def one_vs_rest(ds: Any, positive: str = "mel", rest: str = "rest") -> Any:
     """A binary copy of a multiclass dataset: ``positive`` vs all other classes (classes [rest, positive], so index
     1 is positive, the LesionDataset convention): ISIC 2017 Part 3's melanoma task from HAM10000-style labels."""
-    from lesionkit.data.table import LesionDataset
 
     positive = find_class(positive, ds.classes)
     df = ds.df.copy()
@@ -52,8 +54,6 @@ def model_inputs(ds: Any, idx: Sequence[int], size: int | tuple[int, int],
     """Whole images of rows ``idx`` as a model input (N, 3, H, W), resized (squish) and normalised (None: [0, 1]):
     what attribution methods take (patch models cut their patches from it themselves)."""
     from PIL import Image
-
-    from lesionkit.data.images import load_rgb
 
     h, w = (size, size) if isinstance(size, int) else size
     arrs = [np.asarray(load_rgb(p, min_side=min(h, w)).resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0

@@ -8,30 +8,18 @@ from lesionkit.engine.learner import make_learner, param_groups_splitter
 from lesionkit.engine.optim import OptimizerSpec, adam, adamw, sgd, torch_optimizer
 from lesionkit.engine.predict import VIEWS, predict, predict_learner, to_probs, tta_views
 from lesionkit.engine.report import (
-                     count_params,
-                     flat_metrics,
-                     fold_means,
-                     fold_table,
-                     pick_examples,
-                     record_evaluation,
-                     save_evaluation_figures,
-                     score,
+    count_params, flat_metrics, fold_means, fold_table, pick_examples, record_evaluation, save_evaluation_figures,
+    score,
 )
 from lesionkit.engine.runner import (
-                     FoldResults,
-                     Variant,
-                     recipe_table,
-                     run_folds,
-                     run_splits,
-                     stage_states,
-                     test_predictions,
-                     train_stage,
-                     train_variant,
+    FoldResults, Variant, recipe_table, run_folds, run_splits, stage_states, test_predictions, train_stage,
+    train_variant,
 )
 from lesionkit.engine.schedules import SCHEDULES, Schedule
 from lesionkit.engine.seed import rng_state, seed_everything, set_rng_state, stage_seed
+from lesionkit.engine.settings import EngineSettings
 
-__all__ = ["FitResult", "FoldResults", "OptimizerSpec", "SCHEDULES", "Schedule", "VIEWS", "Variant", "adam", "adamw",
+__all__ = ["EngineSettings", "FitResult", "FoldResults", "OptimizerSpec", "SCHEDULES", "Schedule", "VIEWS", "Variant", "adam", "adamw",
            "count_params", "fit", "flat_metrics", "fold_means", "fold_table", "make_learner", "param_groups_splitter", "pick_examples",
            "predict", "predict_learner", "recipe_table", "record_evaluation", "rng_state", "run_folds", "run_splits",
            "save_evaluation_figures", "score", "seed_everything", "set_rng_state", "sgd", "stage_seed",

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from fastai.callback.core import Callback, CancelFitException
 
+from lesionkit.engine.seed import rng_state, set_rng_state
 from lesionkit.losses import plain
 from lesionkit.parallel.distributed import is_main, unwrap
 from lesionkit.utils.files import atomic_write
@@ -136,7 +137,6 @@ class EpochCheckpoint(Callback):
     def before_fit(self) -> None:
         self.active = is_real_fit(self.learn)
         if self.active and self.resume_from is not None:
-            from lesionkit.engine.seed import set_rng_state
 
             self.learn.opt.load_state_dict(self.resume_from["opt"])
             set_rng_state(self.resume_from["rng"], self.dls)
@@ -148,7 +148,6 @@ class EpochCheckpoint(Callback):
     def after_epoch(self) -> None:
         if not self.active:
             return
-        from lesionkit.engine.seed import rng_state
 
         state = {"stage": self.stage, "epoch": self.start + self.epoch, "epochs": self.epochs,
                  "model": {k: v.detach().cpu() for k, v in unwrap(self.learn.model).state_dict().items()},

@@ -24,6 +24,7 @@ from lesionkit.engine.settings import EngineSettings
 from lesionkit.engine.speed import speed_callbacks
 from lesionkit.engine.trial_report import trial_reporter
 from lesionkit.parallel.distributed import ddp_callback, world_size
+from lesionkit.utils.kernel import in_live_kernel
 
 KEEP = ("best", "last")  # which weights a fit leaves in the model
 
@@ -51,7 +52,6 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
     headless: one printed line per epoch instead of fastai's progress bar; None asks the kernel
     (``lesionkit.utils.kernel.in_live_kernel``). settings: speed rule, compile, SyncBatchNorm (default: auto, off, off).
     """
-    from lesionkit.utils.kernel import in_live_kernel
 
     if keep not in KEEP:
         raise ValueError(f"keep={keep!r}: choose one of {KEEP}")

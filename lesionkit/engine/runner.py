@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lesionkit.data.loaders import test_dl
+from lesionkit.data.splits import Splits, make_splits, official_or_grouped
 from lesionkit.engine.callbacks import save_state_dict
 from lesionkit.engine.fit import checkpoint_paths, fit
 from lesionkit.engine.learner import make_learner
@@ -190,7 +192,6 @@ class FoldResults:
 
 def test_predictions(learn: Any, variant: Variant, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) of a variant's model on dataset ``rows`` with its test-time views."""
-    from lesionkit.data.loaders import test_dl
 
     dl = variant.test_dl(learn, rows) if variant.test_dl else test_dl(learn.dls, ds, rows, with_labels=True)
     return predict_learner(learn, dl, views=variant.views, average=variant.average)
@@ -245,7 +246,6 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
     what a resumed run reads back), else with ``rule="official"`` the dataset's official parts or folds where it has
     them (:func:`lesionkit.data.splits.official_or_grouped`), else :func:`lesionkit.data.splits.make_splits`
     grouped by lesion and patient. run.json's ``split`` says which."""
-    from lesionkit.data.splits import Splits, make_splits, official_or_grouped
 
     source = Path(split_from).expanduser() / "splits.csv" if split_from else Path(run.dir) / "splits.csv"
     if split_from and not source.is_file():

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from lesionkit.parallel.distributed import inner_loader
+
 
 def seed_everything(seed: int, reproducible: bool = True) -> None:
     """Seed Python, NumPy and torch (fastai's ``set_seed``; cuDNN deterministic when ``reproducible``)."""
@@ -51,7 +53,6 @@ def rng_state(dls: Any = None) -> dict[str, Any]:
 
 def _loaders(dls: Any) -> list[Any]:
     """The loaders whose random streams shuffle (under DDP: the ones each DistributedDL shards)."""
-    from lesionkit.parallel.distributed import inner_loader
 
     return [inner_loader(dl) for dl in getattr(dls, "loaders", [])]
 

@@ -27,7 +27,11 @@ import torch
 from fastai.callback.core import Callback
 from torch import nn
 
-from lesionkit.parallel.distributed import on_main, unwrap, world_size
+from lesionkit.engine.learner import gpu_precision
+from lesionkit.losses import plain
+from lesionkit.parallel.distributed import inner_loader, on_main, unwrap, world_size
+from lesionkit.utils.files import atomic_write
+from lesionkit.utils.paths import cache_root
 
 SPEEDUPS = ("auto", "off", "channels_last", "bf16", "both")
 MARGIN = 0.9  # a candidate must take under 90 % of the fp32 step (the VM's timing noise is ~±5 %)
@@ -95,7 +99,6 @@ def step_seconds(model: nn.Module, xs: Sequence[torch.Tensor], y: Any, loss_func
 def measure(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss_func: Any,
             options: Sequence[Speed]) -> dict[str, float]:
     """Seconds per step of a copy of ``model`` under each option (the model and every RNG stream untouched)."""
-    from lesionkit.losses import plain
 
     probe = copy.deepcopy(unwrap(model)).train()
     full = [plain(x) for x in xs], [plain(t) for t in y]  # fastai's tensor types dispatch some losses nowhere
@@ -115,7 +118,6 @@ def pick(seconds: dict[str, float]) -> Speed:
 
 # --- the per-machine cache ----------------------------------------------------------------------------------------
 def cache_file() -> Path:
-    from lesionkit.data.synthetic import cache_root
 
     return cache_root() / "speed.json"
 
@@ -156,7 +158,6 @@ def choose(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss_
 
 
 def _write_cache(key: str, entry: dict[str, Any]) -> None:
-    from lesionkit.utils.files import atomic_write
 
     with contextlib.suppress(OSError):  # a read-only home only costs the measurement next time
         cache_file().parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +310,6 @@ class CpuSpeedups(Callback):
 
 def loader_workers_of(dl: Any) -> int:
     """Worker processes of a fastai loader (its own ``num_workers`` is the shard count, always 1)."""
-    from lesionkit.parallel.distributed import inner_loader
 
     return int(getattr(getattr(inner_loader(dl), "fake_l", None), "num_workers", 0) or 0)
 
@@ -331,8 +331,6 @@ def speed_callbacks(mode: str = "auto", resumed: str | None = None) -> list[Call
         return [CpuSpeedups(mode, resumed)]
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import AMPMode, MixedPrecision
-
-    from lesionkit.engine.learner import gpu_precision
 
     cbs: list[Callback] = []
     if mode in ("auto", "both", "channels_last"):

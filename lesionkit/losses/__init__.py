@@ -3,10 +3,7 @@ from __future__ import annotations
 
 from lesionkit.losses._base import plain
 from lesionkit.losses.class_weights import (
-                                            balanced_class_weights,
-                                            class_counts,
-                                            class_weights,
-                                            inverse_frequency_weights,
+    balanced_class_weights, class_counts, class_weights, inverse_frequency_weights,
 )
 from lesionkit.losses.diagnosis import DX_TYPE_FACTORS, DiagnosisGuidedCrossEntropy, dx_type_factors
 from lesionkit.losses.dice_rank import DiceRankLoss, rank_loss, soft_dice

@@ -53,7 +53,7 @@ bma = balanced_accuracy  # the ISIC name ("balanced multiclass accuracy")
 
 def __getattr__(name: str) -> Any:
     if name == "fastai_metrics":
-        from lesionkit.metrics.fastai_wrappers import fastai_metrics
+        from lesionkit.metrics.fastai_wrappers import fastai_metrics  # fastai loads only when its metric wrappers are asked for
 
         return fastai_metrics
     raise AttributeError(f"module 'lesionkit.metrics' has no attribute {name!r}")

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from lesionkit.utils.files import atomic_write
+
 ID_COLUMNS = ("image", "image_name")
 WEIGHT_COLUMNS = ("score_weight", "validation_weight")
 ISIC2020_METADATA = ("patient_id", "lesion_id", "sex", "age_approx", "anatom_site_general_challenge",
@@ -285,7 +287,6 @@ def write_predictions(
         truth_values = None if y_true is None else np.eye(len(cols), dtype=np.int64)[np.asarray(y_true, dtype=np.int64)]
     else:
         raise ValueError(f"fmt must be 'auto', 'isic2018', 'isic_binary' or 'isic2020', got {fmt!r}")
-    from lesionkit.utils.files import atomic_write  # run records are written whole or not at all
 
     out = Path(out_dir)
     if truth_values is not None and truth_values.shape[0] != len(ids):

@@ -26,7 +26,13 @@ from lesionkit.models._registry import (
     model_entrypoint,
     unknown_message,
 )
-from lesionkit.models.pretrained import load_pretrained, parse_pretrained, require_local_weights
+from lesionkit.models.pretrained import (
+    initialisation_record,
+    load_pretrained,
+    load_tensors,
+    parse_pretrained,
+    require_local_weights,
+)
 
 SPEC_ATTR = "lesionkit_spec"
 # keys of an old flat spec ({"name": ..., "num_classes": ..., "classes": [...]}) that a plain timm model takes
@@ -123,7 +129,6 @@ def model_spec(model: nn.Module, **extra: Any) -> dict[str, Any]:
     if isinstance(num_classes, int) and not isinstance(num_classes, bool) \
             and out["kwargs"].get("num_classes") != num_classes:
         out["kwargs"]["num_classes"] = num_classes
-    from lesionkit.models.pretrained import initialisation_record
 
     out["initialised_from"] = initialisation_record(model)  # None: random initialisation
     out.update(extra)  # Run.save_model makes numpy/torch values JSON
@@ -177,7 +182,6 @@ def load_model(run_dir: str | Path, name: str = "model", map_location: str | tor
         model = create_model(spec["name"], pretrained=False, **kwargs)
     except UnknownModelError as err:
         raise UnknownModelError(f"load_model: {str(spec_path)!r}: {err}") from err
-    from lesionkit.models.pretrained import load_tensors
 
     state = load_tensors(weights_path, map_location)
     try:

@@ -175,7 +175,7 @@ def sync_parameters_cell(notebook_path: str | Path, config_cls: type[Config]) ->
 
 def notebook_config(notebook: str) -> type[Config]:
     """The Config class of notebooks/<notebook>.ipynb (its ``notebook`` class attribute names it)."""
-    from lesionkit.papers import notebook_configs
+    from lesionkit.papers import notebook_configs  # lazy
 
     configs = notebook_configs()
     if notebook not in configs:

@@ -10,8 +10,21 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from lesionkit.attribution import canonical_method
 from lesionkit.config import Config, ConfigError, param
+from lesionkit.data import load_dataset
+from lesionkit.data.loaders import test_dl
+from lesionkit.data.readers import evaluation_parts, resolve_format
+from lesionkit.data.readers.ph2 import PH2_TARGETS
+from lesionkit.data.synthetic import default_synthetic_dir
+from lesionkit.data.table import require_two_classes
+from lesionkit.data.tasks import find_class
+from lesionkit.engine import predict_learner, record_evaluation, run_splits, save_evaluation_figures, test_predictions
 from lesionkit.engine.settings import EngineSettings
+from lesionkit.models import model_spec
+from lesionkit.papers.reported import comparison_table
+from lesionkit.records.runs import start_notebook_run
+from lesionkit.utils.kernel import in_live_kernel
 
 SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 
@@ -80,7 +93,6 @@ class TrainConfig(Config):
         if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
             raise ConfigError(f"pretrained={self.pretrained!r} is neither true/false nor an existing weight file")
         if hasattr(self, "attribution_methods"):
-            from lesionkit.attribution import canonical_method
 
             try:
                 [canonical_method(m) for m in self.methods]
@@ -92,7 +104,6 @@ class TrainConfig(Config):
         """`interactive` resolved: "auto" is on in a live Jupyter kernel, off under papermill or in a script."""
         if isinstance(self.interactive, bool):
             return self.interactive
-        from lesionkit.utils.kernel import in_live_kernel
 
         return bool(in_live_kernel())
 
@@ -124,7 +135,6 @@ def torch_cuda() -> bool:
 
 def resolve_data_dir(source: str, size: int = 224) -> Path:
     """'synthetic' / 'synthetic-null' → the cached generated set; anything else is a folder path."""
-    from lesionkit.data.synthetic import default_synthetic_dir
 
     if source in SYNTHETIC_SOURCES:
         return default_synthetic_dir(signal=source == "synthetic", size=size)
@@ -134,8 +144,6 @@ def resolve_data_dir(source: str, size: int = 224) -> Path:
 def load_data(cfg: TrainConfig, max_images: int | None = None):
     """The dataset of `cfg.data_dir`; a class-stratified subset of whole lesions of about `max_images` images (default:
     the config's `max_images` where it has one; with `smoke`, 140)."""
-    from lesionkit.data import load_dataset
-    from lesionkit.data.table import require_two_classes
 
     if max_images is None:
         max_images = getattr(cfg, "max_images", 0) or None
@@ -167,7 +175,6 @@ def split(ds: Any, cfg: TrainConfig, run: Any, folds: int = 1, valid_frac: float
     share of the rows left after the test hold-out (default: the config's ``valid_frac`` of all rows, rescaled).
     Recorded as splits.csv, and in words as run.json's ``split``. A config whose own ``split`` means something
     else (multimodal's "patient" / "image") gets the grouped rule."""
-    from lesionkit.engine import run_splits
 
     if valid_frac is None:
         valid_frac = cfg.valid_frac / (1 - cfg.test_frac)
@@ -188,8 +195,6 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
 
     Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
     """
-    from lesionkit.data.loaders import test_dl
-    from lesionkit.engine import predict_learner, record_evaluation, save_evaluation_figures
 
     probs, y = predict_learner(learn, test_dl(learn.dls, ds, idx, with_labels=True), views=tta)
     report = record_evaluation(run, name, ds, idx, probs, y, figures=False)
@@ -208,9 +213,6 @@ def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = N
     as training data."""
     if not cfg.test_dir:
         return None
-    from lesionkit.data import load_dataset
-    from lesionkit.data.readers import evaluation_parts, resolve_format
-    from lesionkit.data.readers.ph2 import PH2_TARGETS
 
     path, fmt = resolve_format(Path(cfg.test_dir).expanduser().resolve())
     kw = evaluation_parts(path, fmt)
@@ -229,7 +231,6 @@ def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = N
 
 def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
     """External class → training class by name or synonym; ValueError for classes with images the model never saw."""
-    from lesionkit.data.tasks import find_class
 
     names, unknown = {}, []
     for c in ext.classes:
@@ -247,7 +248,6 @@ def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
 
 def _binary_names(ext: Any, classes: list[str], positive: str, test_dir: str) -> dict[str, str]:
     """External class → classes[1] for the positive class (by name or synonym), classes[0] for every other."""
-    from lesionkit.data.tasks import find_class
 
     try:
         own = find_class(positive, ext.classes)
@@ -261,7 +261,6 @@ def score_external(learners: dict[str, Any], variants: Any, ext: Any, run: Any,
                    report: Any) -> dict[str, dict[str, Any]]:
     """Each variant's fold-0 learner on every row of the external set ``ext`` with the variant's own test views:
     ``report(y, probs)`` logged and predictions saved as ``external_<key>``; {variant label: report}."""
-    from lesionkit.engine import record_evaluation, test_predictions
 
     rows, out = np.arange(len(ext)), {}
     for v in variants:
@@ -287,7 +286,6 @@ def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool
 def start(config_cls: type[TrainConfig], namespace: dict[str, Any]) -> Any:
     """The config cell of every notebook: validate the parameters cell's values into ``config_cls`` and open the run
     record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``)."""
-    from lesionkit.records.runs import start_notebook_run
 
     return start_notebook_run(config_cls.notebook, config_cls, namespace)
 
@@ -296,7 +294,6 @@ def save_models(run: Any, learners: dict[str, Any], headline: str | None = None,
                 spec: Callable[[str], dict[str, Any]] | None = None) -> None:
     """Every model as ``<prefix>_<key>.pth`` + ``.json`` (state_dict and the spec that rebuilds it, never a pickle);
     the ``headline`` key's as ``model.pth``. ``spec(key)``: that model's extra spec entries (classes, norm, ...)."""
-    from lesionkit.models import model_spec
 
     for key, learn in learners.items():
         name = "model" if key == headline else f"{prefix}_{key}"
@@ -312,7 +309,6 @@ def record_summary(run: Any, cfg: TrainConfig, summary: dict[str, Any], ours: di
     metrics.json entries. Returns {"summary", "comparison"}."""
     table = None
     if ours is not None:
-        from lesionkit.papers.reported import comparison_table
 
         table = comparison_table(cfg.paper, ours, label, model_keys=model_keys, include_unreported=include_unreported)
         if paper_names is not None:

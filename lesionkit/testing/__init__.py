@@ -49,7 +49,7 @@ def tiny_attribution_run(run_dir: str | Path, synthetic_dir: str | Path, n_image
     import torch
     from PIL import Image
 
-    from lesionkit.attribution import precompute_attributions
+    from lesionkit.attribution import precompute_attributions  # lazy: torch/Captum only for the tests that build a run
 
     synthetic_dir = Path(synthetic_dir)
     df = pd.read_csv(synthetic_dir / "labels.csv").head(n_images)

@@ -17,3 +17,9 @@ def runs_root() -> Path:
         return Path(os.environ["LESIONKIT_RUNS"]).expanduser().resolve()
     root = repo_root()
     return (root / "runs") if root else Path.cwd() / "runs"
+
+
+def cache_root() -> Path:
+    """Where generated sets, pre-resized images and speed choices are cached: $LESIONKIT_CACHE, else
+    ~/.cache/lesionkit."""
+    return Path(os.environ.get("LESIONKIT_CACHE", Path.home() / ".cache" / "lesionkit")).expanduser()

@@ -36,7 +36,7 @@ def get_reader(fmt: str) -> Callable[..., LesionDataset]:
 def resolve_source(source: str | os.PathLike | None) -> tuple[Path, str | None]:
     """(folder or file, format implied by the name or None). None / 'synthetic' -> the cached synthetic default."""
     if source is None or str(source) == "synthetic":
-        from lesionkit.data.synthetic import default_synthetic_dir
+        from lesionkit.data.synthetic import default_synthetic_dir  # lazy
 
         return default_synthetic_dir(), "synthetic"
     path = Path(source).expanduser().absolute()  # absolute: a relative folder is never joined onto itself
@@ -64,7 +64,7 @@ def resolve_format(source: str | os.PathLike | None, fmt: str = "auto") -> tuple
         return path, implied
     if path.is_file():
         return path, "csv"
-    from lesionkit.data.detect import detect_format
+    from lesionkit.data.detect import detect_format  # lazy: readers load on first use (each imports this package)
 
     return path, detect_format(path)
 
@@ -80,7 +80,7 @@ def load_dataset(source: str | os.PathLike | None = None, fmt: str = "auto", bad
     'raise'. Remaining keywords go to the reader (e.g. target=,
     parts=, missing='drop', columns=).
     """
-    from lesionkit.data.metadata_values import bad_metadata_policy, current_policy
+    from lesionkit.data.metadata_values import bad_metadata_policy, current_policy  # lazy
 
     path, fmt = resolve_format(source, fmt)
     with bad_metadata_policy(bad_metadata or current_policy()):
@@ -91,10 +91,10 @@ def evaluation_parts(path: Path, fmt: str) -> dict[str, Any]:
     """Reader keywords that read an external test folder's most held-out official part: an ISIC 2017 / 2018 / 2019
     download holding the Test ground truth is scored on its test rows only (not on the training rows the readers
     default to); other layouts are read whole."""
-    from lesionkit.data.readers.common import find_file
-    from lesionkit.data.readers.ham10000 import _PART_FILES as ISIC2018_PARTS
-    from lesionkit.data.readers.isic2017 import PART_NAMES as ISIC2017_PARTS
-    from lesionkit.data.readers.isic2019 import _PARTS as ISIC2019_PARTS
+    from lesionkit.data.readers.common import find_file  # lazy: readers load on first use (each imports this package)
+    from lesionkit.data.readers.ham10000 import _PART_FILES as ISIC2018_PARTS  # lazy: see above
+    from lesionkit.data.readers.isic2017 import PART_NAMES as ISIC2017_PARTS  # lazy: see above
+    from lesionkit.data.readers.isic2019 import _PARTS as ISIC2019_PARTS  # lazy: see above
 
     ground_truth = {"isic2017": {p: f"ISIC-2017_{tag}_Part3_GroundTruth.csv" for p, tag in ISIC2017_PARTS.items()},
                     "isic2018": ISIC2018_PARTS, "isic2019": {p: files[0] for p, files in ISIC2019_PARTS.items()}}

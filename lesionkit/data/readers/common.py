@@ -10,6 +10,8 @@ import pandas as pd
 
 from lesionkit.data.errors import DataError, MissingColumnError
 from lesionkit.data.images import IMAGE_EXTENSIONS
+from lesionkit.data.problems import line_of, raise_or_collect
+from lesionkit.data.table import pick_column
 
 # Canonical column -> names the layouts use for it (first match wins).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -42,7 +44,6 @@ def read_csv(path: Path, **kw: object) -> pd.DataFrame:
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: not a valid CSV ({e}). Fix the file's quoting/delimiters.") from None
     except UnicodeDecodeError as e:
-        from lesionkit.data.problems import raise_or_collect
 
         raise_or_collect(DataError(not_utf8_message(path, e)))  # under `data check`: noted, then read on as latin-1
         return pd.read_csv(path, low_memory=False, encoding="latin-1", **kw)
@@ -119,7 +120,6 @@ def index_masks(root: Path, dirs: Sequence[str | Path] | None = None, suffix: st
 def canonical_columns(raw: pd.DataFrame, columns: dict[str, str] | None = None,
                       wanted: Sequence[str] = tuple(ALIASES)) -> dict[str, str]:
     """canonical name -> raw column: explicit `columns` first, then ALIASES. Raises if an explicit one is absent."""
-    from lesionkit.data.table import pick_column
 
     mapping: dict[str, str] = {}
     for canon in wanted:
@@ -152,7 +152,6 @@ def paths_from_index(ids: pd.Series, index: dict[str, str]) -> pd.Series:
 
 def onehot_to_label(raw: pd.DataFrame, cols: Sequence[str], source: Path) -> pd.Series:
     """Label = the column holding the row's 1 in an ISIC one-hot table; rows with no or several 1s raise."""
-    from lesionkit.data.problems import line_of
 
     vals = raw[list(cols)].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
     hot = vals > 0.5

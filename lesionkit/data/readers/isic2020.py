@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from lesionkit.data.readers.common import dataset_root, find_file, index_images, read_csv
+from lesionkit.data.readers.isic2019 import official_2019_as_codes, read_isic2019, read_isic2019_kaggle
 from lesionkit.data.table import LesionDataset, finalize, require_columns, require_nonempty
 
 TARGETS = ("melanoma", "diagnosis9", "diagnosis4")
@@ -116,7 +117,6 @@ def read_isic2020(root: str | Path, *, target: str = "melanoma", merge_2019: str
 
 
 def _read_2019_for_merge(root: Path, fold_mode: str, drop_duplicates: bool, n_classes: int) -> pd.DataFrame:
-    from lesionkit.data.readers.isic2019 import official_2019_as_codes, read_isic2019, read_isic2019_kaggle
 
     if find_file(root, ["ISIC_2019_Training_GroundTruth.csv"], required=False) is not None:
         raw = official_2019_as_codes(read_isic2019(root))

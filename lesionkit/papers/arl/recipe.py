@@ -21,9 +21,24 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from lesionkit.attribution import explain_rows
 from lesionkit.config import param, param_like
-from lesionkit.engine import SCHEDULES
-from lesionkit.papers.common import TrainConfig, load_data, record_summary, save_models, split
+from lesionkit.data.augment import ARL_ISIC2017_STATS, IMAGENET_STATS, arl_decode_side
+from lesionkit.data.loaders import RepeatDL, image_dls
+from lesionkit.data.tasks import one_vs_rest
+from lesionkit.data.views import tta_dl
+from lesionkit.engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, run_folds
+from lesionkit.metrics import binary_report, fastai_metrics
+from lesionkit.models import create_model
+from lesionkit.papers.common import (
+    TrainConfig,
+    load_data,
+    load_external,
+    record_summary,
+    save_models,
+    score_external,
+    split,
+)
 from lesionkit.records.runs import Run
 
 NORMS = ("isic2017", "imagenet")
@@ -97,13 +112,11 @@ class ARLConfig(TrainConfig):
 
 def load(cfg: ARLConfig) -> Any:
     """The dataset as a binary task: `positive` (index 1) vs the rest."""
-    from lesionkit.data.tasks import one_vs_rest
 
     return one_vs_rest(load_data(cfg), cfg.positive)
 
 
 def norm_stats(cfg: ARLConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    from lesionkit.data.augment import ARL_ISIC2017_STATS, IMAGENET_STATS
 
     return ARL_ISIC2017_STATS if cfg.norm == "isic2017" else IMAGENET_STATS
 
@@ -123,8 +136,6 @@ def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLCon
     loader visits each row ``crops_per_image`` times per epoch (``RepeatDL``). ARL decodes JPEGs large enough
     that a 0.2 crop still spans ``image_size`` pixels (``arl_decode_side``); the crop window itself is in the
     original file's pixels whatever the decode."""
-    from lesionkit.data.augment import arl_decode_side
-    from lesionkit.data.loaders import RepeatDL, image_dls
 
     repeat = {"dl_type": RepeatDL, "dl_kwargs": ({"repeats": cfg.crops_per_image}, {})} if cfg.crops_per_image > 1 \
         else {}
@@ -135,7 +146,6 @@ def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLCon
 
 def optimizer(cfg: ARLConfig) -> Any:
     """The code's SGD (momentum 0.9, L2 weight decay 1e-4 on every parameter) or AdamW (decoupled decay)."""
-    from lesionkit.engine import OptimizerSpec
 
     if cfg.optimizer == "sgd":
         return OptimizerSpec("sgd", momentum=0.9, weight_decay=cfg.weight_decay)
@@ -146,11 +156,6 @@ def variants(ds: Any, cfg: ARLConfig) -> list[Any]:
     """The recipe: ARL-CNN (and the plain ResNet) with BCE on one logit, the chosen optimiser, LR halved at
     30/60/90 % of training (the code's 30/60/90 of 100 epochs), selection on ``monitor``, ``test_views``."""
     from fastai.losses import BCEWithLogitsLossFlat
-
-    from lesionkit.data.views import tta_dl
-    from lesionkit.engine import Schedule, Variant
-    from lesionkit.metrics import fastai_metrics
-    from lesionkit.models import create_model
 
     def test_dl(learn: Any, rows: np.ndarray) -> Any:
         if cfg.test_views != "multiscale":
@@ -176,8 +181,6 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
     """Train each model on each fold, test it on the fixed test set (``lesionkit.engine.run_folds``); predictions
     go to ``predictions/test_<kind>_fold<k>.csv`` in the ISIC binary format; the fold-0 models to model.pth (ARL)
     and model_resnet.pth, each with the spec that rebuilds it."""
-    from lesionkit.engine import run_folds
-    from lesionkit.metrics import binary_report
 
     res = run_folds(run, ds, splits, variants(ds, cfg), lambda y, p: binary_report(y, p[:, 1], cfg.threshold),
                     seed=cfg.seed, settings=cfg.engine_settings())
@@ -189,8 +192,6 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Run) -> dict[str, Any] | None:
     """The fold-0 models on `test_dir` with their test views (its most held-out official part; every class but
     `positive` as the rest): reports logged and predictions saved as ``external_<kind>``. None without test_dir."""
-    from lesionkit.metrics import binary_report
-    from lesionkit.papers.common import load_external, score_external
 
     ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
     return None if ext is None else score_external(learners, variants(ext, cfg), ext, run,
@@ -199,7 +200,6 @@ def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Ru
 
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     """Fold means per model, the 2–4-number summary and the comparison with the paper and the code's results."""
-    from lesionkit.engine import fold_means
 
     means = fold_means(df)
     arl = means[next(label for label, key in cfg.models.items() if key == cfg.headline)]
@@ -230,7 +230,6 @@ def alphas(model: torch.nn.Module) -> Any:
 
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> Any:
     """Grad-CAM on layer4, the ARL masks ("native") and integrated gradients for test images; stored with the run."""
-    from lesionkit.attribution import explain_rows
 
     mean, std = norm_stats(cfg)
     return explain_rows(learn.model, ds, idx, cfg.methods, run.dir, size=cfg.image_size, norm=(mean, std),

@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from lesionkit.config import ConfigError
+from lesionkit.data import load_dataset
+from lesionkit.data.readers import resolve_format
+from lesionkit.data.tasks import one_vs_rest
+from lesionkit.papers.common import resolve_data_dir
 
 TASKS = ("auto", "diagnosis9", "melanoma", "classes")
 
@@ -36,7 +40,6 @@ def first_place_folders(data_dir: str | Path) -> tuple[Path, Path] | None:
 
 def data_folders(cfg: Any) -> tuple[Path, Path | None]:
     """(the ISIC 2020 or other training folder, the ISIC 2019 folder to merge or None)."""
-    from lesionkit.papers.common import resolve_data_dir
 
     pair = None if cfg.data_dir_2019 else first_place_folders(cfg.data_dir)
     if pair is not None:
@@ -56,9 +59,6 @@ def resolved_task(cfg: Any) -> str:
 def read_training_data(cfg: Any) -> Any:
     """The training dataset of ``cfg`` (all rows; `load` subsamples): 9-class ISIC 2019 + 2020, the dataset's own
     classes, or (``task="melanoma"``) ``positive`` vs the rest of either."""
-    from lesionkit.data import load_dataset
-    from lesionkit.data.readers import resolve_format
-    from lesionkit.data.tasks import one_vs_rest
 
     root, r2019 = data_folders(cfg)
     task = resolved_task(cfg)

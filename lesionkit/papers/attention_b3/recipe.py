@@ -17,14 +17,36 @@ import numpy as np
 import pandas as pd
 from fastai.losses import CrossEntropyLossFlat
 
+from lesionkit.attribution import explain_rows
 from lesionkit.config import ConfigError, param, param_like
-from lesionkit.data.loaders import image_dls
-from lesionkit.engine import SCHEDULES, Schedule, Variant, adamw, count_params, fold_means, pick_examples, run_folds
+from lesionkit.data.loaders import image_dls, test_dl
+from lesionkit.data.table import require_two_classes
+from lesionkit.data.tasks import find_class
+from lesionkit.engine import (
+    SCHEDULES,
+    Schedule,
+    Variant,
+    adamw,
+    count_params,
+    fold_means,
+    pick_examples,
+    predict_learner,
+    record_evaluation,
+    run_folds,
+    train_variant,
+)
 from lesionkit.losses import LMFLoss, class_counts
-from lesionkit.metrics import auc_ovr, binary_report, fastai_metrics
+from lesionkit.metrics import auc_ovr, binary_report, fastai_metrics, write_predictions
+from lesionkit.models import create_model
 from lesionkit.papers.attention_b3.data import TASKS, read_training_data
-from lesionkit.papers.common import (TrainConfig, lesion_subsample, load_external, model_norm, record_summary,
-                                     save_models)
+from lesionkit.papers.common import (
+    TrainConfig,
+    lesion_subsample,
+    load_external,
+    model_norm,
+    record_summary,
+    save_models,
+)
 from lesionkit.records.runs import Run
 
 MODEL_NAMES = {"sge_b3": "SGE-B3", "spatial_b3": "Spatial-B3", "s2mlp_b3": "S2-MLP-B3", "s2cbam_b3": "S2-CBAM-B3",
@@ -124,8 +146,6 @@ class AttentionB3Config(TrainConfig):
 def load(cfg: AttentionB3Config) -> Any:
     """The training rows (`attention_b3_data`: ISIC 2019 + 2020 in 9 classes, or the dataset's own / binary task),
     a class-stratified subset of whole lesions with `max_images` (smoke: about 80)."""
-    from lesionkit.data.table import require_two_classes
-    from lesionkit.data.tasks import find_class
 
     ds = read_training_data(cfg)
     require_two_classes(ds, f"data_dir {cfg.data_dir}")
@@ -140,7 +160,6 @@ def load(cfg: AttentionB3Config) -> Any:
 
 
 def build_model(name: str, cfg: AttentionB3Config, n_classes: int, pretrained: bool | str | None = None) -> Any:
-    from lesionkit.models import create_model  # timm: imported when a model is built
 
     return create_model(name, pretrained=cfg.pretrained if pretrained is None else pretrained,
                         num_classes=n_classes, **cfg.model_kwargs)
@@ -205,7 +224,6 @@ def train(ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> Any:
 
 def evaluate(probs: np.ndarray, y: np.ndarray, ds: Any, cfg: AttentionB3Config) -> dict[str, Any]:
     """The paper's binary metrics on P(positive), flattened: bootstrap specificity as spec_at_sens95_bootstrap."""
-    from lesionkit.data.tasks import find_class
 
     k = ds.classes.index(find_class(cfg.positive, ds.classes))
     report = melanoma_report((y == k).astype(int), probs[:, k], cfg)
@@ -229,10 +247,6 @@ def score_external(res: Any, ds: Any, splits: Any, cfg: AttentionB3Config, run: 
     probabilities (each already the mean over the test-time views), as the code's predict.py (§A.8, §B.8).
     Predictions go to ``predictions/external_<model>_fold<k>.csv`` / ``_ensemble.csv`` (P(positive), with truth;
     ``_ensemble_probs.csv``: all classes), reports to metrics.json, the rows to external.csv. None without test_dir."""
-    from lesionkit.data.loaders import test_dl
-    from lesionkit.data.tasks import find_class
-    from lesionkit.engine import predict_learner, record_evaluation, train_variant
-    from lesionkit.metrics import write_predictions
 
     k = ds.classes.index(find_class(cfg.positive, ds.classes))
     ext = load_external(cfg, ["rest", ds.classes[k]], positive=cfg.positive)
@@ -303,8 +317,6 @@ def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Ru
     """Attribution maps of every fold-0 model for the same test images (picked from the headline model's test
     predictions), each stored in ``attribution/<model>/`` (the viewer's layout), the headline's also at top level."""
     import shutil
-
-    from lesionkit.attribution import explain_rows
 
     head = "sge_b3" if "sge_b3" in res.learners else next(iter(res.learners))
     idx = test[pick_examples(res.y, res.probs[head][0], cfg.n_explain, cfg.seed)]

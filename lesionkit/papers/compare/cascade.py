@@ -16,6 +16,11 @@ from typing import Any
 
 import numpy as np
 
+from lesionkit.papers.patch_attention.recipe import with_dx_factor
+from lesionkit.papers.se_lcn import recipe as se
+from lesionkit.papers.se_lcn.lae import masked_inputs, predict_masks
+from lesionkit.papers.se_lcn.recipe import SELCNConfig, cache_cams
+
 
 @dataclass
 class Cascade:
@@ -31,7 +36,6 @@ class Cascade:
 
 def cascade_config(cfg: Any) -> Any:
     """An SE-LCN config with the comparison's data, split, size, seed and budget."""
-    from lesionkit.papers.se_lcn.recipe import SELCNConfig
 
     epochs = cfg.cascade_epochs or cfg.epochs
     return SELCNConfig(data_dir=cfg.data_dir, data_format=cfg.data_format, sym_data_dir=cfg.sym_data_dir,
@@ -47,7 +51,6 @@ def cascade_config(cfg: Any) -> Any:
 
 def train_cascade(ctx: Any) -> Cascade:
     """Segmenter → masked (LAE) inputs → symmetry net → CAMs of every image of ``ctx.ds`` into ``ctx.cams``."""
-    from lesionkit.papers.se_lcn import recipe as se
 
     scfg = cascade_config(ctx.cfg)
     run = ctx.run
@@ -91,9 +94,6 @@ def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
     """Another dataset (external test set, map set) made ready for every entry: the diagnosis factor column (1
     where dx_type is not recorded) and, with the CAM entry, only the images its cascade never trained on
     (:func:`unseen`) and their CAMs through the trained cascade, kept in ``ctx.lent[name]`` for :func:`lend`."""
-    from lesionkit.papers.patch_attention.recipe import with_dx_factor
-    from lesionkit.papers.se_lcn.lae import masked_inputs, predict_masks
-    from lesionkit.papers.se_lcn.recipe import cache_cams
 
     if "dx_factor" in ctx.ds.df and "dx_factor" not in ext.df:
         ext.df = ext.df.assign(dx_type=ext.df["dx_type"] if "dx_type" in ext.df else np.nan)

@@ -15,6 +15,21 @@ from typing import Any, Callable
 import numpy as np
 from fastai.callback.core import Callback, CancelFitException
 
+from lesionkit.data.loaders import image_dls, meta_dls
+from lesionkit.engine import Schedule, Variant, adamw
+from lesionkit.losses import balanced_class_weights
+from lesionkit.metrics import fastai_metrics
+from lesionkit.models import create_model
+from lesionkit.papers.common import model_norm
+from lesionkit.papers.patch_attention.dx_factor import (
+    FactorCallback,
+    FactorCrossEntropy,
+    factor_image_dls,
+    factor_patch_dls,
+)
+from lesionkit.papers.patch_attention.recipe import FULL_IMAGE, GRIDS, PAPER_PATCH
+from lesionkit.papers.se_lcn.cams import cam_dls
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -101,7 +116,6 @@ class EntryContext:
 
 def full_size(image_size: int) -> tuple[int, int]:
     """Patch attention's whole image: the code's 450×600 load size scaled so that a patch is ``image_size``."""
-    from lesionkit.papers.patch_attention.recipe import FULL_IMAGE, PAPER_PATCH
 
     s = image_size / PAPER_PATCH
     return int(round(FULL_IMAGE[0] * s)), int(round(FULL_IMAGE[1] * s))
@@ -110,7 +124,6 @@ def full_size(image_size: int) -> tuple[int, int]:
 def model_factory(key: str, ctx: EntryContext, weights: bool = True) -> Callable[[], Any]:
     """The entry's network, built by the registry with the shared backbone (or ResNet depth) and class count;
     ``weights=False`` skips the ImageNet weights (what reading its config needs)."""
-    from lesionkit.models import create_model
 
     cfg, k = ctx.cfg, ctx.ds.n_classes
     pre, arl_pre = (cfg.pretrained, cfg.arl_pretrained) if weights else (False, False)
@@ -137,10 +150,6 @@ def model_factory(key: str, ctx: EntryContext, weights: bool = True) -> Callable
 def loaders(key: str, ctx: EntryContext, norm: Any) -> Callable[[np.ndarray, np.ndarray], Any]:
     """The entry's DataLoaders on (train, valid) rows: the shared augmentation, size and batch; patch grids for
     patch attention, a diagnosis factor target, metadata, or the cached CAM as a second input."""
-    from lesionkit.data.loaders import image_dls, meta_dls
-    from lesionkit.papers.patch_attention.dx_factor import factor_image_dls, factor_patch_dls
-    from lesionkit.papers.patch_attention.recipe import GRIDS
-    from lesionkit.papers.se_lcn.cams import cam_dls
 
     cfg, ds = ctx.cfg, ctx.ds
     common = dict(bs=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
@@ -162,11 +171,6 @@ def loaders(key: str, ctx: EntryContext, norm: Any) -> Callable[[np.ndarray, np.
 
 def variant(key: str, ctx: EntryContext, epochs: int) -> Any:
     """The entry as an engine Variant under the shared recipe."""
-    from lesionkit.engine import Schedule, Variant, adamw
-    from lesionkit.losses import balanced_class_weights
-    from lesionkit.metrics import fastai_metrics
-    from lesionkit.papers.common import model_norm
-    from lesionkit.papers.patch_attention.dx_factor import FactorCallback, FactorCrossEntropy
 
     cfg, ds = ctx.cfg, ctx.ds
     build = model_factory(key, ctx)

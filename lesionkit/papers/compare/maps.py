@@ -15,6 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lesionkit.attribution import deletion_insertion, precompute_attributions
+from lesionkit.data.loaders import test_dl
+from lesionkit.data.tasks import model_inputs
+from lesionkit.papers.common import load_external_like, model_norm
+from lesionkit.papers.compare.cascade import lend, with_inputs
+from lesionkit.papers.compare.entries import ENTRIES, full_size
+from lesionkit.papers.compare.recipe import fold0_scores
+from lesionkit.papers.se_lcn.lae import true_masks
+
 IMAGE_INPUT = ("metadata", "se_lcn_cam")  # entries whose model takes a second input, read from their loaders
 METHOD_KW = {"integrated_gradients": {"n_steps": 16}}
 MAP_SCORES = ("pointing_game", "mass_inside", "iou", "iou_best", "deletion_auc", "insertion_auc")
@@ -23,8 +32,6 @@ MAP_SCORES = ("pointing_game", "mass_inside", "iou", "iou_best", "deletion_auc",
 def map_set(ctx: Any) -> tuple[Any, np.ndarray, str] | None:
     """(dataset, rows, what it is) the maps are scored on: ``map_dir`` (its held-out part, classes mapped to
     data_dir's), else data_dir's test rows when they have masks; None when neither has masks or n_maps is 0."""
-    from lesionkit.papers.common import load_external_like
-    from lesionkit.papers.compare.cascade import with_inputs
 
     cfg = ctx.cfg
     if not cfg.n_maps:
@@ -63,10 +70,6 @@ def entry_inputs(key: str, learn: Any, ds: Any, idx: np.ndarray, image_size: int
     """(model input images, second input or None) of rows ``idx``: whole images as the entry's model reads them
     (patch attention cuts its patches from the whole image itself), or the loaders' test batch for entries with a
     second input (passed along, not attributed)."""
-    from lesionkit.data.loaders import test_dl
-    from lesionkit.data.tasks import model_inputs
-    from lesionkit.papers.common import model_norm
-    from lesionkit.papers.compare.entries import full_size
 
     if key in IMAGE_INPUT:
         batch = next(iter(test_dl(learn.dls, ds, idx, bs=len(idx))))
@@ -92,8 +95,6 @@ def methods_for(model: Any, images: Any, extra: Any, methods: list[str]) -> list
 
 def score_entry(key: str, learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, ctx: Any) -> pd.DataFrame:
     """The entry's maps of rows ``idx`` (stored under maps/<entry>/) and their per-image scores."""
-    from lesionkit.attribution import deletion_insertion, precompute_attributions
-    from lesionkit.papers.compare.entries import ENTRIES
 
     cfg = ctx.cfg
     images, extra = entry_inputs(key, learn, ds, idx, cfg.image_size)
@@ -122,9 +123,6 @@ def score_entry(key: str, learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarra
 def score_maps(res: Any, ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """(per-image scores of every entry, their mean per entry × method beside the entry's BMA, what was scored);
     map_scores.csv and map_summary.csv. None when no masks are available."""
-    from lesionkit.papers.compare.cascade import lend
-    from lesionkit.papers.compare.recipe import fold0_scores
-    from lesionkit.papers.se_lcn.lae import true_masks
 
     chosen = map_set(ctx)
     if chosen is None:

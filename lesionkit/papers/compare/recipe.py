@@ -17,8 +17,15 @@ import numpy as np
 import pandas as pd
 
 from lesionkit.config import ConfigError, param, param_like
-from lesionkit.papers.common import TrainConfig, load_data, record_summary, save_models
-from lesionkit.papers.compare.entries import ENTRIES, EntryContext, parse_entries, variant
+from lesionkit.data.metadata import MetaEncoder
+from lesionkit.data.splits import group_codes
+from lesionkit.engine import record_evaluation, run_folds, score, stage_states, test_predictions
+from lesionkit.metrics.paired import compare_to_reference, midrank_auc
+from lesionkit.papers import common
+from lesionkit.papers.common import TrainConfig, load_data, load_external_like, record_summary, save_models
+from lesionkit.papers.compare.cascade import lend, train_cascade, with_inputs
+from lesionkit.papers.compare.entries import CHANGES, ENTRIES, EntryContext, parse_entries, variant
+from lesionkit.papers.patch_attention.recipe import with_dx_factor
 from lesionkit.records.runs import Run
 
 ALL_ENTRIES = ",".join(ENTRIES)
@@ -112,7 +119,6 @@ class CompareConfig(TrainConfig):
 def load(cfg: CompareConfig) -> Any:
     """The dataset, with the diagnosis factor column when an entry weights by it; checks that the dataset has what
     every chosen entry needs (dx_type, metadata, masks or a symmetry dataset) before anything trains."""
-    from lesionkit.papers.patch_attention.recipe import with_dx_factor
 
     ds = load_data(cfg)
     keys, df = cfg.entry_keys, ds.df
@@ -143,7 +149,6 @@ def positive_class(ds: Any, cfg: CompareConfig) -> str:
 
 def split(ds: Any, cfg: CompareConfig, run: Run) -> Any:
     """One split for every entry (splits.csv): the fixed test lesions and ``folds`` train/valid folds."""
-    from lesionkit.papers import common
 
     return common.split(ds, cfg, run, folds=cfg.folds)
 
@@ -171,14 +176,12 @@ def budget_epochs(cfg: CompareConfig, splits: Any) -> int:
 def prepare(ds: Any, splits: Any, cfg: CompareConfig, run: Run) -> EntryContext:
     """The inputs some entries need, built once on the training rows: the metadata encoder (fitted on rows the
     folds train on) and, for se_lcn_cam, the SE-LCN cascade trained on fold 0 of this split, then its CAMs."""
-    from lesionkit.data.metadata import MetaEncoder
 
     ctx = EntryContext(ds=ds, splits=splits, cfg=cfg, run=run)
     keys = cfg.entry_keys
     if "metadata" in keys:
         ctx.encoder = MetaEncoder().fit(ds.df.iloc[ctx.train_rows])
     if "se_lcn_cam" in keys:
-        from lesionkit.papers.compare.cascade import train_cascade
 
         ctx.cascade = train_cascade(ctx)
     return ctx
@@ -192,7 +195,6 @@ def variants(ctx: EntryContext) -> list[Any]:
 
 def entry_table(cfg: CompareConfig) -> pd.DataFrame:
     """The chosen entries: what each one changes and the entry it is compared with."""
-    from lesionkit.papers.compare.entries import CHANGES
 
     return pd.DataFrame([{"entry": k, "label": ENTRIES[k].label, "changes": CHANGES.get(k, "nothing (a reference)"),
                           "reference": ENTRIES[k].reference or ""} for k in cfg.entry_keys])
@@ -238,7 +240,6 @@ def report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str) 
     """The table's metrics: balanced accuracy and macro AUC over all classes; AUC, AP and the papers' operating
     points (sensitivity / specificity at P >= 0.5 as ARL, specificity at 95 % sensitivity as Going Smaller) of
     ``positive`` vs the rest."""
-    from lesionkit.engine import score
 
     full = score(y, probs, classes)
     has_both = 0 < np.sum(np.asarray(y) == classes.index(positive)) < len(y)
@@ -252,7 +253,6 @@ def report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str) 
 def train(ctx: EntryContext, entries: list[Any]) -> Any:
     """Every entry on every fold (``engine.run_folds``: resumable, each fold model scored on the same test rows,
     folds.csv), the ids each entry's loaders held logged in entry_splits.csv; fold-0 models saved."""
-    from lesionkit.engine import run_folds
 
     log: list[dict[str, Any]] = []
     cfg, ds = ctx.cfg, ctx.ds
@@ -276,7 +276,6 @@ def fold_mean_probs(res: Any) -> dict[str, np.ndarray]:
 def results_table(res: Any, ctx: EntryContext) -> pd.DataFrame:
     """One row per entry: each metric's mean ± std over folds (ddof 0), parameters, training seconds (all folds),
     the reference it is compared with."""
-    from lesionkit.engine import stage_states
 
     df = res.table[pd.to_numeric(res.table["fold"], errors="coerce").notna()]
     stages = stage_states(ctx.run)
@@ -305,7 +304,6 @@ def bma(y: np.ndarray, probs: np.ndarray) -> float:
 def auc_macro(y: np.ndarray, probs: np.ndarray) -> float:
     """Mean one-vs-rest AUC over the classes with positives and negatives in ``y`` (two classes: the AUC of the
     second), as the table's ``auc_macro``; NaN when none qualifies."""
-    from lesionkit.metrics.paired import midrank_auc
 
     cols = [1] if probs.shape[1] == 2 else range(probs.shape[1])
     aucs = [midrank_auc(y == c, probs[:, c]) for c in cols if 0 < np.sum(y == c) < len(y)]
@@ -315,8 +313,6 @@ def auc_macro(y: np.ndarray, probs: np.ndarray) -> float:
 def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
     """Each entry minus its reference on the test rows: BMA, macro AUC and melanoma AUC, paired bootstrap over test
     lesions (DeLong for the melanoma AUC), intervals and p-values corrected over all comparisons (differences.csv)."""
-    from lesionkit.data.splits import group_codes
-    from lesionkit.metrics.paired import compare_to_reference, midrank_auc
 
     ds, cfg, test = ctx.ds, ctx.cfg, ctx.splits.test
     y, k = ds.df["label_idx"].to_numpy()[test], list(ds.classes).index(positive_class(ds, cfg))
@@ -339,9 +335,6 @@ def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
 def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     """Every entry's fold-0 model on ``test_dir`` (classes mapped to data_dir's), beside its in-distribution test
     scores: one row per entry, columns ``<metric> (test)`` and ``<metric> (external)``. None without test_dir."""
-    from lesionkit.engine import record_evaluation, test_predictions
-    from lesionkit.papers.common import load_external_like
-    from lesionkit.papers.compare.cascade import lend, with_inputs
 
     ds, cfg = ctx.ds, ctx.cfg
     ext = load_external_like(cfg, ds)

@@ -13,6 +13,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lesionkit.data.augment import preset_tfms
+from lesionkit.data.loaders import ReadImage, batch_tfms_for, build_dataloaders
+from lesionkit.models.multimodal import ARTEFACT_HEADS
+
 # synthetic / shared-data columns -> the six heads of multi_classification.py (bubbles count as "other")
 HAIR_LEVELS = {"hair_dense": "dense", "hair_short": "short", "hair_medium": "medium"}
 CODE_NORM = ((0.5,) * 3, (0.5,) * 3)
@@ -22,7 +26,6 @@ def artefact_targets(df: pd.DataFrame) -> pd.DataFrame | None:
     """(n, 6) 0/1 table with the heads of ``ARTEFACT_HEADS``, from the head columns themselves or from the synthetic
     set's hair (none/short/medium/dense), black_frame, ruler and bubbles (= other); None when the table has
     neither (real ISIC data ships no artefact labels)."""
-    from lesionkit.models.multimodal import ARTEFACT_HEADS
 
     if all(h in df.columns for h in ARTEFACT_HEADS):
         return df[list(ARTEFACT_HEADS)].fillna(0).astype(int).reset_index(drop=True)
@@ -60,9 +63,6 @@ def artefact_dls(ds: Any, targets: pd.DataFrame, train_idx: np.ndarray, valid_id
                  seed: int = 0, num_workers: int = 0) -> Any:
     """Loaders of the code's preprocessing: resize, [-1, 1] scaling (Normalize 0.5/0.5), no augmentation."""
     from fastai.data.core import Datasets
-
-    from lesionkit.data.augment import preset_tfms
-    from lesionkit.data.loaders import ReadImage, batch_tfms_for, build_dataloaders
 
     cols = [f"head:{h}" for h in targets.columns]
     dsets = Datasets(with_heads(ds, targets), tfms=[[ReadImage(size)], [GetHeads(cols)]],

@@ -8,11 +8,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lesionkit.data import load_dataset
+from lesionkit.data.detect import detect_format
+from lesionkit.data.table import LesionDataset
+from lesionkit.data.tasks import find_class
+
 
 def load_melanoma(root: Path, data_format: str = "auto") -> Any:
     """The melanoma-vs-rest dataset in ``root``, with ISIC 2020 site names where the table has them."""
-    from lesionkit.data import load_dataset
-    from lesionkit.data.detect import detect_format
 
     fmt = data_format if data_format != "auto" else detect_format(root)
     kw = {"target": "melanoma"} if fmt in ("synthetic", "isic2020", "isic2017", "ph2") else {}
@@ -25,11 +28,9 @@ def load_melanoma(root: Path, data_format: str = "auto") -> Any:
 def to_melanoma(ds: Any) -> Any:
     """A binary melanoma (index 1) vs other dataset; multiclass sets with a 'mel' class are relabelled (classes
     other / melanoma, as the binary readers name them, so a multiclass training set and a binary test set agree)."""
-    from lesionkit.data.table import LesionDataset
 
     if ds.task == "binary":
         return ds
-    from lesionkit.data.tasks import find_class
 
     try:
         mel = find_class("mel", ds.classes)

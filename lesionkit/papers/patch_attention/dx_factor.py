@@ -13,6 +13,7 @@ from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, Datasets
 from fastai.data.transforms import Categorize
 
+from lesionkit.data.augment import preset_tfms
 from lesionkit.data.loaders import GetLabel, ReadImage, batch_tfms_for, build_dataloaders, prepare_split
 from lesionkit.data.table import LesionDataset
 from lesionkit.data.views import PatchGrid
@@ -51,7 +52,6 @@ def factor_image_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.nda
                      balanced: bool = False) -> DataLoaders:
     """``lesionkit.data.loaders.image_dls`` with the diagnosis factor as a second target: batches (x (B, 3, size,
     size), label, dx factor), for diagnosis-guided weighting of a whole-image model."""
-    from lesionkit.data.augment import preset_tfms
 
     tr, va, dsets = _factor_datasets(ds, train_idx, valid_idx, size)
     item, batch = preset_tfms(preset, size, "squish", seed)

@@ -24,10 +24,15 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from lesionkit.attribution import explain_rows
 from lesionkit.config import ConfigError, param, param_like
-from lesionkit.engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, fold_table
+from lesionkit.engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, fold_table, run_folds
+from lesionkit.engine import score as report
 from lesionkit.losses import DX_TYPE_FACTORS, class_weights
-from lesionkit.papers.common import TrainConfig, load_data, record_summary, save_models
+from lesionkit.metrics import fastai_metrics, fold_summary
+from lesionkit.metrics.classification import f1, predict_labels
+from lesionkit.models import create_model
+from lesionkit.papers.common import TrainConfig, load_data, load_external, record_summary, save_models, score_external
 from lesionkit.papers.patch_attention.dx_factor import FactorCallback, FactorCrossEntropy, factor_patch_dls
 from lesionkit.records.runs import Run
 
@@ -158,7 +163,6 @@ def build_model(cfg: PatchAttentionConfig, n_classes: int, attention: bool = Tru
     """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``): 'code' is the
     released ``CNN_FC`` (input gate on, end gate off, mean of per-patch logits), 'paper' the in-block PatchSE.
     ``attention=False``: the same patch model with no attention module (the baseline)."""
-    from lesionkit.models import create_model
 
     return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone,
                         n_patches=cfg.n_patches, num_classes=n_classes, patch_size=cfg.image_size,
@@ -177,7 +181,6 @@ def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
     the training rows, the factor on or off; torch Adam (β 0.9/0.999, eps 1e-8) without weight decay; StepLR halving
     the LR at 40/60/80% of training (epochs 20/30/40 of 50); selection on balanced accuracy (mean per-class recall);
     the patch grid as the test view (+ flips: `tta`)."""
-    from lesionkit.metrics import fastai_metrics
 
     labels = ds.df["label_idx"].to_numpy()
 
@@ -197,8 +200,6 @@ def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
 def score(y: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """The multiclass report plus ``f1_weighted_code``: weighted F1 as utils.py computes it, f1_score(pred, target),
     i.e. weighted by predicted support (``f1_weighted`` is sklearn's, by true support)."""
-    from lesionkit.engine import score as report
-    from lesionkit.metrics.classification import f1, predict_labels
 
     out = report(y, probs, classes)
     out["f1_weighted_code"] = f1(y, predict_labels(probs), average="weighted", support="predicted")
@@ -231,7 +232,6 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     """Fold means per model, the gains in mean sensitivity of diagnosis-guided weighting (attention models, with
     vs without) and of attention (headline mode vs the no-attention baseline), and the comparison table: only
     Gessert et al.'s own reported numbers (methods-a §1.6) beside ours, under the paper's metric names."""
-    from lesionkit.metrics import fold_summary
 
     means = fold_means(df)
     head = MODES[cfg.headline] if MODES[cfg.headline] in means else next(iter(means))
@@ -261,7 +261,6 @@ def evaluate_external(learners: dict[str, Any], ds: Any, cfg: PatchAttentionConf
     derm7pt's test index, ISIC 2018 Task 3 Test), classes mapped onto the training ones, the same patch grid and
     views; reports and predictions as ``external_<key>``. An external set carries no dx_type, so every factor is 1
     (the factor only weights the training loss). None without test_dir."""
-    from lesionkit.papers.common import load_external, score_external
 
     ext = load_external(cfg, list(ds.classes))
     if ext is None:
@@ -274,7 +273,6 @@ def train(ds: Any, splits: Any, variants: list[Variant], cfg: PatchAttentionConf
     """Every variant on every fold (``lesionkit.engine.run_folds``: resumable, each fold model scored on the test
     rows, folds.csv). The fold-0 models are saved: model.pth the last weighting mode's, model_<key>.pth the others
     (model_baseline.pth: the no-attention model, trained with the last mode's weighting)."""
-    from lesionkit.engine import run_folds
 
     res = run_folds(run, ds, splits, variants, report=lambda y, p: score(y, p, ds.classes), seed=cfg.seed,
                     settings=cfg.engine_settings())
@@ -287,7 +285,6 @@ def train(ds: Any, splits: Any, variants: list[Variant], cfg: PatchAttentionConf
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run: Run) -> Any:
     """Attribution on whole 450×600-geometry images (the model cuts its patches itself, so maps cover the whole
     lesion); Grad-CAM is skipped: its layer holds patches stacked, not the image plane. Stored with the run."""
-    from lesionkit.attribution import explain_rows
 
     window = max(4, cfg.image_size // 4)
     return explain_rows(learn.model, ds, idx, cfg.methods, run.dir, size=cfg.full_size, batch_size=4,

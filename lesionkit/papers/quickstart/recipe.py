@@ -5,8 +5,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from lesionkit.config import param, param_like
-from lesionkit.papers.common import (TrainConfig, evaluate, evaluate_external, load_data, model_norm, save_models,
-                                     split)
+from lesionkit.data.loaders import image_dls
+from lesionkit.engine import Schedule, Variant, adamw, train_variant
+from lesionkit.losses import balanced_class_weights
+from lesionkit.metrics import fastai_metrics
+from lesionkit.models import create_model
+from lesionkit.papers.common import TrainConfig, evaluate, evaluate_external, load_data, model_norm, save_models, split
 from lesionkit.records.runs import Run
 
 
@@ -37,12 +41,6 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
     two-thirds nevi: plain cross-entropy reaches 0.95-0.98 AUC on the minority classes but 0.40-0.55 sensitivity."""
     from fastai.losses import CrossEntropyLossFlat
 
-    from lesionkit.data.loaders import image_dls
-    from lesionkit.engine import Schedule, Variant, adamw
-    from lesionkit.losses import balanced_class_weights
-    from lesionkit.metrics import fastai_metrics
-    from lesionkit.models import create_model
-
     def model() -> Any:
         return create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=ds.n_classes)
 
@@ -63,7 +61,6 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
 
 def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
     """Train the recipe on the split's train/valid rows (resumable), save model.pth + model.json; the Learner."""
-    from lesionkit.engine import train_variant
 
     v = variant(ds, cfg)
     tr, va = splits.folds[0]

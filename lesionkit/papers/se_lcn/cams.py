@@ -10,6 +10,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lesionkit.attribution import score_maps
+from lesionkit.data.augment import preset_tfms
+from lesionkit.data.loaders import GetLabel, ReadImage, batch_tfms_for, build_dataloaders, prepare_split
+
 
 def compute_cams(sym_learn: Any, ds: Any, size: int, bs: int = 16) -> np.ndarray:
     """(N, size, size) Grad-CAM++ maps of the symmetry net for every row of ``ds`` (its argmax class, last Fire
@@ -49,7 +53,6 @@ def cached_cams(sym_learn: Any, ds: Any, size: int, path: Path) -> dict[str, np.
 
 def cam_scores(cams: np.ndarray, masks: np.ndarray, image_ids: list[str], label: str) -> pd.DataFrame:
     """Pointing game, IoU with the dilated mask and overlap per image (lesionkit.attribution.scores)."""
-    from lesionkit.attribution import score_maps
 
     return score_maps(np.asarray(cams, np.float32), masks, image_ids, model=label, method="gradcam++")
 
@@ -78,9 +81,6 @@ def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_i
     offline class-balanced copy of HAM10000 instead)."""
     from fastai.data.core import Datasets
     from fastai.data.transforms import Categorize
-
-    from lesionkit.data.augment import preset_tfms
-    from lesionkit.data.loaders import GetLabel, ReadImage, batch_tfms_for, build_dataloaders, prepare_split
 
     tr, va = prepare_split(ds, train_idx, valid_idx, verify=True, leak_check=True)
     dsets = Datasets(ds.df, tfms=[[ReadImage(size)], [GetCam(cams, zero)],

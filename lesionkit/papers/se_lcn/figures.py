@@ -6,11 +6,13 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from lesionkit.attribution.figures import overlay
+from lesionkit.data.images import load_rgb
+from lesionkit.papers.se_lcn.segmentation import segmentation_scores
+
 
 def _image(path: str, size: int) -> np.ndarray:
     from PIL import Image
-
-    from lesionkit.data.images import load_rgb
 
     return np.asarray(load_rgb(path, min_side=size).resize((size, size), Image.BILINEAR))
 
@@ -19,7 +21,6 @@ def plot_segmentation(seg_ds: Any, idx: np.ndarray, pred: np.ndarray, truth: np.
                       n: int = 6) -> Figure:
     """Images ``idx`` with the true (white) and predicted (cyan) lesion outlines and each image's Dice; ``pred`` and
     ``truth`` are their (N, size, size) masks."""
-    from lesionkit.papers.se_lcn.segmentation import segmentation_scores
 
     n = min(n, len(idx))
     fig = Figure(figsize=(2.2 * n, 2.5), layout="constrained")
@@ -40,8 +41,6 @@ def plot_cascade(ds: Any, idx: np.ndarray, pred_masks: np.ndarray, inputs: Any, 
     """Rows = images ``idx``; columns = image with its predicted mask outline (``pred_masks`` aligned with the rows
     of ``ds``), the symmetry net's input (rows of ``inputs``), its CAM (``cams`` by image id)."""
     from PIL import Image
-
-    from lesionkit.attribution.figures import overlay
 
     idx = np.asarray(idx)[:n]
     fig = Figure(figsize=(6.6, 2.2 * len(idx) + 0.3), layout="constrained")

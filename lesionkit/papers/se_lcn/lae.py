@@ -10,6 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lesionkit.data import load_dataset
+from lesionkit.data.detect import detect_format
+from lesionkit.data.images import load_mask, load_rgb
+from lesionkit.data.table import LesionDataset
+from lesionkit.models.se_lcn import lae_box, lae_mask
+
 INPUT_MODES = ("none", "mask", "lae")
 
 
@@ -20,8 +26,6 @@ TARGETS = {"classifier": {"synthetic": "dx", "ph2": "ham"},
 
 def load_stage_data(root: Path, fmt: str, stage: str) -> Any:
     """The dataset at ``root`` with the label the ``stage`` ("classifier" or "symmetry") learns."""
-    from lesionkit.data import load_dataset
-    from lesionkit.data.detect import detect_format
 
     fmt = fmt if fmt != "auto" else detect_format(root)
     if stage == "symmetry" and fmt not in TARGETS[stage]:
@@ -39,8 +43,6 @@ def same_images(a: Any, b: Any) -> bool:
 def true_masks(ds: Any, idx: np.ndarray, size: int) -> np.ndarray:
     """(N, size, size) bool ground-truth masks, resized (nearest) as the loaders squish the images."""
     from PIL import Image
-
-    from lesionkit.data.images import load_mask
 
     out = [np.asarray(load_mask(path).resize((size, size), Image.NEAREST)) > 0
            for path in ds.df["mask_path"].iloc[np.asarray(idx)]]
@@ -72,10 +74,6 @@ def masked_inputs(ds: Any, masks: np.ndarray, mode: str, size: int, out_dir: Pat
     original's run_seg.py): "none" returns ``ds`` unchanged, "mask" keeps the predicted lesion, "lae" keeps the
     enlarged box around its largest contour (pixels outside set to 0). ``masks`` align with the rows of ``ds``."""
     from PIL import Image
-
-    from lesionkit.data.images import load_rgb
-    from lesionkit.data.table import LesionDataset
-    from lesionkit.models.se_lcn import lae_mask
 
     if mode not in INPUT_MODES:
         raise ValueError(f"mode={mode!r}: choose one of {INPUT_MODES}")
@@ -112,7 +110,6 @@ def cascade_inputs(cls_ds: Any, seg_ds: Any, masks: dict[str, np.ndarray], cam_s
 
 def lae_table(ds: Any, masks: np.ndarray, enlarge: float = 0.2) -> pd.DataFrame:
     """The LAE boxes (x0, y0, x1, y1 in mask pixels; empty for no lesion), as the original's coordinates.csv."""
-    from lesionkit.models.se_lcn import lae_box
 
     rows = []
     for image_id, mask in zip(ds.df["image_id"], masks):

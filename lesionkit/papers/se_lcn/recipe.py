@@ -22,16 +22,27 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from lesionkit.attribution import explain_rows, summarize_scores
+from lesionkit.attribution.figures import plot_store_grid
 from lesionkit.config import ConfigError, param, param_like
-from lesionkit.papers.common import TrainConfig, record_summary, resolve_data_dir, save_models
-from lesionkit.papers.se_lcn.lae import INPUT_MODES, masked_inputs, predict_masks, same_images, true_masks
+from lesionkit.data.detect import detect_format
+from lesionkit.data.metadata_values import bad_metadata_policy
+from lesionkit.data.splits import Splits
+from lesionkit.data.table import require_two_classes
+from lesionkit.engine import fold_means, run_folds, score, train_variant
+from lesionkit.papers import common
+from lesionkit.papers.common import (
+    TrainConfig, evaluate, lesion_subsample, load_external, record_summary, resolve_data_dir, save_models,
+)
+from lesionkit.papers.se_lcn.cams import cached_cams, cam_scores, compute_cams
+from lesionkit.papers.se_lcn.hair import hair_free
+from lesionkit.papers.se_lcn.lae import (
+    INPUT_MODES, TARGETS, cascade_inputs, lae_table, load_stage_data, masked_inputs, predict_masks, same_images,
+    true_masks,
+)
+from lesionkit.papers.se_lcn.segmentation import segmentation_scores
 from lesionkit.papers.se_lcn.stages import (
-    CLASSIFIERS,
-    classifier_variants,
-    own_split,
-    segmenter_variant,
-    split_table,
-    symmetry_variant,
+    CLASSIFIERS, classifier_variants, own_split, segmenter_variant, split_table, symmetry_variant,
 )
 from lesionkit.records.runs import Run
 
@@ -141,7 +152,6 @@ def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 # --- data and split ------------------------------------------------------------------------------------------------
 def _hair(ds: Any, cfg: SELCNConfig) -> Any:
     """``ds`` with hair-free images (data.hair, cached) when ``hair_removal`` is on, else ``ds``."""
-    from lesionkit.papers.se_lcn.hair import hair_free
     return hair_free(ds, cfg.image_size) if cfg.hair_removal else ds
 
 
@@ -149,11 +159,6 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
     """(classifier dataset, symmetry dataset), hair-removed when ``hair_removal``. Without `sym_data_dir` both are
     `data_dir`, same rows in the same order (diagnosis resp. binary asymmetry as label). Without `seg_data_dir`
     the symmetry dataset's masks also train the segmenter (:func:`segmenter_data`)."""
-    from lesionkit.data.detect import detect_format
-    from lesionkit.data.metadata_values import bad_metadata_policy
-    from lesionkit.data.table import require_two_classes
-    from lesionkit.papers.common import lesion_subsample
-    from lesionkit.papers.se_lcn.lae import TARGETS, load_stage_data
 
     sym_root = resolve_data_dir(cfg.sym_data_dir or cfg.data_dir)
     sym_fmt = cfg.data_format if not cfg.sym_data_dir else "auto"
@@ -180,8 +185,6 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
 def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
     """(classifier split: the run's, recorded as splits.csv; symmetry split: its test set and fold 0 when both read
     the same images, else a grouped split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
-    from lesionkit.data.splits import Splits
-    from lesionkit.papers import common
 
     splits = common.split(cls_ds, cfg, run, folds=cfg.folds)
     if same_images(cls_ds, sym_ds):
@@ -194,9 +197,6 @@ def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, 
     """(dataset, split) the segmenter trains on: the symmetry dataset and split without `seg_data_dir`; with it, that
     folder's images with a mask (HAM10000 / ISIC 2018 `<id>_segmentation.png`, ISIC 2017, PH2, a CSV's mask_path),
     hair-removed, its own grouped split (segmenter_splits.csv) testing every image/lesion of the classifier's test."""
-    from lesionkit.data.metadata_values import bad_metadata_policy
-    from lesionkit.papers.common import lesion_subsample
-    from lesionkit.papers.se_lcn.lae import load_stage_data
 
     if not cfg.seg_data_dir:
         return sym_ds, sym_splits
@@ -217,7 +217,6 @@ def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, 
 # --- the stages ----------------------------------------------------------------------------------------------------
 def train_segmenter(seg_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 1, "segmenter", on fold 0 of the segmentation split (resumable); saved as model_segmenter."""
-    from lesionkit.engine import train_variant
     v, (tr, va) = segmenter_variant(seg_ds, cfg), seg_splits.folds[0]
     learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())
     save_models(run, {"segmenter": learn}, spec=lambda _: {"image_size": cfg.image_size})
@@ -226,7 +225,6 @@ def train_segmenter(seg_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) ->
 
 def evaluate_segmenter(learn: Any, seg_ds: Any, idx: np.ndarray, cfg: SELCNConfig, run: Run) -> dict[str, Any]:
     """Per-image Dice, Jaccard, sensitivity, specificity on rows `idx`, averaged; the masks for the figures."""
-    from lesionkit.papers.se_lcn.segmentation import segmentation_scores
 
     pred, truth = predict_masks(learn, seg_ds, idx), true_masks(seg_ds, idx, cfg.image_size)
     scores = segmentation_scores(pred, truth)
@@ -238,7 +236,6 @@ def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run
     """Stage 2: (the segmenter's masks of every image, {"seg": of the symmetry dataset `seg_ds`, "cls"}; the
     cascade's input sets, data.lae's cascade_inputs, written under the run's inputs/). The LAE boxes are kept as
     lae_boxes.csv."""
-    from lesionkit.papers.se_lcn.lae import cascade_inputs, lae_table
 
     seg_masks = predict_masks(seg_learn, seg_ds)
     masks = {"seg": seg_masks, "cls": seg_masks if same_images(cls_ds, seg_ds) else predict_masks(seg_learn, cls_ds)}
@@ -250,7 +247,6 @@ def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run
 def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 3, "symmetry_fold0" (engine.run_folds over the segmentation split's one fold): test scores in
     symmetry.csv and metrics.json's symmetry_test; saved as model_symmetry. FoldResults."""
-    from lesionkit.engine import run_folds, score
 
     res = run_folds(run, sym_ds, seg_splits, [symmetry_variant(sym_ds, cfg)], seed=cfg.seed, table="symmetry.csv",
                     report=lambda y, p: _pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False,
@@ -263,7 +259,6 @@ def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> 
 def cache_cams(sym_learn: Any, cam_ds: Any, cfg: SELCNConfig, run: Run, name: str = "classifier") -> dict:
     """Stage 4: the symmetry CAM of every image of `cam_ds`, cached as the run's cams/<name>.npz for the classifier
     stage (a resumed run reads it back): {image_id: map}."""
-    from lesionkit.papers.se_lcn.cams import cached_cams
 
     return cached_cams(sym_learn, cam_ds, cfg.cam_size, run.dir / "cams" / f"{name}.npz")
 
@@ -272,8 +267,6 @@ def score_symmetry_cams(sym_learn: Any, sym_ds: Any, seg_ds: Any, idx: np.ndarra
                         run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The symmetry net's CAM scores on rows `idx` against the true masks: per image (cam_scores.csv) and
     mean ± std (IoU and overlap nan-skipping as the original's nanmean)."""
-    from lesionkit.attribution import summarize_scores
-    from lesionkit.papers.se_lcn.cams import cam_scores, compute_cams
 
     df = cam_scores(compute_cams(sym_learn, sym_ds.subset(idx), cfg.cam_size), true_masks(seg_ds, idx, cfg.cam_size),
                     seg_ds.df["image_id"].iloc[idx].tolist(), "symmetry net")
@@ -286,7 +279,6 @@ def score_symmetry_cams(sym_learn: Any, sym_ds: Any, seg_ds: Any, idx: np.ndarra
 def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 5: both classifiers on every fold of the run's split (engine.run_folds: with_cam_fold<k>, ...), each
     fold model scored on the same test rows (classifier_folds.csv); fold-0 models saved, fold means logged."""
-    from lesionkit.engine import fold_means, run_folds, score
 
     res = run_folds(run, ds, splits, classifier_variants(ds, cams, cfg), seed=cfg.seed, table="classifier_folds.csv",
                     report=lambda y, p: score(y, p, ds.classes), settings=cfg.engine_settings())
@@ -302,7 +294,6 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
     ``ds``, default the classifiers' vocab; hair-removed as the training images): masks → inputs → CAMs
     (cams/external.npz, lent to `cams`, which the classifiers' loaders read, then taken back: a training id equal to
     an external one keeps its map) → both classifiers' fold-0 models, as external_<model>. One row per model."""
-    from lesionkit.papers.common import evaluate, load_external
 
     classes = list(ds.classes) if ds is not None else list(next(iter(results.learners.values())).dls.vocab)
     binary = ds.task == "binary" if ds is not None else len(classes) == 2
@@ -332,8 +323,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNC
             run: Run) -> tuple[Any, pd.DataFrame]:
     """Attribution maps of an SE-LCN classifier on test rows `idx` (its loaders' CAM input passed along, not
     attributed), scored against `masks` (data.lae.reference_masks), stored for the viewer: (grid, per-image scores)."""
-    from lesionkit.attribution import explain_rows
-    from lesionkit.attribution.figures import plot_store_grid
 
     idx = np.asarray(idx)[: cfg.n_attribution]
     store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls, masks=masks[: len(idx)],
@@ -347,7 +336,6 @@ def summarize(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFr
               cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> dict[str, Any]:
     """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
     with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
-    from lesionkit.engine import fold_means
 
     means = fold_means(folds)
     ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}

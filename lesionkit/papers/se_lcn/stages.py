@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from lesionkit.data.loaders import image_dls, mask_dls
+from lesionkit.data.splits import group_codes, grouped_holdout, make_splits
+from lesionkit.engine import Schedule, Variant, adam
+from lesionkit.losses import DiceRankLoss, class_weights
+from lesionkit.metrics import fastai_metrics
+from lesionkit.models import create_model
 from lesionkit.papers.common import model_norm
+from lesionkit.papers.se_lcn.cams import cam_dls
 
 if TYPE_CHECKING:
     from lesionkit.papers.se_lcn.recipe import SELCNConfig
@@ -19,7 +26,6 @@ CLASSIFIERS = {"with_cam": "SE-LCN (with CAM)", "without_cam": "without CAM (zer
 
 
 def _schedule(cfg: SELCNConfig, paper: Any) -> Any:
-    from lesionkit.engine import Schedule
 
     return paper if cfg.schedule == "paper" else Schedule("one_cycle")
 
@@ -29,11 +35,6 @@ def segmenter_variant(seg_ds: Any, cfg: SELCNConfig) -> Any:
     (flips/affine on both), Dice + λ·rank loss, torch
     Adam without weight decay, lr poly-decayed with power 0.9 over training, the epoch of best validation Jaccard."""
     from fastai.metrics import Dice, JaccardCoeff
-
-    from lesionkit.data.loaders import mask_dls
-    from lesionkit.engine import Schedule, Variant, adam
-    from lesionkit.losses import DiceRankLoss
-    from lesionkit.models import create_model
 
     model = partial(create_model, "selcn_segmenter", pretrained=cfg.pretrained, encoder=cfg.seg_encoder,
                     head=cfg.seg_head)
@@ -52,12 +53,6 @@ def symmetry_variant(sym_ds: Any, cfg: SELCNConfig) -> Any:
     weights), torch Adam with coupled L2 weight decay, constant lr, early stopping on validation loss."""
     import torch
     from fastai.torch_core import default_device
-
-    from lesionkit.data.loaders import image_dls
-    from lesionkit.engine import Schedule, Variant, adam
-    from lesionkit.losses import class_weights
-    from lesionkit.metrics import fastai_metrics
-    from lesionkit.models import create_model
 
     def loss(tr: np.ndarray) -> Any:
         if not cfg.sym_weighted:
@@ -78,10 +73,6 @@ def classifier_variants(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) 
     """Stage 5: EfficientNet + E-layer on (image, cached CAM) loaders, inputs in [0, 1], unweighted cross-entropy,
     torch Adam with coupled L2 weight decay, constant lr, early stopping on validation loss; "without_cam" feeds an
     all-zero map."""
-    from lesionkit.engine import Schedule, Variant, adam
-    from lesionkit.metrics import fastai_metrics
-    from lesionkit.models import create_model
-    from lesionkit.papers.se_lcn.cams import cam_dls
 
     model = partial(create_model, "selcn_classifier", pretrained=cfg.pretrained, backbone=cfg.classifier_backbone,
                     num_classes=ds.n_classes, with_symmetry_net=False, drop_path_rate=cfg.drop_path_rate)
@@ -112,7 +103,6 @@ def own_split(ds: Any, cls_ds: Any, splits: Any, cfg: SELCNConfig, run: Any, tab
     """A grouped train/valid/test split of a stage's own dataset from `seed` (recorded as `table`); its rows that
     share an image or lesion with the classifier's test rows are in its test set, so no stage trains on them,
     topped up by a grouped hold-out of the other rows to `test_frac` when they are fewer."""
-    from lesionkit.data.splits import group_codes, grouped_holdout, make_splits
 
     test_rows = cls_ds.df.iloc[splits.test]
     match = (ds.df["image_id"].isin(test_rows["image_id"]) | (
