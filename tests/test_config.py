@@ -75,3 +75,41 @@ def test_describe_lists_every_parameter_with_help() -> None:
     text = QuickstartConfig.describe()
     assert len(text.splitlines()) == len(QuickstartConfig.fields())
     assert "epochs: int = 5  # training epochs" in text
+
+
+def test_a_renamed_parameter_is_refused_naming_its_new_name() -> None:
+    from lesionkit.papers.arl.recipe import ARLConfig
+    from lesionkit.papers.multimodal.recipe import MultimodalConfig
+
+    with pytest.raises(ConfigError, match=r"parameter 'tta' = 'flips8' is now called 'test_views'.*-p test_views flips8"):
+        ARLConfig.from_params({"tta": "flips8"})
+    assert ARLConfig.from_params({"test_views": "flips8"}).test_views == "flips8"
+    # multimodal's `split` now means the rule, as everywhere: its old values name split_by, its new ones are taken
+    with pytest.raises(ConfigError, match=r"parameter 'split' = 'image' is now called 'split_by'"):
+        MultimodalConfig.from_params({"split": "image"})
+    assert MultimodalConfig.from_params({"split_by": "image"}).split_by == "image"
+    assert MultimodalConfig().split == "grouped", "the default keeps the grouped split this notebook always used"
+    assert MultimodalConfig.from_params({"split": "official"}).split == "official"
+    with pytest.raises(ConfigError, match="split_by='image'"):
+        MultimodalConfig.from_params({"split": "official", "split_by": "image"})
+
+
+def test_one_meaning_per_parameter_name_across_notebooks() -> None:
+    """A name the notebooks share has one type everywhere, and its choices (where it has some) overlap: a notebook
+    may offer fewer or more schedules, but never a disjoint set of values under the same name."""
+    import dataclasses
+    import typing
+
+    from lesionkit.papers import notebook_configs
+
+    seen: dict[str, tuple[str, object, set | None]] = {}
+    clashes = []
+    for nb, cls in notebook_configs().items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            choices = set(f.metadata["choices"]) if f.metadata.get("choices") else None
+            first = seen.setdefault(f.name, (nb, hints[f.name], choices))
+            if first[1] != hints[f.name] or (first[2] is None) != (choices is None) or (
+                    choices is not None and not first[2] & choices):
+                clashes.append(f"{f.name}: {first[0]} {first[1]} {first[2]} vs {nb} {hints[f.name]} {choices}")
+    assert clashes == []

@@ -262,3 +262,22 @@ def test_a_loss_holding_per_batch_state_is_measured_on_the_whole_batch() -> None
     seconds = speed.measure(model, [torch.randn(12, 3, 32, 32)], [torch.randint(0, 3, (12,))], factor_loss,
                             speed.candidates("off"))
     assert set(seconds) == {"off"} and seen and set(seen) == {12}
+
+
+def test_the_engine_takes_its_settings_as_arguments_never_from_the_runs_config(small_synthetic, tmp_path) -> None:
+    """A run whose config is not even readable trains: speed rule, compile, SyncBatchNorm and processes come from
+    ``settings`` alone, and the stage records the rule it was given."""
+    from lesionkit.engine import EngineSettings
+    from lesionkit.records.runs import Run
+
+    class Unreadable:
+        def __getattr__(self, name):
+            raise AssertionError(f"the engine read run.cfg.{name}")
+
+    ds, splits = small_synthetic
+    tr, va = splits.folds[0]
+    run = Run(tmp_path / "run", "engine-settings", cfg=Unreadable())
+    run.dir.mkdir()
+    train_stage(run, "m", lambda: _variant(ds, epochs=1).learner(tr, va), 1, 3e-3, "one_cycle", "bma",
+                headless=True, settings=EngineSettings(speedups="off"))
+    assert stage_states(run)["m"]["speedups"] == "off"

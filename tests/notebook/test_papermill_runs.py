@@ -76,7 +76,7 @@ def test_unknown_parameter_stops_at_config_cell(runs_dir: Path, tmp_path, monkey
     executed = json.loads((tmp_path / "out.ipynb").read_text())
     code = [c for c in executed["cells"] if c["cell_type"] == "code"]
     failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    config_cell = next(i for i, c in enumerate(code) if "start(globals())" in "".join(c["source"]))
+    config_cell = next(i for i, c in enumerate(code) if "run = start(" in "".join(c["source"]))
     assert failed == [config_cell], "the run must stop at the config cell"
     info = json.loads((_only_run(runs_dir, nb.stem) / "run.json").read_text())
     assert info["status"] == "failed" and "epoch" in info["error"]

@@ -142,3 +142,33 @@ def test_b3_parameter_table_matches_the_spec_counts() -> None:
     assert table.loc["B3 baseline", "params_9_classes"] == 10_710_065
     assert table.loc["SGE-B3", "attention_params"] == 96 and table.loc["Spatial-B3", "attention_params"] == 588
     assert table.loc["SGE-B3", "params_9_classes"] - table.loc["SGE-B3", "params_7_classes"] == 2 * 1537
+
+
+def test_each_notebook_is_named_once_by_its_config_class(tmp_path, monkeypatch) -> None:
+    """notebooks/<name>.ipynb <-> the one Config class whose ``notebook`` is <name>; start() opens runs/<name>/."""
+    from lesionkit.papers import notebook_configs
+    from lesionkit.papers.common import start
+    from lesionkit.utils.paths import repo_root
+
+    configs = notebook_configs()
+    assert sorted(configs) == sorted(p.stem for p in (repo_root() / "notebooks").glob("*.ipynb"))
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    run = start(configs["arl"], {"smoke": True, "depth": 18})
+    assert run.dir.parent == tmp_path / "runs" / "arl" and run.cfg.depth == 18
+
+
+def test_save_models_names_the_headline_model_and_prefixes_the_others(tmp_path) -> None:
+    import json
+
+    from lesionkit.models import create_model, load_model
+    from lesionkit.papers.common import save_models
+    from lesionkit.records.runs import Run
+
+    run = Run(tmp_path, "t")
+    learners = {k: SimpleNamespace(model=create_model("resnet10t", num_classes=2)) for k in ("a", "b")}
+    save_models(run, learners, headline="b", prefix="model_classifier", spec=lambda key: {"entry": key})
+    assert sorted(p.name for p in tmp_path.glob("*.pth")) == ["model.pth", "model_classifier_a.pth"]
+    assert json.loads((tmp_path / "model.json").read_text())["entry"] == "b"
+    rebuilt = load_model(tmp_path)
+    for k, w in learners["b"].model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[k], w), k

@@ -96,7 +96,7 @@ def test_patient_split_has_no_leak_and_kfold_validates_every_non_test_row_once(n
 
 def test_image_split_is_the_codes_variant_valid_equals_test(new_run) -> None:
     ds = _ds(n_patients=20)
-    splits = mm.make_splits(ds, mm.MultimodalConfig(split="image"), new_run())
+    splits = mm.make_splits(ds, mm.MultimodalConfig(split_by="image"), new_run())
     (train, valid), = splits.folds
     assert np.array_equal(valid, splits.test)
     assert len(train) + len(splits.test) == len(ds)
