@@ -24,7 +24,7 @@ from lesionkit.engine.settings import EngineSettings
 from lesionkit.models import model_spec
 from lesionkit.papers.reported import comparison_table
 from lesionkit.records.runs import start_notebook_run
-from lesionkit.utils.kernel import in_live_kernel
+from lesionkit.utils import kernel
 
 SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 
@@ -105,7 +105,7 @@ class TrainConfig(Config):
         if isinstance(self.interactive, bool):
             return self.interactive
 
-        return bool(in_live_kernel())
+        return bool(kernel.in_live_kernel())  # looked up at call time (tests stand in a live kernel)
 
     @property
     def methods(self) -> list[str]:

@@ -93,7 +93,7 @@ def test_patch_dls_yield_patch_grids_labels_and_factors(tmp_path: Path) -> None:
 def test_arl_config_models_and_variant() -> None:
     cfg = arl.ARLConfig.from_params({})
     assert cfg.models == {"ARL-CNN50": "arl", "ResNet-50": "resnet"}
-    assert (cfg.variant, cfg.optimizer, cfg.schedule, cfg.tta, cfg.norm) == ("paper", "sgd", "step", "multiscale",
+    assert (cfg.variant, cfg.optimizer, cfg.schedule, cfg.test_views, cfg.norm) == ("paper", "sgd", "step", "multiscale",
                                                                               "isic2017")
     assert arl.ARLConfig.from_params({"baseline": "false", "depth": 18}).models == {"ARL-CNN18": "arl"}
     with pytest.raises(ConfigError, match="depth"):

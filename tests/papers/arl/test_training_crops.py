@@ -49,10 +49,8 @@ def test_defaults_are_the_codes_61_crops_and_imagenet_init_smoke_is_offline() ->
 
 
 def test_the_recipe_builds_its_models_with_the_configs_weights(monkeypatch: pytest.MonkeyPatch) -> None:
-    import lesionkit.models as models
-
     seen = []
-    monkeypatch.setattr(models, "create_model", lambda name, pretrained=False, **kw: seen.append((name, pretrained)))
+    monkeypatch.setattr(arl, "create_model", lambda name, pretrained=False, **kw: seen.append((name, pretrained)))
     for v in arl.variants(None, arl.ARLConfig()):
         v.model()
     assert seen == [("arl_resnet50", True), ("resnet50", True)]
