@@ -15,6 +15,7 @@ def trial_reporter(monitor: str, stage: str) -> list[Any]:
     """The callback reporting ``monitor`` after every epoch to the sweep's trial (none outside a sweep)."""
     if trial_env() is None:
         return []
+
     class TrialReport(Callback):
         """Reports to the pruner the epochs of stages whose monitor points the study's way; steps count epochs
         over the whole run, so step k is the same stage's same epoch in every trial of the notebook. Under DDP the

@@ -1,4 +1,4 @@
-"""Where lesionkit's folders are: the source checkout and the runs folder."""
+"""Where lesionkit's folders are: the source checkout, the runs folder and the cache."""
 from __future__ import annotations
 
 import os
