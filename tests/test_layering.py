@@ -112,3 +112,22 @@ def test_a_module_only_one_paper_uses_is_found() -> None:
         graph.add_import(importer=a, imported=b)
     assert one_paper_modules(graph, {"lesionkit.data.views": {"notebook:patch_attention"}}) == {
         "lesionkit.data.lae": "se_lcn"}
+
+
+def test_every_public_name_a_module_lists_exists() -> None:
+    """``__all__`` says what a module offers: a name moved or removed must leave it too."""
+    import importlib
+    import pkgutil
+    import warnings
+
+    import lesionkit
+
+    missing = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for info in pkgutil.walk_packages(lesionkit.__path__, "lesionkit."):
+            module = importlib.import_module(info.name)
+            gone = [n for n in getattr(module, "__all__", []) if not hasattr(module, n)]
+            if gone:
+                missing[info.name] = gone
+    assert missing == {}

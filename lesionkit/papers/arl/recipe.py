@@ -237,5 +237,5 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> A
                         method_kw={"integrated_gradients": {"n_steps": 16}}, mean=mean, std=std)
 
 
-__all__ = ["ARLConfig", "start", "load", "split", "train_dls", "model_name", "optimizer", "variants", "train_and_test",
-           "evaluate_external", "summarize", "save_models", "alphas", "explain"]
+__all__ = ["ARLConfig", "load", "split", "train_dls", "model_name", "optimizer", "variants", "train_and_test",
+           "evaluate_external", "summarize", "alphas", "explain"]

@@ -330,6 +330,6 @@ def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Ru
     return stores
 
 
-__all__ = ["AttentionB3Config", "start", "load", "build_model", "param_table", "loss_func", "variant",
+__all__ = ["AttentionB3Config", "load", "build_model", "param_table", "loss_func", "variant",
            "validation_views", "train", "evaluate", "melanoma_report", "score_external", "side_by_side", "summarize",
-           "save_models", "explain"]
+           "explain"]

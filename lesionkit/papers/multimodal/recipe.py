@@ -339,6 +339,6 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multim
                                                    f"epochs, {how}")
 
 
-__all__ = ["MultimodalConfig", "start", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
+__all__ = ["MultimodalConfig", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
            "metadata_preview", "variant", "variants", "train", "evaluate", "load_external_set", "evaluate_external",
            "plot_roc_pair", "artefact_variant", "train_artefacts", "explain", "summarize"]

@@ -293,6 +293,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run
                                    "occlusion": {"window": window, "stride": window}})
 
 
-__all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "start", "load", "with_dx_factor",
+__all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "load", "with_dx_factor",
            "patch_dls", "build_model", "baseline_label", "variants", "score", "paper_table", "per_class_table",
-           "summarize", "save_models", "explain", "FactorCrossEntropy", "FactorCallback"]
+           "summarize", "train", "explain", "FactorCrossEntropy", "FactorCallback"]
