@@ -23,7 +23,6 @@ def explain_rows(model: Any, ds: Any, idx: Sequence[int], methods: Sequence[str]
     is passed along to the model and not attributed. ``attr_kw`` go to every ``attribute`` call. Returns the
     :class:`AttributionStore`.
     """
-
     idx = np.asarray(idx, dtype=int)
     extra = None
     if dls is not None:

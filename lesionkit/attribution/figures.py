@@ -37,7 +37,6 @@ def _as_float_image(image: np.ndarray) -> np.ndarray:
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
     """Blend a map over an image: (H, W, 3) uint8. The map is min-max scaled and shown with ``cmap``; the
     overlay's opacity grows with the map value, so unimportant regions show the lesion itself."""
-
     img = _as_float_image(image)
     m = normalize_map(np.asarray(cam, dtype=np.float32))
     if m.shape != img.shape[:2]:

@@ -190,7 +190,6 @@ def deletion_insertion(
     back: a faithful map makes it rise fast (high AUC). Returns ``(curves (N, steps + 1), auc (N,))`` with the
     x axis the fraction of pixels changed, 0..1.
     """
-
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     x = as_plain_tensor(images)

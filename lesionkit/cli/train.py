@@ -20,7 +20,6 @@ from lesionkit.utils.paths import repo_root
 
 def notebook_path(name: str) -> Path:
     """A notebook file, or a name in the checkout's notebooks/ ("arl", "arl.ipynb", "quickstart" = 00_quickstart)."""
-
     path = Path(name).expanduser()
     if path.suffix == ".ipynb" and path.is_file():
         return path.resolve()

@@ -177,7 +177,6 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
 def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                   **reader_kw: Any) -> CheckReport:
     """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
-
     report = CheckReport(str(source))
     try:
         path, fmt = resolve_format(source, fmt)

@@ -52,7 +52,6 @@ def current_policy() -> str:
 def checked_metadata(df: pd.DataFrame, src: str) -> tuple[Any, Any]:
     """(age as float, sex as 'male'/'female'/NaN). Impossible ages (outside AGE_RANGE, or text that is no number
     and no missing marker) and unknown sexes raise, or with bad_metadata='missing' become NaN with a warning."""
-
     found = []
     age: Any = np.nan
     if "age" in df.columns:
@@ -102,7 +101,6 @@ def unknown_sites(site: pd.Series) -> pd.Series:
 def describe_rows(df: pd.DataFrame, mask: pd.Series, values: pd.Series, limit: int = 10, lines: bool = True) -> str:
     """'line 3 (img_1: -5.0), line 9 (img_7: 999.0)' for messages (a reader's raw table: file line = index + 2);
     `lines=False` for a finished dataset, whose index no longer follows the file: 'img_1: -5.0, ...'."""
-
     rows = [(f"{line_of(i)} ({df.at[i, 'image_id']}: {_plain(values.at[i])!r})" if lines
              else f"{df.at[i, 'image_id']}: {_plain(values.at[i])!r}") for i in df.index[mask.to_numpy()]]
     return listing(rows, limit)

@@ -38,7 +38,6 @@ _JPEG_SUFFIXES = (".jpg", ".jpeg")
 def cache_dir(size: int, root: str | Path | None = None) -> Path:
     """`<root>/presized/<size>`; root defaults to $LESIONKIT_CACHE, else ~/.cache/lesionkit (as the synthetic set)."""
     if root is None:
-
         root = cache_root()
     return Path(root).expanduser() / "presized" / str(int(size))
 

@@ -40,7 +40,6 @@ def find_class(name: str, classes: Sequence[str]) -> str:
 def one_vs_rest(ds: Any, positive: str = "mel", rest: str = "rest") -> Any:
     """A binary copy of a multiclass dataset: ``positive`` vs all other classes (classes [rest, positive], so index
     1 is positive, the LesionDataset convention): ISIC 2017 Part 3's melanoma task from HAM10000-style labels."""
-
     positive = find_class(positive, ds.classes)
     df = ds.df.copy()
     df["label"] = np.where(df["label"] == positive, positive, rest)

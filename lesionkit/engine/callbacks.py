@@ -137,7 +137,6 @@ class EpochCheckpoint(Callback):
     def before_fit(self) -> None:
         self.active = is_real_fit(self.learn)
         if self.active and self.resume_from is not None:
-
             self.learn.opt.load_state_dict(self.resume_from["opt"])
             set_rng_state(self.resume_from["rng"], self.dls)
             smooth = self.recorder.smooth_loss  # the train_loss fastai reports is a running average

@@ -52,7 +52,6 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
     headless: one printed line per epoch instead of fastai's progress bar; None asks the kernel
     (``lesionkit.utils.kernel.in_live_kernel``). settings: speed rule, compile, SyncBatchNorm (default: auto, off, off).
     """
-
     if keep not in KEEP:
         raise ValueError(f"keep={keep!r}: choose one of {KEEP}")
     schedule = Schedule(schedule) if isinstance(schedule, str) else schedule

@@ -18,7 +18,6 @@ def score(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], positive: st
           threshold: float | None = None) -> dict[str, Any]:
     """The score command's report: binary (two classes, or ``positive`` given: that class vs the rest, scored on
     its probability column) or multiclass."""
-
     classes = list(classes)
     kw = {} if threshold is None else {"threshold": threshold}
     if positive is not None:
@@ -48,7 +47,6 @@ def record_evaluation(run: Any, name: str, ds: Any, idx: np.ndarray, probs: np.n
                       report: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score (unless ``report`` is given), write predictions (+ truth) in the official format as
     ``predictions/<name>.csv``, log the report under ``name`` in metrics.json and save confusion/ROC figures."""
-
     report = report if report is not None else score(y, probs, ds.classes, positive)
     write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[idx].tolist(), probs, ds.classes,
                       y_true=y, stem=name)
@@ -63,7 +61,6 @@ def save_evaluation_figures(run: Any, name: str, y: np.ndarray, probs: np.ndarra
                             classes: Sequence[str]) -> dict[str, Any]:
     """The confusion matrix (ties broken by the first class) and ROC curves, saved as ``<name>_confusion`` and
     ``<name>_roc``; returns {figure name: Figure}."""
-
     figs = {f"{name}_confusion": plot_confusion_matrix(y, predict_labels(probs, ties="first"), classes),
             f"{name}_roc": plot_roc_curves(y, probs, classes)}
     for fig_name, fig in figs.items():
@@ -86,7 +83,6 @@ def fold_table(df: pd.DataFrame, by: str = "model", metrics: Sequence[str] | Non
                digits: int = 3) -> pd.DataFrame:
     """mean ± std over folds (``lesionkit.metrics.fold_summary``, ddof=0 as the papers) as readable text: one row
     per metric, one column per ``by`` value."""
-
     df = df[pd.to_numeric(df["fold"], errors="coerce").notna()] if "fold" in df else df
     cols = list(metrics) if metrics is not None else _metric_columns(df, by)
     cols = [c for c in cols if df[c].notna().all()]

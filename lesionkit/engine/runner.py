@@ -192,7 +192,6 @@ class FoldResults:
 
 def test_predictions(learn: Any, variant: Variant, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) of a variant's model on dataset ``rows`` with its test-time views."""
-
     dl = variant.test_dl(learn, rows) if variant.test_dl else test_dl(learn.dls, ds, rows, with_labels=True)
     return predict_learner(learn, dl, views=variant.views, average=variant.average)
 
@@ -246,7 +245,6 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
     what a resumed run reads back), else with ``rule="official"`` the dataset's official parts or folds where it has
     them (:func:`lesionkit.data.splits.official_or_grouped`), else :func:`lesionkit.data.splits.make_splits`
     grouped by lesion and patient. run.json's ``split`` says which."""
-
     source = Path(split_from).expanduser() / "splits.csv" if split_from else Path(run.dir) / "splits.csv"
     if split_from and not source.is_file():
         raise FileNotFoundError(f"split_from={split_from!r}: {source} does not exist; give the folder of a run that "

@@ -53,7 +53,6 @@ def rng_state(dls: Any = None) -> dict[str, Any]:
 
 def _loaders(dls: Any) -> list[Any]:
     """The loaders whose random streams shuffle (under DDP: the ones each DistributedDL shards)."""
-
     return [inner_loader(dl) for dl in getattr(dls, "loaders", [])]
 
 

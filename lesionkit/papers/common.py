@@ -93,7 +93,6 @@ class TrainConfig(Config):
         if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
             raise ConfigError(f"pretrained={self.pretrained!r} is neither true/false nor an existing weight file")
         if hasattr(self, "attribution_methods"):
-
             try:
                 [canonical_method(m) for m in self.methods]
             except ValueError as err:
@@ -135,7 +134,6 @@ def torch_cuda() -> bool:
 
 def resolve_data_dir(source: str, size: int = 224) -> Path:
     """'synthetic' / 'synthetic-null' → the cached generated set; anything else is a folder path."""
-
     if source in SYNTHETIC_SOURCES:
         return default_synthetic_dir(signal=source == "synthetic", size=size)
     return Path(source).expanduser().resolve()
@@ -144,7 +142,6 @@ def resolve_data_dir(source: str, size: int = 224) -> Path:
 def load_data(cfg: TrainConfig, max_images: int | None = None):
     """The dataset of `cfg.data_dir`; a class-stratified subset of whole lesions of about `max_images` images (default:
     the config's `max_images` where it has one; with `smoke`, 140)."""
-
     if max_images is None:
         max_images = getattr(cfg, "max_images", 0) or None
     ds = load_dataset(resolve_data_dir(cfg.data_dir), fmt=cfg.data_format, bad_metadata=cfg.bad_metadata)
@@ -175,7 +172,6 @@ def split(ds: Any, cfg: TrainConfig, run: Any, folds: int = 1, valid_frac: float
     share of the rows left after the test hold-out (default: the config's ``valid_frac`` of all rows, rescaled).
     Recorded as splits.csv, and in words as run.json's ``split``. A config whose own ``split`` means something
     else (multimodal's "patient" / "image") gets the grouped rule."""
-
     if valid_frac is None:
         valid_frac = cfg.valid_frac / (1 - cfg.test_frac)
     rule = "official" if getattr(cfg, "split", "grouped") == "official" else "grouped"
@@ -195,7 +191,6 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
 
     Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
     """
-
     probs, y = predict_learner(learn, test_dl(learn.dls, ds, idx, with_labels=True), views=tta)
     report = record_evaluation(run, name, ds, idx, probs, y, figures=False)
     figs = save_evaluation_figures(run, name, y, probs, ds.classes) if figures else {}
@@ -231,7 +226,6 @@ def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = N
 
 def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
     """External class → training class by name or synonym; ValueError for classes with images the model never saw."""
-
     names, unknown = {}, []
     for c in ext.classes:
         try:
@@ -248,7 +242,6 @@ def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
 
 def _binary_names(ext: Any, classes: list[str], positive: str, test_dir: str) -> dict[str, str]:
     """External class → classes[1] for the positive class (by name or synonym), classes[0] for every other."""
-
     try:
         own = find_class(positive, ext.classes)
     except ValueError:
@@ -261,7 +254,6 @@ def score_external(learners: dict[str, Any], variants: Any, ext: Any, run: Any,
                    report: Any) -> dict[str, dict[str, Any]]:
     """Each variant's fold-0 learner on every row of the external set ``ext`` with the variant's own test views:
     ``report(y, probs)`` logged and predictions saved as ``external_<key>``; {variant label: report}."""
-
     rows, out = np.arange(len(ext)), {}
     for v in variants:
         if v.key in learners:
@@ -286,7 +278,6 @@ def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool
 def start(config_cls: type[TrainConfig], namespace: dict[str, Any]) -> Any:
     """The config cell of every notebook: validate the parameters cell's values into ``config_cls`` and open the run
     record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``)."""
-
     return start_notebook_run(config_cls.notebook, config_cls, namespace)
 
 
@@ -294,22 +285,20 @@ def save_models(run: Any, learners: dict[str, Any], headline: str | None = None,
                 spec: Callable[[str], dict[str, Any]] | None = None) -> None:
     """Every model as ``<prefix>_<key>.pth`` + ``.json`` (state_dict and the spec that rebuilds it, never a pickle);
     the ``headline`` key's as ``model.pth``. ``spec(key)``: that model's extra spec entries (classes, norm, ...)."""
-
     for key, learn in learners.items():
         name = "model" if key == headline else f"{prefix}_{key}"
         run.save_model(learn.model, name, spec=model_spec(learn.model, **(spec(key) if spec else {})))
 
 
 def record_summary(run: Any, cfg: TrainConfig, summary: dict[str, Any], ours: dict[str, float] | None = None,
-              label: str = "", *, model_keys: dict[str, str] | None = None, include_unreported: bool = True,
-              paper_names: dict[str, str] | None = None, **metrics: Any) -> dict[str, Any]:
+                   label: str = "", *, model_keys: dict[str, str] | None = None, include_unreported: bool = True,
+                   paper_names: dict[str, str] | None = None, **metrics: Any) -> dict[str, Any]:
     """The one ending of every notebook: the headline numbers (metrics.json ``summary``, what the demo prints) and,
     given ``ours``, this run beside the paper's reported numbers (``papers.reported.comparison_table``, measured on
     ``label``) saved as comparison.csv; ``paper_names`` adds the paper's name of each metric; ``metrics``: other
     metrics.json entries. Returns {"summary", "comparison"}."""
     table = None
     if ours is not None:
-
         table = comparison_table(cfg.paper, ours, label, model_keys=model_keys, include_unreported=include_unreported)
         if paper_names is not None:
             table.insert(1, "paper_metric", table["metric"].map(paper_names))

@@ -117,7 +117,6 @@ def record_dir(run_dir: Path, copy: bool = False) -> Path:
 
 def _remove_orphaned_scratch() -> None:
     """Scratch records of processes that died without cleaning up (SIGKILL, a lost node)."""
-
     for path in Path(tempfile.gettempdir()).glob("lesionkit-rank*-*-*"):
         pid = path.name.split("-")[2]
         if pid.isdigit() and not pid_alive(int(pid)):

@@ -120,7 +120,6 @@ def index_masks(root: Path, dirs: Sequence[str | Path] | None = None, suffix: st
 def canonical_columns(raw: pd.DataFrame, columns: dict[str, str] | None = None,
                       wanted: Sequence[str] = tuple(ALIASES)) -> dict[str, str]:
     """canonical name -> raw column: explicit `columns` first, then ALIASES. Raises if an explicit one is absent."""
-
     mapping: dict[str, str] = {}
     for canon in wanted:
         if columns and canon in columns:
@@ -152,7 +151,6 @@ def paths_from_index(ids: pd.Series, index: dict[str, str]) -> pd.Series:
 
 def onehot_to_label(raw: pd.DataFrame, cols: Sequence[str], source: Path) -> pd.Series:
     """Label = the column holding the row's 1 in an ISIC one-hot table; rows with no or several 1s raise."""
-
     vals = raw[list(cols)].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy()
     hot = vals > 0.5
     bad = hot.sum(1) != 1

@@ -112,7 +112,6 @@ class ARLConfig(TrainConfig):
 
 def load(cfg: ARLConfig) -> Any:
     """The dataset as a binary task: `positive` (index 1) vs the rest."""
-
     return one_vs_rest(load_data(cfg), cfg.positive)
 
 
@@ -136,7 +135,6 @@ def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLCon
     loader visits each row ``crops_per_image`` times per epoch (``RepeatDL``). ARL decodes JPEGs large enough
     that a 0.2 crop still spans ``image_size`` pixels (``arl_decode_side``); the crop window itself is in the
     original file's pixels whatever the decode."""
-
     repeat = {"dl_type": RepeatDL, "dl_kwargs": ({"repeats": cfg.crops_per_image}, {})} if cfg.crops_per_image > 1 \
         else {}
     return image_dls(ds, train_idx, valid_idx, size=cfg.image_size, bs=cfg.batch_size, preset=cfg.augment,
@@ -146,7 +144,6 @@ def train_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: ARLCon
 
 def optimizer(cfg: ARLConfig) -> Any:
     """The code's SGD (momentum 0.9, L2 weight decay 1e-4 on every parameter) or AdamW (decoupled decay)."""
-
     if cfg.optimizer == "sgd":
         return OptimizerSpec("sgd", momentum=0.9, weight_decay=cfg.weight_decay)
     return OptimizerSpec("adamw", weight_decay=cfg.weight_decay)
@@ -181,7 +178,6 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
     """Train each model on each fold, test it on the fixed test set (``lesionkit.engine.run_folds``); predictions
     go to ``predictions/test_<kind>_fold<k>.csv`` in the ISIC binary format; the fold-0 models to model.pth (ARL)
     and model_resnet.pth, each with the spec that rebuilds it."""
-
     res = run_folds(run, ds, splits, variants(ds, cfg), lambda y, p: binary_report(y, p[:, 1], cfg.threshold),
                     seed=cfg.seed, settings=cfg.engine_settings())
     save_models(run, res.learners, cfg.headline, spec=lambda _: {"classes": ds.classes, "output": "one logit, sigmoid = P(positive)",
@@ -192,7 +188,6 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Run) -> dict[str, Any] | None:
     """The fold-0 models on `test_dir` with their test views (its most held-out official part; every class but
     `positive` as the rest): reports logged and predictions saved as ``external_<kind>``. None without test_dir."""
-
     ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
     return None if ext is None else score_external(learners, variants(ext, cfg), ext, run,
                                                    lambda y, p: binary_report(y, p[:, 1], cfg.threshold))
@@ -200,7 +195,6 @@ def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Ru
 
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
     """Fold means per model, the 2–4-number summary and the comparison with the paper and the code's results."""
-
     means = fold_means(df)
     arl = means[next(label for label, key in cfg.models.items() if key == cfg.headline)]
     summary = {"auc": arl["auc"], "sensitivity": arl["sensitivity"], "specificity": arl["specificity"]}
@@ -230,7 +224,6 @@ def alphas(model: torch.nn.Module) -> Any:
 
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> Any:
     """Grad-CAM on layer4, the ARL masks ("native") and integrated gradients for test images; stored with the run."""
-
     mean, std = norm_stats(cfg)
     return explain_rows(learn.model, ds, idx, cfg.methods, run.dir, size=cfg.image_size, norm=(mean, std),
                         model_name=f"ARL-CNN{cfg.depth} ({cfg.variant})",

@@ -40,7 +40,6 @@ def first_place_folders(data_dir: str | Path) -> tuple[Path, Path] | None:
 
 def data_folders(cfg: Any) -> tuple[Path, Path | None]:
     """(the ISIC 2020 or other training folder, the ISIC 2019 folder to merge or None)."""
-
     pair = None if cfg.data_dir_2019 else first_place_folders(cfg.data_dir)
     if pair is not None:
         return pair
@@ -59,7 +58,6 @@ def resolved_task(cfg: Any) -> str:
 def read_training_data(cfg: Any) -> Any:
     """The training dataset of ``cfg`` (all rows; `load` subsamples): 9-class ISIC 2019 + 2020, the dataset's own
     classes, or (``task="melanoma"``) ``positive`` vs the rest of either."""
-
     root, r2019 = data_folders(cfg)
     task = resolved_task(cfg)
     nine = task == "diagnosis9" or (task == "melanoma" and r2019 is not None)

@@ -146,7 +146,6 @@ class AttentionB3Config(TrainConfig):
 def load(cfg: AttentionB3Config) -> Any:
     """The training rows (`attention_b3_data`: ISIC 2019 + 2020 in 9 classes, or the dataset's own / binary task),
     a class-stratified subset of whole lesions with `max_images` (smoke: about 80)."""
-
     ds = read_training_data(cfg)
     require_two_classes(ds, f"data_dir {cfg.data_dir}")
     n = cfg.max_images or (140 if cfg.smoke else 0)
@@ -224,7 +223,6 @@ def train(ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> Any:
 
 def evaluate(probs: np.ndarray, y: np.ndarray, ds: Any, cfg: AttentionB3Config) -> dict[str, Any]:
     """The paper's binary metrics on P(positive), flattened: bootstrap specificity as spec_at_sens95_bootstrap."""
-
     k = ds.classes.index(find_class(cfg.positive, ds.classes))
     report = melanoma_report((y == k).astype(int), probs[:, k], cfg)
     report["auc_macro_multiclass"] = float(auc_ovr(y, probs)[1])
@@ -247,7 +245,6 @@ def score_external(res: Any, ds: Any, splits: Any, cfg: AttentionB3Config, run: 
     probabilities (each already the mean over the test-time views), as the code's predict.py (§A.8, §B.8).
     Predictions go to ``predictions/external_<model>_fold<k>.csv`` / ``_ensemble.csv`` (P(positive), with truth;
     ``_ensemble_probs.csv``: all classes), reports to metrics.json, the rows to external.csv. None without test_dir."""
-
     k = ds.classes.index(find_class(cfg.positive, ds.classes))
     ext = load_external(cfg, ["rest", ds.classes[k]], positive=cfg.positive)
     if ext is None:

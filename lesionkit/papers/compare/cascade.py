@@ -36,7 +36,6 @@ class Cascade:
 
 def cascade_config(cfg: Any) -> Any:
     """An SE-LCN config with the comparison's data, split, size, seed and budget."""
-
     epochs = cfg.cascade_epochs or cfg.epochs
     return SELCNConfig(data_dir=cfg.data_dir, data_format=cfg.data_format, sym_data_dir=cfg.sym_data_dir,
                        seg_data_dir=cfg.seg_data_dir, hair_removal=False, image_size=cfg.image_size,
@@ -51,7 +50,6 @@ def cascade_config(cfg: Any) -> Any:
 
 def train_cascade(ctx: Any) -> Cascade:
     """Segmenter → masked (LAE) inputs → symmetry net → CAMs of every image of ``ctx.ds`` into ``ctx.cams``."""
-
     scfg = cascade_config(ctx.cfg)
     run = ctx.run
     cls_ds, sym_ds = se.load_data(scfg)
@@ -94,7 +92,6 @@ def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
     """Another dataset (external test set, map set) made ready for every entry: the diagnosis factor column (1
     where dx_type is not recorded) and, with the CAM entry, only the images its cascade never trained on
     (:func:`unseen`) and their CAMs through the trained cascade, kept in ``ctx.lent[name]`` for :func:`lend`."""
-
     if "dx_factor" in ctx.ds.df and "dx_factor" not in ext.df:
         ext.df = ext.df.assign(dx_type=ext.df["dx_type"] if "dx_type" in ext.df else np.nan)
         ext = with_dx_factor(ext)

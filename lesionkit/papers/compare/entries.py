@@ -116,7 +116,6 @@ class EntryContext:
 
 def full_size(image_size: int) -> tuple[int, int]:
     """Patch attention's whole image: the code's 450×600 load size scaled so that a patch is ``image_size``."""
-
     s = image_size / PAPER_PATCH
     return int(round(FULL_IMAGE[0] * s)), int(round(FULL_IMAGE[1] * s))
 
@@ -124,7 +123,6 @@ def full_size(image_size: int) -> tuple[int, int]:
 def model_factory(key: str, ctx: EntryContext, weights: bool = True) -> Callable[[], Any]:
     """The entry's network, built by the registry with the shared backbone (or ResNet depth) and class count;
     ``weights=False`` skips the ImageNet weights (what reading its config needs)."""
-
     cfg, k = ctx.cfg, ctx.ds.n_classes
     pre, arl_pre = (cfg.pretrained, cfg.arl_pretrained) if weights else (False, False)
     builders: dict[str, Callable[[], Any]] = {
@@ -150,7 +148,6 @@ def model_factory(key: str, ctx: EntryContext, weights: bool = True) -> Callable
 def loaders(key: str, ctx: EntryContext, norm: Any) -> Callable[[np.ndarray, np.ndarray], Any]:
     """The entry's DataLoaders on (train, valid) rows: the shared augmentation, size and batch; patch grids for
     patch attention, a diagnosis factor target, metadata, or the cached CAM as a second input."""
-
     cfg, ds = ctx.cfg, ctx.ds
     common = dict(bs=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers)
     sampler = cfg.balance == "sampler"
@@ -171,7 +168,6 @@ def loaders(key: str, ctx: EntryContext, norm: Any) -> Callable[[np.ndarray, np.
 
 def variant(key: str, ctx: EntryContext, epochs: int) -> Any:
     """The entry as an engine Variant under the shared recipe."""
-
     cfg, ds = ctx.cfg, ctx.ds
     build = model_factory(key, ctx)
     norm = model_norm(model_factory(key, ctx, weights=False)()) if key not in ("patch_attention", "se_lcn_cam") \

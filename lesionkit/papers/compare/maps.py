@@ -32,7 +32,6 @@ MAP_SCORES = ("pointing_game", "mass_inside", "iou", "iou_best", "deletion_auc",
 def map_set(ctx: Any) -> tuple[Any, np.ndarray, str] | None:
     """(dataset, rows, what it is) the maps are scored on: ``map_dir`` (its held-out part, classes mapped to
     data_dir's), else data_dir's test rows when they have masks; None when neither has masks or n_maps is 0."""
-
     cfg = ctx.cfg
     if not cfg.n_maps:
         return None
@@ -70,7 +69,6 @@ def entry_inputs(key: str, learn: Any, ds: Any, idx: np.ndarray, image_size: int
     """(model input images, second input or None) of rows ``idx``: whole images as the entry's model reads them
     (patch attention cuts its patches from the whole image itself), or the loaders' test batch for entries with a
     second input (passed along, not attributed)."""
-
     if key in IMAGE_INPUT:
         batch = next(iter(test_dl(learn.dls, ds, idx, bs=len(idx))))
         return batch[0], batch[1]
@@ -95,7 +93,6 @@ def methods_for(model: Any, images: Any, extra: Any, methods: list[str]) -> list
 
 def score_entry(key: str, learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, ctx: Any) -> pd.DataFrame:
     """The entry's maps of rows ``idx`` (stored under maps/<entry>/) and their per-image scores."""
-
     cfg = ctx.cfg
     images, extra = entry_inputs(key, learn, ds, idx, cfg.image_size)
     methods = methods_for(learn.model, images, extra, cfg.methods)
@@ -123,7 +120,6 @@ def score_entry(key: str, learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarra
 def score_maps(res: Any, ctx: Any) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
     """(per-image scores of every entry, their mean per entry × method beside the entry's BMA, what was scored);
     map_scores.csv and map_summary.csv. None when no masks are available."""
-
     chosen = map_set(ctx)
     if chosen is None:
         return None

@@ -119,7 +119,6 @@ class CompareConfig(TrainConfig):
 def load(cfg: CompareConfig) -> Any:
     """The dataset, with the diagnosis factor column when an entry weights by it; checks that the dataset has what
     every chosen entry needs (dx_type, metadata, masks or a symmetry dataset) before anything trains."""
-
     ds = load_data(cfg)
     keys, df = cfg.entry_keys, ds.df
     if "dx_weighting" in keys and ("dx_type" not in df or df["dx_type"].isna().all()):
@@ -149,7 +148,6 @@ def positive_class(ds: Any, cfg: CompareConfig) -> str:
 
 def split(ds: Any, cfg: CompareConfig, run: Run) -> Any:
     """One split for every entry (splits.csv): the fixed test lesions and ``folds`` train/valid folds."""
-
     return common.split(ds, cfg, run, folds=cfg.folds)
 
 
@@ -176,13 +174,11 @@ def budget_epochs(cfg: CompareConfig, splits: Any) -> int:
 def prepare(ds: Any, splits: Any, cfg: CompareConfig, run: Run) -> EntryContext:
     """The inputs some entries need, built once on the training rows: the metadata encoder (fitted on rows the
     folds train on) and, for se_lcn_cam, the SE-LCN cascade trained on fold 0 of this split, then its CAMs."""
-
     ctx = EntryContext(ds=ds, splits=splits, cfg=cfg, run=run)
     keys = cfg.entry_keys
     if "metadata" in keys:
         ctx.encoder = MetaEncoder().fit(ds.df.iloc[ctx.train_rows])
     if "se_lcn_cam" in keys:
-
         ctx.cascade = train_cascade(ctx)
     return ctx
 
@@ -195,7 +191,6 @@ def variants(ctx: EntryContext) -> list[Any]:
 
 def entry_table(cfg: CompareConfig) -> pd.DataFrame:
     """The chosen entries: what each one changes and the entry it is compared with."""
-
     return pd.DataFrame([{"entry": k, "label": ENTRIES[k].label, "changes": CHANGES.get(k, "nothing (a reference)"),
                           "reference": ENTRIES[k].reference or ""} for k in cfg.entry_keys])
 
@@ -240,7 +235,6 @@ def report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str) 
     """The table's metrics: balanced accuracy and macro AUC over all classes; AUC, AP and the papers' operating
     points (sensitivity / specificity at P >= 0.5 as ARL, specificity at 95 % sensitivity as Going Smaller) of
     ``positive`` vs the rest."""
-
     full = score(y, probs, classes)
     has_both = 0 < np.sum(np.asarray(y) == classes.index(positive)) < len(y)
     mel = score(y, probs, classes, positive=positive) if has_both else {}  # no melanoma among these rows: NaN
@@ -253,7 +247,6 @@ def report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str) 
 def train(ctx: EntryContext, entries: list[Any]) -> Any:
     """Every entry on every fold (``engine.run_folds``: resumable, each fold model scored on the same test rows,
     folds.csv), the ids each entry's loaders held logged in entry_splits.csv; fold-0 models saved."""
-
     log: list[dict[str, Any]] = []
     cfg, ds = ctx.cfg, ctx.ds
     positive = positive_class(ds, cfg)
@@ -276,7 +269,6 @@ def fold_mean_probs(res: Any) -> dict[str, np.ndarray]:
 def results_table(res: Any, ctx: EntryContext) -> pd.DataFrame:
     """One row per entry: each metric's mean ± std over folds (ddof 0), parameters, training seconds (all folds),
     the reference it is compared with."""
-
     df = res.table[pd.to_numeric(res.table["fold"], errors="coerce").notna()]
     stages = stage_states(ctx.run)
     rows = []
@@ -304,7 +296,6 @@ def bma(y: np.ndarray, probs: np.ndarray) -> float:
 def auc_macro(y: np.ndarray, probs: np.ndarray) -> float:
     """Mean one-vs-rest AUC over the classes with positives and negatives in ``y`` (two classes: the AUC of the
     second), as the table's ``auc_macro``; NaN when none qualifies."""
-
     cols = [1] if probs.shape[1] == 2 else range(probs.shape[1])
     aucs = [midrank_auc(y == c, probs[:, c]) for c in cols if 0 < np.sum(y == c) < len(y)]
     return float(np.mean(aucs)) if aucs else float("nan")
@@ -313,7 +304,6 @@ def auc_macro(y: np.ndarray, probs: np.ndarray) -> float:
 def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
     """Each entry minus its reference on the test rows: BMA, macro AUC and melanoma AUC, paired bootstrap over test
     lesions (DeLong for the melanoma AUC), intervals and p-values corrected over all comparisons (differences.csv)."""
-
     ds, cfg, test = ctx.ds, ctx.cfg, ctx.splits.test
     y, k = ds.df["label_idx"].to_numpy()[test], list(ds.classes).index(positive_class(ds, cfg))
     metrics = {"bma": bma, "auc_macro": auc_macro, "mel_auc": lambda yy, pp: midrank_auc(yy == k, pp[:, k])}
@@ -335,7 +325,6 @@ def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
 def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     """Every entry's fold-0 model on ``test_dir`` (classes mapped to data_dir's), beside its in-distribution test
     scores: one row per entry, columns ``<metric> (test)`` and ``<metric> (external)``. None without test_dir."""
-
     ds, cfg = ctx.ds, ctx.cfg
     ext = load_external_like(cfg, ds)
     if ext is None:

@@ -26,7 +26,6 @@ def artefact_targets(df: pd.DataFrame) -> pd.DataFrame | None:
     """(n, 6) 0/1 table with the heads of ``ARTEFACT_HEADS``, from the head columns themselves or from the synthetic
     set's hair (none/short/medium/dense), black_frame, ruler and bubbles (= other); None when the table has
     neither (real ISIC data ships no artefact labels)."""
-
     if all(h in df.columns for h in ARTEFACT_HEADS):
         return df[list(ARTEFACT_HEADS)].fillna(0).astype(int).reset_index(drop=True)
     if not all(c in df.columns for c in ("hair", "black_frame", "ruler", "bubbles")):

@@ -16,7 +16,6 @@ from lesionkit.data.tasks import find_class
 
 def load_melanoma(root: Path, data_format: str = "auto") -> Any:
     """The melanoma-vs-rest dataset in ``root``, with ISIC 2020 site names where the table has them."""
-
     fmt = data_format if data_format != "auto" else detect_format(root)
     kw = {"target": "melanoma"} if fmt in ("synthetic", "isic2020", "isic2017", "ph2") else {}
     ds = to_melanoma(load_dataset(root, fmt=fmt, **kw))
@@ -28,7 +27,6 @@ def load_melanoma(root: Path, data_format: str = "auto") -> Any:
 def to_melanoma(ds: Any) -> Any:
     """A binary melanoma (index 1) vs other dataset; multiclass sets with a 'mel' class are relabelled (classes
     other / melanoma, as the binary readers name them, so a multiclass training set and a binary test set agree)."""
-
     if ds.task == "binary":
         return ds
 

@@ -143,7 +143,6 @@ class MultimodalConfig(TrainConfig):
 # --- data ------------------------------------------------------------------------------------------------------------
 def load_data(cfg: MultimodalConfig) -> Any:
     """Melanoma vs rest from `cfg.data_dir` (ISIC 2020 site names); `max_images`: whole patients, stratified."""
-
     with bad_metadata_policy(cfg.bad_metadata):
         ds = load_melanoma(resolve_data_dir(cfg.data_dir), cfg.data_format)
     require_two_classes(ds, f"data_dir {cfg.data_dir}")
@@ -157,7 +156,6 @@ def make_splits(ds: Any, cfg: MultimodalConfig, run: Run) -> Any:
     """The run's split (splits.csv): grouped by lesion and patient with `cfg.folds` folds (`common.split`), or with
     `split_by="image"` the code's stratified 80/20 by image (no groups, no `split_from`) whose validation is the test
     set (it selects and reports on the same 20 %)."""
-
     if cfg.split_by == "patient":
         return split(ds, cfg, run, folds=cfg.folds)
     test = split_rows(ds.df, test_frac=cfg.test_frac, seed=cfg.seed, group_col=()).test
@@ -169,7 +167,6 @@ def make_splits(ds: Any, cfg: MultimodalConfig, run: Run) -> Any:
 def meta_encoder(ds: Any, splits: Any, cfg: MultimodalConfig) -> Any:
     """The 1st place's encoding fitted on the rows the folds train on (never a test row; one fold: its training
     rows), so both models and every fold share one n_meta."""
-
     train = np.unique(np.concatenate([tr for tr, _ in splits.folds]))
     return MetaEncoder(use_n_images=cfg.use_n_images, use_image_size=cfg.use_image_size,
                        missing=cfg.meta_missing).fit(ds.df.iloc[train])
@@ -184,7 +181,6 @@ def metadata_preview(ds: Any, splits: Any, cfg: MultimodalConfig, n: int = 6) ->
 def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool) -> Any:
     """One model of the comparison (§C.4-C.5): torch Adam (β 0.9/0.999, eps 1e-8, no weight decay) at `lr`, one
     warm-up epoch from lr to 10·lr then cosine to 0, best validation AUC kept, 8 views at test (§A.8)."""
-
     enc, key = meta_encoder(ds, splits, cfg), "meta" if use_meta else "image"
     name = "multimodal_b2" if use_meta else "multimodal_b2_image"
     kw = dict(backbone=cfg.backbone, num_classes=2, n_meta=enc.n_features if use_meta else 0,
@@ -211,7 +207,6 @@ def variants(ds: Any, splits: Any, cfg: MultimodalConfig) -> list[Any]:
 def train(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> Any:
     """Both models on every fold (`engine.run_folds`: resumable, scored on the test rows, folds.csv; with folds > 1
     also the fold ensemble); the fold-0 weights and the metadata encoder go to the run record."""
-
     res = run_folds(run, ds, splits, variants(ds, splits, cfg), report=lambda y, p: score(y, p, ds.classes),
                     seed=cfg.seed, ensemble=True, settings=cfg.engine_settings())
     encoders = {key: learn.dls.meta_encoder for key, learn in res.learners.items()}
@@ -224,7 +219,6 @@ def train(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> Any:
 def evaluate(ds: Any, splits: Any, res: Any, run: Run) -> pd.DataFrame:
     """One row per model: test scores of its model (folds > 1: of the fold ensemble, mean probabilities as §A.8),
     the AUC's fold mean ± std (ddof 0), counts; test predictions also in the ISIC 2020 format (image_name,target)."""
-
     per_fold = res.table[pd.to_numeric(res.table["fold"], errors="coerce").notna()]
     spread = fold_summary(per_fold, metrics=["auc"]).set_index("model")
     rows = []
@@ -246,7 +240,6 @@ def evaluate(ds: Any, splits: Any, res: Any, run: Run) -> pd.DataFrame:
 def load_external_set(cfg: MultimodalConfig, ds: Any) -> Any:
     """`cfg.test_dir` as a melanoma-vs-rest set with the training classes (`common.load_external`: an official
     download's held-out part, every other class scored as the rest) and ISIC 2020 site names where it has them."""
-
     ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
     if ext is not None and "anatom_site_general_challenge" in ext.df.columns:  # as load_melanoma: the sites the encoder learnt
         ext.df["site"] = ext.df["anatom_site_general_challenge"]
@@ -256,7 +249,6 @@ def load_external_set(cfg: MultimodalConfig, ds: Any) -> Any:
 def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> pd.DataFrame | None:
     """Both fold-0 models on the external `test_dir` (`load_external_set`; metadata encoded with the training
     encoder, same views); predictions and reports saved as external_<model>. None without test_dir."""
-
     ext = load_external_set(cfg, ds)
     if ext is None:
         return None
@@ -269,7 +261,6 @@ def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run
 
 def plot_roc_pair(res: Any) -> Any:
     """ROC curves of both models on the test rows (the probabilities `evaluate` scored)."""
-
     return plot(res.y, {label: np.mean(res.probs[key], axis=0)[:, 1] for key, label in MODELS.items()})
 
 
@@ -278,7 +269,6 @@ def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> A
     """The six-head recipe: sum of per-head cross-entropies, torch Adam (no weight decay) at a constant
     `artefact_lr`, the code's [-1, 1] scaling without augmentation; the last epoch's weights are kept, as the code
     keeps them (``artefact_keep="best"``: the lowest validation loss)."""
-
     return Variant(key="artefacts", label="artefact heads",
                    model=lambda: create_model("artefact_b2", pretrained=cfg.pretrained, backbone=cfg.backbone,
                                               drop_path_rate=cfg.drop_path_rate),
@@ -292,7 +282,6 @@ def artefact_variant(ds: Any, targets: pd.DataFrame, cfg: MultimodalConfig) -> A
 def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> dict[str, Any] | None:
     """Train the six heads on fold 0's training rows (`engine.train_variant`) and score every head on the test rows.
     None, with a printed reason, without artefact labels."""
-
     targets = artefact_targets(ds.df)
     if targets is None:
         print(f"{ds.name}: no artefact labels (hair/black_frame/ruler/bubbles or the six head columns): the "
@@ -313,7 +302,6 @@ def train_artefacts(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> di
 def explain(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> Any:
     """Maps of the image + metadata model (fold 0) for the first test images (metadata passed along, not
     attributed), stored with the run for the viewer; returns the static grid figure."""
-
     learn, idx = res.learners["meta"], splits.test[: cfg.n_attribution]
     store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls,
                          model_name=model_spec(learn.model)["name"])

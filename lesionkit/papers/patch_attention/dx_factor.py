@@ -52,7 +52,6 @@ def factor_image_dls(ds: LesionDataset, train_idx: np.ndarray, valid_idx: np.nda
                      balanced: bool = False) -> DataLoaders:
     """``lesionkit.data.loaders.image_dls`` with the diagnosis factor as a second target: batches (x (B, 3, size,
     size), label, dx factor), for diagnosis-guided weighting of a whole-image model."""
-
     tr, va, dsets = _factor_datasets(ds, train_idx, valid_idx, size)
     item, batch = preset_tfms(preset, size, "squish", seed)
     return build_dataloaders(dsets, bs, item, batch_tfms_for(batch, norm), seed, num_workers, balanced,

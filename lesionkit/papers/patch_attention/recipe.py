@@ -163,7 +163,6 @@ def build_model(cfg: PatchAttentionConfig, n_classes: int, attention: bool = Tru
     """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``): 'code' is the
     released ``CNN_FC`` (input gate on, end gate off, mean of per-patch logits), 'paper' the in-block PatchSE.
     ``attention=False``: the same patch model with no attention module (the baseline)."""
-
     return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone,
                         n_patches=cfg.n_patches, num_classes=n_classes, patch_size=cfg.image_size,
                         image_size=cfg.full_size, input_gate=attention and cfg.variant == "code",
@@ -181,7 +180,6 @@ def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
     the training rows, the factor on or off; torch Adam (β 0.9/0.999, eps 1e-8) without weight decay; StepLR halving
     the LR at 40/60/80% of training (epochs 20/30/40 of 50); selection on balanced accuracy (mean per-class recall);
     the patch grid as the test view (+ flips: `tta`)."""
-
     labels = ds.df["label_idx"].to_numpy()
 
     def variant(mode: str, attention: bool = True) -> Variant:
@@ -200,7 +198,6 @@ def variants(ds: Any, cfg: PatchAttentionConfig) -> list[Variant]:
 def score(y: np.ndarray, probs: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """The multiclass report plus ``f1_weighted_code``: weighted F1 as utils.py computes it, f1_score(pred, target),
     i.e. weighted by predicted support (``f1_weighted`` is sklearn's, by true support)."""
-
     out = report(y, probs, classes)
     out["f1_weighted_code"] = f1(y, predict_labels(probs), average="weighted", support="predicted")
     return out
@@ -232,7 +229,6 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
     """Fold means per model, the gains in mean sensitivity of diagnosis-guided weighting (attention models, with
     vs without) and of attention (headline mode vs the no-attention baseline), and the comparison table: only
     Gessert et al.'s own reported numbers (methods-a §1.6) beside ours, under the paper's metric names."""
-
     means = fold_means(df)
     head = MODES[cfg.headline] if MODES[cfg.headline] in means else next(iter(means))
     bma = {label: m["balanced_accuracy"] for label, m in means.items()}
@@ -261,7 +257,6 @@ def evaluate_external(learners: dict[str, Any], ds: Any, cfg: PatchAttentionConf
     derm7pt's test index, ISIC 2018 Task 3 Test), classes mapped onto the training ones, the same patch grid and
     views; reports and predictions as ``external_<key>``. An external set carries no dx_type, so every factor is 1
     (the factor only weights the training loss). None without test_dir."""
-
     ext = load_external(cfg, list(ds.classes))
     if ext is None:
         return None
@@ -273,7 +268,6 @@ def train(ds: Any, splits: Any, variants: list[Variant], cfg: PatchAttentionConf
     """Every variant on every fold (``lesionkit.engine.run_folds``: resumable, each fold model scored on the test
     rows, folds.csv). The fold-0 models are saved: model.pth the last weighting mode's, model_<key>.pth the others
     (model_baseline.pth: the no-attention model, trained with the last mode's weighting)."""
-
     res = run_folds(run, ds, splits, variants, report=lambda y, p: score(y, p, ds.classes), seed=cfg.seed,
                     settings=cfg.engine_settings())
     save_models(run, res.learners, cfg.headline, spec=lambda key: {
@@ -285,7 +279,6 @@ def train(ds: Any, splits: Any, variants: list[Variant], cfg: PatchAttentionConf
 def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run: Run) -> Any:
     """Attribution on whole 450×600-geometry images (the model cuts its patches itself, so maps cover the whole
     lesion); Grad-CAM is skipped: its layer holds patches stacked, not the image plane. Stored with the run."""
-
     window = max(4, cfg.image_size // 4)
     return explain_rows(learn.model, ds, idx, cfg.methods, run.dir, size=cfg.full_size, batch_size=4,
                         model_name=f"patch_{cfg.backbone} ({cfg.variant})",

@@ -61,7 +61,6 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
 
 def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
     """Train the recipe on the split's train/valid rows (resumable), save model.pth + model.json; the Learner."""
-
     v = variant(ds, cfg)
     tr, va = splits.folds[0]
     learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())

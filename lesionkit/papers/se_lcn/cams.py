@@ -53,7 +53,6 @@ def cached_cams(sym_learn: Any, ds: Any, size: int, path: Path) -> dict[str, np.
 
 def cam_scores(cams: np.ndarray, masks: np.ndarray, image_ids: list[str], label: str) -> pd.DataFrame:
     """Pointing game, IoU with the dilated mask and overlap per image (lesionkit.attribution.scores)."""
-
     return score_maps(np.asarray(cams, np.float32), masks, image_ids, model=label, method="gradcam++")
 
 

@@ -21,7 +21,6 @@ def plot_segmentation(seg_ds: Any, idx: np.ndarray, pred: np.ndarray, truth: np.
                       n: int = 6) -> Figure:
     """Images ``idx`` with the true (white) and predicted (cyan) lesion outlines and each image's Dice; ``pred`` and
     ``truth`` are their (N, size, size) masks."""
-
     n = min(n, len(idx))
     fig = Figure(figsize=(2.2 * n, 2.5), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]

@@ -49,7 +49,6 @@ def remove_hair(image: np.ndarray | Image.Image, kernel_size: int = 17, threshol
 def hair_free_path(src: str | Path, min_side: int, root: str | Path | None = None) -> Path:
     """The cached hair-free PNG of ``src`` (written now unless it exists), decoded as the loaders decode it
     (``load_rgb(min_side=...)``: originals up to 4 × min_side as they are, so HAM10000's 600×450 at 256 px)."""
-
     src = Path(src)  # a missing file raises the library's MissingFileError, naming the file and the fix
     dest = Path(root or cache_root() / "hair") / f"{src.stem}-{source_digest(src, int(min_side), 'v1')}.png"
     if not dest.exists():
@@ -60,7 +59,6 @@ def hair_free_path(src: str | Path, min_side: int, root: str | Path | None = Non
 def hair_free(ds: Any, min_side: int, root: str | Path | None = None, workers: int = 2) -> Any:
     """A copy of dataset ``ds`` whose ``path`` column points at hair-free copies of its images (``info`` records
     it); masks and labels are unchanged."""
-
     with ThreadPoolExecutor(max(1, workers)) as pool:  # OpenCV releases the GIL
         paths = list(pool.map(lambda p: str(hair_free_path(p, min_side, root)), ds.df["path"]))
     df = ds.df.copy()

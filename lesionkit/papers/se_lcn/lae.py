@@ -26,7 +26,6 @@ TARGETS = {"classifier": {"synthetic": "dx", "ph2": "ham"},
 
 def load_stage_data(root: Path, fmt: str, stage: str) -> Any:
     """The dataset at ``root`` with the label the ``stage`` ("classifier" or "symmetry") learns."""
-
     fmt = fmt if fmt != "auto" else detect_format(root)
     if stage == "symmetry" and fmt not in TARGETS[stage]:
         raise ValueError(f"{root}: the symmetry stage needs a symmetry label (the synthetic set's `symmetry` column or "
@@ -110,7 +109,6 @@ def cascade_inputs(cls_ds: Any, seg_ds: Any, masks: dict[str, np.ndarray], cam_s
 
 def lae_table(ds: Any, masks: np.ndarray, enlarge: float = 0.2) -> pd.DataFrame:
     """The LAE boxes (x0, y0, x1, y1 in mask pixels; empty for no lesion), as the original's coordinates.csv."""
-
     rows = []
     for image_id, mask in zip(ds.df["image_id"], masks):
         box = lae_box(mask, enlarge)

@@ -159,7 +159,6 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
     """(classifier dataset, symmetry dataset), hair-removed when ``hair_removal``. Without `sym_data_dir` both are
     `data_dir`, same rows in the same order (diagnosis resp. binary asymmetry as label). Without `seg_data_dir`
     the symmetry dataset's masks also train the segmenter (:func:`segmenter_data`)."""
-
     sym_root = resolve_data_dir(cfg.sym_data_dir or cfg.data_dir)
     sym_fmt = cfg.data_format if not cfg.sym_data_dir else "auto"
     if (sym_fmt if sym_fmt != "auto" else detect_format(sym_root)) not in TARGETS["symmetry"]:
@@ -185,7 +184,6 @@ def load_data(cfg: SELCNConfig) -> tuple[Any, Any]:
 def split(cls_ds: Any, sym_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[Any, Any]:
     """(classifier split: the run's, recorded as splits.csv; symmetry split: its test set and fold 0 when both read
     the same images, else a grouped split of sym_data_dir from `seed`, recorded as seg_splits.csv)."""
-
     splits = common.split(cls_ds, cfg, run, folds=cfg.folds)
     if same_images(cls_ds, sym_ds):
         return splits, Splits(splits.test, splits.folds[:1])
@@ -197,7 +195,6 @@ def segmenter_data(cfg: SELCNConfig, sym_ds: Any, sym_splits: Any, cls_ds: Any, 
     """(dataset, split) the segmenter trains on: the symmetry dataset and split without `seg_data_dir`; with it, that
     folder's images with a mask (HAM10000 / ISIC 2018 `<id>_segmentation.png`, ISIC 2017, PH2, a CSV's mask_path),
     hair-removed, its own grouped split (segmenter_splits.csv) testing every image/lesion of the classifier's test."""
-
     if not cfg.seg_data_dir:
         return sym_ds, sym_splits
     with bad_metadata_policy(cfg.bad_metadata):
@@ -225,7 +222,6 @@ def train_segmenter(seg_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) ->
 
 def evaluate_segmenter(learn: Any, seg_ds: Any, idx: np.ndarray, cfg: SELCNConfig, run: Run) -> dict[str, Any]:
     """Per-image Dice, Jaccard, sensitivity, specificity on rows `idx`, averaged; the masks for the figures."""
-
     pred, truth = predict_masks(learn, seg_ds, idx), true_masks(seg_ds, idx, cfg.image_size)
     scores = segmentation_scores(pred, truth)
     run.log_metrics({"segmentation_test": scores})
@@ -236,7 +232,6 @@ def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run
     """Stage 2: (the segmenter's masks of every image, {"seg": of the symmetry dataset `seg_ds`, "cls"}; the
     cascade's input sets, data.lae's cascade_inputs, written under the run's inputs/). The LAE boxes are kept as
     lae_boxes.csv."""
-
     seg_masks = predict_masks(seg_learn, seg_ds)
     masks = {"seg": seg_masks, "cls": seg_masks if same_images(cls_ds, seg_ds) else predict_masks(seg_learn, cls_ds)}
     run.save_table(lae_table(cls_ds, masks["cls"], cfg.lae_enlarge), "lae_boxes.csv")
@@ -247,7 +242,6 @@ def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run
 def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 3, "symmetry_fold0" (engine.run_folds over the segmentation split's one fold): test scores in
     symmetry.csv and metrics.json's symmetry_test; saved as model_symmetry. FoldResults."""
-
     res = run_folds(run, sym_ds, seg_splits, [symmetry_variant(sym_ds, cfg)], seed=cfg.seed, table="symmetry.csv",
                     report=lambda y, p: _pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False,
                     settings=cfg.engine_settings())
@@ -259,7 +253,6 @@ def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> 
 def cache_cams(sym_learn: Any, cam_ds: Any, cfg: SELCNConfig, run: Run, name: str = "classifier") -> dict:
     """Stage 4: the symmetry CAM of every image of `cam_ds`, cached as the run's cams/<name>.npz for the classifier
     stage (a resumed run reads it back): {image_id: map}."""
-
     return cached_cams(sym_learn, cam_ds, cfg.cam_size, run.dir / "cams" / f"{name}.npz")
 
 
@@ -267,7 +260,6 @@ def score_symmetry_cams(sym_learn: Any, sym_ds: Any, seg_ds: Any, idx: np.ndarra
                         run: Run) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The symmetry net's CAM scores on rows `idx` against the true masks: per image (cam_scores.csv) and
     mean ± std (IoU and overlap nan-skipping as the original's nanmean)."""
-
     df = cam_scores(compute_cams(sym_learn, sym_ds.subset(idx), cfg.cam_size), true_masks(seg_ds, idx, cfg.cam_size),
                     seg_ds.df["image_id"].iloc[idx].tolist(), "symmetry net")
     run.save_table(df, "cam_scores.csv")
@@ -279,7 +271,6 @@ def score_symmetry_cams(sym_learn: Any, sym_ds: Any, seg_ds: Any, idx: np.ndarra
 def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SELCNConfig, run: Run) -> Any:
     """Stage 5: both classifiers on every fold of the run's split (engine.run_folds: with_cam_fold<k>, ...), each
     fold model scored on the same test rows (classifier_folds.csv); fold-0 models saved, fold means logged."""
-
     res = run_folds(run, ds, splits, classifier_variants(ds, cams, cfg), seed=cfg.seed, table="classifier_folds.csv",
                     report=lambda y, p: score(y, p, ds.classes), settings=cfg.engine_settings())
     save_models(run, res.learners, prefix="model_classifier",
@@ -294,7 +285,6 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
     ``ds``, default the classifiers' vocab; hair-removed as the training images): masks → inputs → CAMs
     (cams/external.npz, lent to `cams`, which the classifiers' loaders read, then taken back: a training id equal to
     an external one keeps its map) → both classifiers' fold-0 models, as external_<model>. One row per model."""
-
     classes = list(ds.classes) if ds is not None else list(next(iter(results.learners.values())).dls.vocab)
     binary = ds.task == "binary" if ds is not None else len(classes) == 2
     ext = load_external(cfg, classes, positive=classes[1] if binary else None)
@@ -323,7 +313,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNC
             run: Run) -> tuple[Any, pd.DataFrame]:
     """Attribution maps of an SE-LCN classifier on test rows `idx` (its loaders' CAM input passed along, not
     attributed), scored against `masks` (data.lae.reference_masks), stored for the viewer: (grid, per-image scores)."""
-
     idx = np.asarray(idx)[: cfg.n_attribution]
     store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls, masks=masks[: len(idx)],
                          model_name="selcn_classifier")
@@ -336,7 +325,6 @@ def summarize(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFr
               cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> dict[str, Any]:
     """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
     with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
-
     means = fold_means(folds)
     ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}
     ours.update({f"{key}/{k}": v for key, label in CLASSIFIERS.items()

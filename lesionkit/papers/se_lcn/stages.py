@@ -73,7 +73,6 @@ def classifier_variants(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) 
     """Stage 5: EfficientNet + E-layer on (image, cached CAM) loaders, inputs in [0, 1], unweighted cross-entropy,
     torch Adam with coupled L2 weight decay, constant lr, early stopping on validation loss; "without_cam" feeds an
     all-zero map."""
-
     model = partial(create_model, "selcn_classifier", pretrained=cfg.pretrained, backbone=cfg.classifier_backbone,
                     num_classes=ds.n_classes, with_symmetry_net=False, drop_path_rate=cfg.drop_path_rate)
 
@@ -103,7 +102,6 @@ def own_split(ds: Any, cls_ds: Any, splits: Any, cfg: SELCNConfig, run: Any, tab
     """A grouped train/valid/test split of a stage's own dataset from `seed` (recorded as `table`); its rows that
     share an image or lesion with the classifier's test rows are in its test set, so no stage trains on them,
     topped up by a grouped hold-out of the other rows to `test_frac` when they are fewer."""
-
     test_rows = cls_ds.df.iloc[splits.test]
     match = (ds.df["image_id"].isin(test_rows["image_id"]) | (
         ds.df["lesion_id"].notna() & ds.df["lesion_id"].isin(test_rows["lesion_id"].dropna()))).to_numpy()
