@@ -9,7 +9,6 @@ from torch import nn
 
 from lesionkit.attribution.layers import resolve_layer
 from lesionkit.layers.gradcam_pp import grad_cam_plus_plus
-from lesionkit.models.patch_attention import patch_grid
 
 Logits = Callable[[torch.Tensor], torch.Tensor]
 Picker = Callable[[torch.Tensor, slice], torch.Tensor]
@@ -155,6 +154,7 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _patch_corners(cfg: dict[str, Any], image_hw: tuple[int, int]) -> list[tuple[int, int]]:
+    from lesionkit.models.patch_attention import patch_grid  # lazy: only patch-attention models need their grid
 
     return patch_grid(image_hw, int(cfg["n_patches"]), int(cfg["patch_size"]))
 

@@ -1,15 +1,13 @@
 """The one "explain these test rows" step every paper notebook ends with: inputs for the rows, maps of the
-predicted class by each method, stored in a run folder (the viewer's layout) and read back."""
+predicted class by each method, stored in a run folder (the viewer's layout) and read back.
+Imports marked `# lazy` (fastai.vision loaders, the map store) load only when maps are computed.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-
-from lesionkit.attribution.precompute import load_attributions, precompute_attributions
-from lesionkit.data.loaders import test_dl
-from lesionkit.data.tasks import model_inputs
 
 
 def explain_rows(model: Any, ds: Any, idx: Sequence[int], methods: Sequence[str], out_dir: str | Path, *,
@@ -23,6 +21,10 @@ def explain_rows(model: Any, ds: Any, idx: Sequence[int], methods: Sequence[str]
     is passed along to the model and not attributed. ``attr_kw`` go to every ``attribute`` call. Returns the
     :class:`AttributionStore`.
     """
+    from lesionkit.attribution.precompute import load_attributions, precompute_attributions  # lazy
+    from lesionkit.data.loaders import test_dl  # lazy
+    from lesionkit.data.tasks import model_inputs  # lazy
+
     idx = np.asarray(idx, dtype=int)
     extra = None
     if dls is not None:

@@ -22,8 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lesionkit.attribution.core import _probs, as_plain_tensor, as_plain_tensor_meta, attribution_mode
-
 SCORES = ("pointing_game", "iou", "overlap", "mass_inside", "iou_best")
 BEST_IOU_THRESHOLDS = np.linspace(0.05, 0.95, 19)
 
@@ -190,6 +188,8 @@ def deletion_insertion(
     back: a faithful map makes it rise fast (high AUC). Returns ``(curves (N, steps + 1), auc (N,))`` with the
     x axis the fraction of pixels changed, 0..1.
     """
+    from lesionkit.attribution.core import _probs, as_plain_tensor, as_plain_tensor_meta, attribution_mode  # lazy
+
     if mode not in ("deletion", "insertion"):
         raise ValueError(f"mode must be 'deletion' or 'insertion', got {mode!r}")
     x = as_plain_tensor(images)

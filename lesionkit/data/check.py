@@ -6,6 +6,7 @@ missing / empty / truncated / corrupt images and masks, masks whose size differs
 files under two ids, lesions or patients on two sides of an official split or fold. Warnings: missing metadata
 (NaN age/sex/site), lesions with conflicting labels, empty classes. Notes: inputs that load fine after conversion
 (CMYK, grayscale, palette, RGBA, 16-bit, EXIF-rotated, very large). Class counts are always printed.
+Imports marked `# lazy` (scikit-learn, the readers) load only when a check runs.
 """
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from lesionkit.data.errors import DataError
 from lesionkit.data.images import DEFAULT_MAX_PIXELS, full_check, load_mask, open_image, quick_check
 from lesionkit.data.metadata_values import describe_rows, unknown_sites
 from lesionkit.data.problems import collect_problems
-from lesionkit.data.readers import get_reader, resolve_format
-from lesionkit.data.splits import assert_no_group_leak
 from lesionkit.data.table import LesionDataset, require_two_classes
 
 LARGE_PIXELS = 50_000_000
@@ -137,6 +136,7 @@ def _check_images(ds: LesionDataset, report: CheckReport, full: bool, max_pixels
 
 
 def _check_table(ds: LesionDataset, report: CheckReport) -> None:
+    from lesionkit.data.splits import assert_no_group_leak  # lazy
 
     df = ds.df
     for col in ("age", "sex", "site"):
@@ -177,6 +177,8 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
 def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                   **reader_kw: Any) -> CheckReport:
     """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
+    from lesionkit.data.readers import get_reader, resolve_format  # lazy
+
     report = CheckReport(str(source))
     try:
         path, fmt = resolve_format(source, fmt)

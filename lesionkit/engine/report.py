@@ -2,6 +2,8 @@
 
 Gessert et al. and SE-LCN report *mean ± std over fold models evaluated on one fixed test set* (numpy's ddof=0);
 every paper table here is built by :func:`fold_table` / :func:`fold_means` from the engine's per-fold rows.
+Imports marked `# lazy` (metrics, matplotlib/seaborn plots) load when a run is first scored: the engine stays
+quick to import.
 """
 from __future__ import annotations
 
@@ -10,14 +12,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from lesionkit.metrics import binary_report, fold_summary, multiclass_report, predict_labels, write_predictions
-from lesionkit.viz.plots import plot_confusion_matrix, plot_roc_curves
-
 
 def score(y: np.ndarray, probs: np.ndarray, classes: Sequence[str], positive: str | None = None,
           threshold: float | None = None) -> dict[str, Any]:
     """The score command's report: binary (two classes, or ``positive`` given: that class vs the rest, scored on
     its probability column) or multiclass."""
+    from lesionkit.metrics import binary_report, multiclass_report  # lazy
+
     classes = list(classes)
     kw = {} if threshold is None else {"threshold": threshold}
     if positive is not None:
@@ -47,6 +48,8 @@ def record_evaluation(run: Any, name: str, ds: Any, idx: np.ndarray, probs: np.n
                       report: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score (unless ``report`` is given), write predictions (+ truth) in the official format as
     ``predictions/<name>.csv``, log the report under ``name`` in metrics.json and save confusion/ROC figures."""
+    from lesionkit.metrics import write_predictions  # lazy
+
     report = report if report is not None else score(y, probs, ds.classes, positive)
     write_predictions(run.dir / "predictions", ds.df["image_id"].iloc[idx].tolist(), probs, ds.classes,
                       y_true=y, stem=name)
@@ -61,6 +64,9 @@ def save_evaluation_figures(run: Any, name: str, y: np.ndarray, probs: np.ndarra
                             classes: Sequence[str]) -> dict[str, Any]:
     """The confusion matrix (ties broken by the first class) and ROC curves, saved as ``<name>_confusion`` and
     ``<name>_roc``; returns {figure name: Figure}."""
+    from lesionkit.metrics import predict_labels  # lazy
+    from lesionkit.viz.plots import plot_confusion_matrix, plot_roc_curves  # lazy
+
     figs = {f"{name}_confusion": plot_confusion_matrix(y, predict_labels(probs, ties="first"), classes),
             f"{name}_roc": plot_roc_curves(y, probs, classes)}
     for fig_name, fig in figs.items():
@@ -83,6 +89,8 @@ def fold_table(df: pd.DataFrame, by: str = "model", metrics: Sequence[str] | Non
                digits: int = 3) -> pd.DataFrame:
     """mean ± std over folds (``lesionkit.metrics.fold_summary``, ddof=0 as the papers) as readable text: one row
     per metric, one column per ``by`` value."""
+    from lesionkit.metrics import fold_summary  # lazy
+
     df = df[pd.to_numeric(df["fold"], errors="coerce").notna()] if "fold" in df else df
     cols = list(metrics) if metrics is not None else _metric_columns(df, by)
     cols = [c for c in cols if df[c].notna().all()]

@@ -6,6 +6,8 @@ record's ``stages.json`` with its final weights. Resuming a run re-executes the 
 weights, the interrupted one continues from its last epoch, the rest train as usual — so the results match a run
 that never stopped. A :class:`Variant` is the recipe of one model: how to build it, its loaders, loss, optimiser,
 schedule, selection metric and test-time views.
+Imports marked `# lazy` (fastai.vision loaders, scikit-learn splits) load when first used: the engine stays quick
+to import.
 """
 from __future__ import annotations
 
@@ -24,8 +26,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lesionkit.data.loaders import test_dl
-from lesionkit.data.splits import Splits, make_splits, official_or_grouped
 from lesionkit.engine.callbacks import save_state_dict
 from lesionkit.engine.fit import checkpoint_paths, fit
 from lesionkit.engine.learner import make_learner
@@ -192,6 +192,8 @@ class FoldResults:
 
 def test_predictions(learn: Any, variant: Variant, ds: Any, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, labels) of a variant's model on dataset ``rows`` with its test-time views."""
+    from lesionkit.data.loaders import test_dl  # lazy: loaders (fastai.vision) and splits (scikit-learn) load when used
+
     dl = variant.test_dl(learn, rows) if variant.test_dl else test_dl(learn.dls, ds, rows, with_labels=True)
     return predict_learner(learn, dl, views=variant.views, average=variant.average)
 
@@ -245,6 +247,8 @@ def run_splits(run: Any, ds: Any, folds: int = 1, test_frac: float = 0.2, valid_
     what a resumed run reads back), else with ``rule="official"`` the dataset's official parts or folds where it has
     them (:func:`lesionkit.data.splits.official_or_grouped`), else :func:`lesionkit.data.splits.make_splits`
     grouped by lesion and patient. run.json's ``split`` says which."""
+    from lesionkit.data.splits import Splits, make_splits, official_or_grouped  # lazy
+
     source = Path(split_from).expanduser() / "splits.csv" if split_from else Path(run.dir) / "splits.csv"
     if split_from and not source.is_file():
         raise FileNotFoundError(f"split_from={split_from!r}: {source} does not exist; give the folder of a run that "

@@ -99,6 +99,7 @@ def step_seconds(model: nn.Module, xs: Sequence[torch.Tensor], y: Any, loss_func
 def measure(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss_func: Any,
             options: Sequence[Speed]) -> dict[str, float]:
     """Seconds per step of a copy of ``model`` under each option (the model and every RNG stream untouched)."""
+
     probe = copy.deepcopy(unwrap(model)).train()
     full = [plain(x) for x in xs], [plain(t) for t in y]  # fastai's tensor types dispatch some losses nowhere
     small = [x[:MEASURE_BATCH] for x in full[0]], [t[:MEASURE_BATCH] for t in full[1]]
@@ -309,6 +310,7 @@ class CpuSpeedups(Callback):
 
 def loader_workers_of(dl: Any) -> int:
     """Worker processes of a fastai loader (its own ``num_workers`` is the shard count, always 1)."""
+
     return int(getattr(getattr(inner_loader(dl), "fake_l", None), "num_workers", 0) or 0)
 
 

@@ -1,30 +1,21 @@
 """What every paper notebook shares: the common parameters and the steps data → split → model → train → evaluate.
 
 Notebooks call these one by one (so each step can be shown and explained); nothing here is specific to a paper.
+Every config cell, `papermill --help-notebook` and each run record import this module for TrainConfig, so it loads
+no torch, fastai or timm: each step imports what it uses when it runs (the `# lazy` imports below).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from lesionkit.attribution import canonical_method
 from lesionkit.config import Config, ConfigError, param
-from lesionkit.data import load_dataset
-from lesionkit.data.loaders import test_dl
-from lesionkit.data.readers import evaluation_parts, resolve_format
-from lesionkit.data.readers.ph2 import PH2_TARGETS
-from lesionkit.data.synthetic import default_synthetic_dir
-from lesionkit.data.table import require_two_classes
-from lesionkit.data.tasks import find_class
-from lesionkit.engine import predict_learner, record_evaluation, run_splits, save_evaluation_figures, test_predictions
-from lesionkit.engine.settings import EngineSettings
-from lesionkit.models import model_spec
-from lesionkit.papers.reported import comparison_table
-from lesionkit.records.runs import start_notebook_run
-from lesionkit.utils import kernel
+
+if TYPE_CHECKING:
+    from lesionkit.engine.settings import EngineSettings
 
 SYNTHETIC_SOURCES = ("synthetic", "synthetic-null")
 
@@ -93,6 +84,8 @@ class TrainConfig(Config):
         if isinstance(self.pretrained, str) and not Path(self.pretrained).expanduser().is_file():
             raise ConfigError(f"pretrained={self.pretrained!r} is neither true/false nor an existing weight file")
         if hasattr(self, "attribution_methods"):
+            from lesionkit.attribution import canonical_method  # lazy
+
             try:
                 [canonical_method(m) for m in self.methods]
             except ValueError as err:
@@ -103,8 +96,9 @@ class TrainConfig(Config):
         """`interactive` resolved: "auto" is on in a live Jupyter kernel, off under papermill or in a script."""
         if isinstance(self.interactive, bool):
             return self.interactive
+        from lesionkit.utils.kernel import in_live_kernel  # lazy
 
-        return bool(kernel.in_live_kernel())  # looked up at call time (tests stand in a live kernel)
+        return bool(in_live_kernel())
 
     @property
     def methods(self) -> list[str]:
@@ -113,6 +107,8 @@ class TrainConfig(Config):
 
     def engine_settings(self) -> EngineSettings:
         """The hardware settings the engine is given explicitly (it never reads this config)."""
+        from lesionkit.engine.settings import EngineSettings  # lazy
+
         return EngineSettings(speedups=self.speedups, torch_compile=self.torch_compile, sync_bn=self.sync_bn,
                               num_processes=self.num_processes)
 
@@ -134,6 +130,8 @@ def torch_cuda() -> bool:
 
 def resolve_data_dir(source: str, size: int = 224) -> Path:
     """'synthetic' / 'synthetic-null' → the cached generated set; anything else is a folder path."""
+    from lesionkit.data.synthetic import default_synthetic_dir  # lazy
+
     if source in SYNTHETIC_SOURCES:
         return default_synthetic_dir(signal=source == "synthetic", size=size)
     return Path(source).expanduser().resolve()
@@ -142,6 +140,9 @@ def resolve_data_dir(source: str, size: int = 224) -> Path:
 def load_data(cfg: TrainConfig, max_images: int | None = None):
     """The dataset of `cfg.data_dir`; a class-stratified subset of whole lesions of about `max_images` images (default:
     the config's `max_images` where it has one; with `smoke`, 140)."""
+    from lesionkit.data import load_dataset  # lazy
+    from lesionkit.data.table import require_two_classes  # lazy
+
     if max_images is None:
         max_images = getattr(cfg, "max_images", 0) or None
     ds = load_dataset(resolve_data_dir(cfg.data_dir), fmt=cfg.data_format, bad_metadata=cfg.bad_metadata)
@@ -172,6 +173,8 @@ def split(ds: Any, cfg: TrainConfig, run: Any, folds: int = 1, valid_frac: float
     share of the rows left after the test hold-out (default: the config's ``valid_frac`` of all rows, rescaled).
     Recorded as splits.csv, and in words as run.json's ``split``. A config whose own ``split`` means something
     else (multimodal's "patient" / "image") gets the grouped rule."""
+    from lesionkit.engine import run_splits  # lazy
+
     if valid_frac is None:
         valid_frac = cfg.valid_frac / (1 - cfg.test_frac)
     rule = "official" if getattr(cfg, "split", "grouped") == "official" else "grouped"
@@ -191,6 +194,9 @@ def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test",
 
     Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
     """
+    from lesionkit.data.loaders import test_dl  # lazy
+    from lesionkit.engine import predict_learner, record_evaluation, save_evaluation_figures  # lazy
+
     probs, y = predict_learner(learn, test_dl(learn.dls, ds, idx, with_labels=True), views=tta)
     report = record_evaluation(run, name, ds, idx, probs, y, figures=False)
     figs = save_evaluation_figures(run, name, y, probs, ds.classes) if figures else {}
@@ -208,6 +214,9 @@ def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = N
     as training data."""
     if not cfg.test_dir:
         return None
+    from lesionkit.data import load_dataset  # lazy
+    from lesionkit.data.readers import evaluation_parts, resolve_format  # lazy
+    from lesionkit.data.readers.ph2 import PH2_TARGETS  # lazy
 
     path, fmt = resolve_format(Path(cfg.test_dir).expanduser().resolve())
     kw = evaluation_parts(path, fmt)
@@ -226,6 +235,8 @@ def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = N
 
 def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
     """External class → training class by name or synonym; ValueError for classes with images the model never saw."""
+    from lesionkit.data.tasks import find_class  # lazy
+
     names, unknown = {}, []
     for c in ext.classes:
         try:
@@ -242,6 +253,8 @@ def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
 
 def _binary_names(ext: Any, classes: list[str], positive: str, test_dir: str) -> dict[str, str]:
     """External class → classes[1] for the positive class (by name or synonym), classes[0] for every other."""
+    from lesionkit.data.tasks import find_class  # lazy
+
     try:
         own = find_class(positive, ext.classes)
     except ValueError:
@@ -254,6 +267,8 @@ def score_external(learners: dict[str, Any], variants: Any, ext: Any, run: Any,
                    report: Any) -> dict[str, dict[str, Any]]:
     """Each variant's fold-0 learner on every row of the external set ``ext`` with the variant's own test views:
     ``report(y, probs)`` logged and predictions saved as ``external_<key>``; {variant label: report}."""
+    from lesionkit.engine import record_evaluation, test_predictions  # lazy
+
     rows, out = np.arange(len(ext)), {}
     for v in variants:
         if v.key in learners:
@@ -278,6 +293,8 @@ def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool
 def start(config_cls: type[TrainConfig], namespace: dict[str, Any]) -> Any:
     """The config cell of every notebook: validate the parameters cell's values into ``config_cls`` and open the run
     record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``)."""
+    from lesionkit.records.runs import start_notebook_run  # lazy
+
     return start_notebook_run(config_cls.notebook, config_cls, namespace)
 
 
@@ -285,6 +302,8 @@ def save_models(run: Any, learners: dict[str, Any], headline: str | None = None,
                 spec: Callable[[str], dict[str, Any]] | None = None) -> None:
     """Every model as ``<prefix>_<key>.pth`` + ``.json`` (state_dict and the spec that rebuilds it, never a pickle);
     the ``headline`` key's as ``model.pth``. ``spec(key)``: that model's extra spec entries (classes, norm, ...)."""
+    from lesionkit.models import model_spec  # lazy
+
     for key, learn in learners.items():
         name = "model" if key == headline else f"{prefix}_{key}"
         run.save_model(learn.model, name, spec=model_spec(learn.model, **(spec(key) if spec else {})))
@@ -299,6 +318,8 @@ def record_summary(run: Any, cfg: TrainConfig, summary: dict[str, Any], ours: di
     metrics.json entries. Returns {"summary", "comparison"}."""
     table = None
     if ours is not None:
+        from lesionkit.papers.reported import comparison_table  # lazy
+
         table = comparison_table(cfg.paper, ours, label, model_keys=model_keys, include_unreported=include_unreported)
         if paper_names is not None:
             table.insert(1, "paper_metric", table["metric"].map(paper_names))

@@ -5,12 +5,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from lesionkit.config import param, param_like
-from lesionkit.data.loaders import image_dls
-from lesionkit.engine import Schedule, Variant, adamw, train_variant
-from lesionkit.losses import balanced_class_weights
-from lesionkit.metrics import fastai_metrics
-from lesionkit.models import create_model
-from lesionkit.papers.common import TrainConfig, evaluate, evaluate_external, load_data, model_norm, save_models, split
+from lesionkit.papers.common import (TrainConfig, evaluate, evaluate_external, load_data, model_norm, save_models,
+                                     split)
 from lesionkit.records.runs import Run
 
 
@@ -41,6 +37,12 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
     two-thirds nevi: plain cross-entropy reaches 0.95-0.98 AUC on the minority classes but 0.40-0.55 sensitivity."""
     from fastai.losses import CrossEntropyLossFlat
 
+    from lesionkit.data.loaders import image_dls  # lazy: QuickstartConfig imports cheaply
+    from lesionkit.engine import Schedule, Variant, adamw  # lazy: QuickstartConfig imports cheaply
+    from lesionkit.losses import balanced_class_weights  # lazy: QuickstartConfig imports cheaply
+    from lesionkit.metrics import fastai_metrics  # lazy: QuickstartConfig imports cheaply
+    from lesionkit.models import create_model  # lazy: QuickstartConfig imports cheaply
+
     def model() -> Any:
         return create_model(cfg.arch, pretrained=cfg.pretrained, num_classes=ds.n_classes)
 
@@ -61,6 +63,8 @@ def variant(ds: Any, cfg: QuickstartConfig) -> Any:
 
 def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
     """Train the recipe on the split's train/valid rows (resumable), save model.pth + model.json; the Learner."""
+    from lesionkit.engine import train_variant  # lazy: QuickstartConfig imports cheaply
+
     v = variant(ds, cfg)
     tr, va = splits.folds[0]
     learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())
