@@ -118,7 +118,6 @@ def pick(seconds: dict[str, float]) -> Speed:
 
 # --- the per-machine cache ----------------------------------------------------------------------------------------
 def cache_file() -> Path:
-
     return cache_root() / "speed.json"
 
 
@@ -158,7 +157,6 @@ def choose(model: nn.Module, xs: Sequence[torch.Tensor], y: Sequence[Any], loss_
 
 
 def _write_cache(key: str, entry: dict[str, Any]) -> None:
-
     with contextlib.suppress(OSError):  # a read-only home only costs the measurement next time
         cache_file().parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cache_file(), json.dumps({**_read_cache(), key: entry}, indent=1))

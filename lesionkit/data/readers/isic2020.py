@@ -117,7 +117,6 @@ def read_isic2020(root: str | Path, *, target: str = "melanoma", merge_2019: str
 
 
 def _read_2019_for_merge(root: Path, fold_mode: str, drop_duplicates: bool, n_classes: int) -> pd.DataFrame:
-
     if find_file(root, ["ISIC_2019_Training_GroundTruth.csv"], required=False) is not None:
         raw = official_2019_as_codes(read_isic2019(root))
         csv = str(find_file(root, ["ISIC_2019_Training_GroundTruth.csv"]))

@@ -86,7 +86,7 @@ class ARLConfig(TrainConfig):
     test_frac: float = param(0.2, "share of lesions held out for the test set", ge=0.05, le=0.5)
     valid_frac: float = param(0.1, "share of lesions for model selection (with one fold)", ge=0.05, le=0.5)
     test_views: str = param("multiscale", "test-time views: 'multiscale' (the code's 9 views), 'flips8' or 'none'",
-                     choices=("multiscale", "flips8", "none"))
+                            choices=("multiscale", "flips8", "none"))
     tta_average: str = param("logits", "how test views combine: logits (the code: mean logit over the views, then "
                                        "sigmoid) or probs (mean probability)", choices=("logits", "probs"))
     threshold: float = param(0.5, "decision threshold for accuracy, sensitivity, specificity", ge=0.0, le=1.0)
@@ -116,7 +116,6 @@ def load(cfg: ARLConfig) -> Any:
 
 
 def norm_stats(cfg: ARLConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
-
     return ARL_ISIC2017_STATS if cfg.norm == "isic2017" else IMAGENET_STATS
 
 

@@ -159,7 +159,6 @@ def load(cfg: AttentionB3Config) -> Any:
 
 
 def build_model(name: str, cfg: AttentionB3Config, n_classes: int, pretrained: bool | str | None = None) -> Any:
-
     return create_model(name, pretrained=cfg.pretrained if pretrained is None else pretrained,
                         num_classes=n_classes, **cfg.model_kwargs)
 

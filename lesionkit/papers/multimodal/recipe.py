@@ -94,8 +94,8 @@ class MultimodalConfig(TrainConfig):
     split: str = param("grouped", "split rule: grouped (by lesion and patient, from seed; what this notebook has "
                                   "always done) or official (ISIC 2020's tfrecord folds, patient-grouped)",
                        choices=("official", "grouped"))
-    split_by: str = param("patient", "patient: grouped by lesion and patient (default); image: the code's stratified "
-                                  "80/20 by image (leaks patients)", choices=("patient", "image"))
+    split_by: str = param("patient", "patient: grouped by lesion and patient (default); image: the code's "
+                                     "stratified 80/20 by image (leaks patients)", choices=("patient", "image"))
     folds: int = param(1, "1: one train/valid/test split; k > 1: k grouped folds of the non-test rows, every fold "
                           "model and their ensemble scored on the same test set", ge=1, le=20)
     preset: str = param("first_place", "augmentation preset: first_place (the paper), fastai or none",

@@ -26,7 +26,6 @@ CLASSIFIERS = {"with_cam": "SE-LCN (with CAM)", "without_cam": "without CAM (zer
 
 
 def _schedule(cfg: SELCNConfig, paper: Any) -> Any:
-
     return paper if cfg.schedule == "paper" else Schedule("one_cycle")
 
 
