@@ -4,7 +4,7 @@ One engine Variant per model (spec methods-b §B.6-B.9): SGE-B3, Spatial-B3, S2-
 plain B3), trained on the multiclass diagnosis with the LMF loss, torch AdamW (wd 1e-5), lr 3e-5 warmed up ×10 over one
 epoch then cosine, and the best macro one-vs-rest AUC epoch kept; each scored as a melanoma detector on P(melanoma)
 with the 8 flip/transpose views by the paper's metrics, on the held-out rows and (``test_dir``) on an external set
-with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st place's 9 classes (``attention_b3_data``). Attention variants: "paper" = External-Attention-pytorch's
+with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st place's 9 classes (``papers.attention_b3.data``). Attention variants: "paper" = External-Attention-pytorch's
 defaults (the code's imports: SGE β 0, CBAM kernel 49), "module_papers" = the modules' own papers (β 1, kernel 7).
 """
 from __future__ import annotations
@@ -144,7 +144,7 @@ class AttentionB3Config(TrainConfig):
 
 
 def load(cfg: AttentionB3Config) -> Any:
-    """The training rows (`attention_b3_data`: ISIC 2019 + 2020 in 9 classes, or the dataset's own / binary task),
+    """The training rows (`papers.attention_b3.data`: ISIC 2019 + 2020 in 9 classes, or the dataset's own / binary task),
     a class-stratified subset of whole lesions with `max_images` (smoke: about 80)."""
     ds = read_training_data(cfg)
     require_two_classes(ds, f"data_dir {cfg.data_dir}")

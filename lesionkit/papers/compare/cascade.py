@@ -1,7 +1,7 @@
 """The se_lcn_cam entry's inputs: SE-LCN's segmenter and symmetry net trained on the comparison's own split, and
 the symmetry net's Grad-CAM++ map of every image (the CAM channel the entry's classifier reads).
 
-The stages are SE-LCN's own (``experiments.se_lcn``): with data_dir as the symmetry dataset they train on fold 0's
+The stages are SE-LCN's own (``papers.se_lcn.recipe``): with data_dir as the symmetry dataset they train on fold 0's
 training rows and are tested on the comparison's test rows; with ``sym_data_dir`` (e.g. PH2, when data_dir has no
 masks or symmetry labels) on that dataset's own grouped split. Both use the comparison's budget, one-cycle
 schedule and fastai-style rates, not SE-LCN's 500 / 100 epochs; no hair removal, since no other entry has it.

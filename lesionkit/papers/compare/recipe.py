@@ -1,10 +1,10 @@
 """compare notebook: every paper's idea trained on the same data, split, folds and budget, with tested differences.
 
 Each paper reports its gain against its own baseline on its own data, split and budget. Here one grouped split
-(by lesion and patient) and the same folds feed every entry, one recipe trains them (``compare_entries``), and
+(by lesion and patient) and the same folds feed every entry, one recipe trains them (``papers.compare.entries``), and
 every difference from the entry's reference is tested with a paired bootstrap over test lesions (DeLong's test for
 the melanoma AUC), corrected for the number of comparisons. The entries' attention maps are then scored against
-lesion masks (``compare_maps``).
+lesion masks (``papers.compare.maps``).
 """
 from __future__ import annotations
 

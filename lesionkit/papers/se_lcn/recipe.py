@@ -2,8 +2,8 @@
 Grad-CAM++ maps, cached in the run record → diagnosis classifier whose E-layer takes the map as an extra channel.
 
 Three networks trained one after the other (§3.1), each an engine stage with the paper's settings (§3.4), written out
-in ``se_lcn_recipes`` (``segmenter_variant``, ``symmetry_variant``, ``classifier_variants``). Images are hair-removed
-(``hair_removal``, data.hair), inputs in [0, 1] with no online augmentation (the code's transforms are identity);
+in ``papers.se_lcn.stages`` (``segmenter_variant``, ``symmetry_variant``, ``classifier_variants``). Images are hair-removed
+(``hair_removal``, papers.se_lcn.hair), inputs in [0, 1] with no online augmentation (the code's transforms are identity);
 the classifier samples class-balanced (the code writes a balanced copy of HAM10000); CAMs come from the symmetry
 net on LAE inputs ("none_lae", the paper's best), at 224 px.
 Fixed on purpose (§3.7): one split rule (official parts, else grouped by lesion and patient); stages reading one
@@ -151,7 +151,7 @@ def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 # --- data and split ------------------------------------------------------------------------------------------------
 def _hair(ds: Any, cfg: SELCNConfig) -> Any:
-    """``ds`` with hair-free images (data.hair, cached) when ``hair_removal`` is on, else ``ds``."""
+    """``ds`` with hair-free images (papers.se_lcn.hair, cached) when ``hair_removal`` is on, else ``ds``."""
     return hair_free(ds, cfg.image_size) if cfg.hair_removal else ds
 
 
@@ -230,7 +230,7 @@ def evaluate_segmenter(learn: Any, seg_ds: Any, idx: np.ndarray, cfg: SELCNConfi
 
 def build_inputs(seg_learn: Any, cls_ds: Any, seg_ds: Any, cfg: SELCNConfig, run: Run) -> tuple[dict, dict]:
     """Stage 2: (the segmenter's masks of every image, {"seg": of the symmetry dataset `seg_ds`, "cls"}; the
-    cascade's input sets, data.lae's cascade_inputs, written under the run's inputs/). The LAE boxes are kept as
+    cascade's input sets, papers.se_lcn.lae's cascade_inputs, written under the run's inputs/). The LAE boxes are kept as
     lae_boxes.csv."""
     seg_masks = predict_masks(seg_learn, seg_ds)
     masks = {"seg": seg_masks, "cls": seg_masks if same_images(cls_ds, seg_ds) else predict_masks(seg_learn, cls_ds)}
@@ -312,7 +312,7 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
 def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNConfig,
             run: Run) -> tuple[Any, pd.DataFrame]:
     """Attribution maps of an SE-LCN classifier on test rows `idx` (its loaders' CAM input passed along, not
-    attributed), scored against `masks` (data.lae.reference_masks), stored for the viewer: (grid, per-image scores)."""
+    attributed), scored against `masks` (papers.se_lcn.lae.reference_masks), stored for the viewer: (grid, per-image scores)."""
     idx = np.asarray(idx)[: cfg.n_attribution]
     store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls, masks=masks[: len(idx)],
                          model_name="selcn_classifier")
