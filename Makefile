@@ -37,17 +37,15 @@ browser-deps:
 # The browser test runs in a pytest of its own, after the rest, so its JupyterLab kernel never competes with the
 # notebook smoke runs for the cores. (It used to fail inside the xdist run: "Run All" reached a kernel still
 # starting. It now waits for an idle kernel and passes there too; the separate run keeps its timing predictable.)
-# So do the tests marked `alone`: papermill stopped by a signal must exit within 60 s, which took longer inside the
-# full `-n 2` run in 2 of 2 clean-clone CI runs (2026-12-06) and takes 6-10 s alone.
 # Before the suite: the layering contract (pyproject's [tool.importlinter]: no package imports one above it) and the
 # notebooks' parameters cells against their Config classes, so either drift fails CI on its own line.
 test: install browser-deps
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m lesionkit params --check
 	@export LESIONKIT_DATA="$(DATA)"; \
-	  $(BIN)/python -m pytest -m "not browser and not alone" $(PYTEST_ARGS); rc=$$?; \
+	  $(BIN)/python -m pytest -m "not browser" $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing, which counts as a failure"; exit 1; fi; \
-	  $(BIN)/python -m pytest -m "browser or alone"; rc2=$$?; \
+	  $(BIN)/python -m pytest -m browser; rc2=$$?; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$rc2
 
 # Jupyter refuses to start as root (containers, these machines) without --allow-root.

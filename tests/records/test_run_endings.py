@@ -80,7 +80,6 @@ def _kept_notebook(run_dir: Path) -> None:
     assert "record at" in outputs, "the executed notebook (papermill's last save) was not kept in the record"
 
 
-@pytest.mark.alone
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_signal_to_papermill_marks_the_run_and_keeps_the_notebook(tmp_path, sig):
     info, run_dir, _ = _stop(tmp_path, sig, "papermill")
@@ -89,14 +88,12 @@ def test_signal_to_papermill_marks_the_run_and_keeps_the_notebook(tmp_path, sig)
     _kept_notebook(run_dir)
 
 
-@pytest.mark.alone
 def test_sighup_to_the_kernel_is_recorded_by_name(tmp_path):
     info, run_dir, _ = _stop(tmp_path, signal.SIGHUP, "kernel")
     assert info["status"] == "failed" and info["ended"] == "signal SIGHUP", info
     _kept_notebook(run_dir)
 
 
-@pytest.mark.alone
 def test_ctrl_c_marks_interrupted_without_a_zmq_traceback(tmp_path):
     info, run_dir, log = _stop(tmp_path, signal.SIGINT, "papermill")
     assert info["status"] == "failed" and info["ended"] == "interrupted", info
