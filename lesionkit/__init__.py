@@ -22,6 +22,7 @@ _LAZY = {
     "load_model": "lesionkit.models",
     "make_synthetic": "lesionkit.data.synthetic",
     "viewer": "lesionkit.attribution.viewer",
+    "load_run": "lesionkit.papers.saved",
 }
 
 

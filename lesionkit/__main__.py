@@ -14,6 +14,10 @@ COMMANDS = {
     "train": ("lesionkit.cli.train", "train NOTEBOOK -p name value: run a notebook's recipe without a kernel "
                                      "(what accelerate launch / torchrun start)"),
     "sweep": ("lesionkit.cli.sweep", "sweep NOTEBOOK --space name=kind:args --trials N: an Optuna study of runs"),
+    "evaluate": ("lesionkit.cli.evaluate", "evaluate RUN [RUN ...] DATA [DATA ...]: saved runs on other datasets, "
+                                           "one cross-dataset table"),
+    "predict": ("lesionkit.cli.predict", "predict RUN IMAGES --out preds.csv: a saved run's model on new images"),
+    "explain": ("lesionkit.cli.explain", "explain RUN IMAGES --method gradcam,ig: maps of a saved run's model"),
     "params": ("lesionkit.cli.params", "regenerate the notebooks' parameters cells from their Config classes (--check)"),
 }
 

@@ -35,7 +35,7 @@ from lesionkit.engine.report import count_params, flat_metrics, record_evaluatio
 from lesionkit.engine.schedules import Schedule
 from lesionkit.engine.seed import seed_everything, stage_seed
 from lesionkit.engine.settings import EngineSettings
-from lesionkit.engine.speed import speed_of
+from lesionkit.engine.speed import restore_speed, speed_of
 from lesionkit.parallel import distributed
 from lesionkit.utils.files import atomic_write
 
@@ -125,6 +125,7 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
         learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
                                                weights_only=True))
         learn.model.to(learn.dls.device)  # where fastai's fit would have put it
+        restore_speed(learn.model, done.get("speedups"))  # predicts in the precision it was fitted with
         return learn
     t0 = time.perf_counter()
     result = fit(learn, epochs, lr, schedule, monitor=monitor, patience=patience, run=run, stage=key,

@@ -222,6 +222,16 @@ def speed_of(model: nn.Module) -> Speed:
     return getattr(unwrap(model), "lesionkit_speed", None) or Speed()
 
 
+def restore_speed(model: nn.Module, name: str | None) -> None:
+    """Leave on a model loaded from saved weights the CPU setting its fit used (stages.json's ``speedups``), so it
+    predicts as it did in the process that trained it; GPU runs ("auto") and unknown names keep fp32."""
+    if not name or name == "auto" or name not in SPEEDUPS or torch.cuda.is_available():
+        return
+    speed = Speed.named(name)
+    speed.apply(unwrap(model))
+    unwrap(model).lesionkit_speed = speed
+
+
 @contextlib.contextmanager
 def formatted(model: nn.Module, speed: Speed | None = None) -> Iterator[None]:
     """A block with the weights in ``speed``'s memory format (None: whatever the block sets), back to the format

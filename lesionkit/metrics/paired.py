@@ -136,6 +136,15 @@ def midrank_auc(y: ArrayLike, scores: ArrayLike) -> float:
     return float((_midrank(s)[pos].sum() - m * (m + 1) / 2) / (m * n))
 
 
+
+def macro_auc_present(y: ArrayLike, probs: ArrayLike) -> float:
+    """Mean one-vs-rest AUC over the classes with positives and negatives in ``y`` (two classes: the AUC of the
+    second), fast enough for bootstraps; NaN when none qualifies (the comparison's ``auc_macro``)."""
+    y, probs = np.asarray(y), np.asarray(probs)
+    cols = [1] if probs.shape[1] == 2 else range(probs.shape[1])
+    aucs = [midrank_auc(y == c, probs[:, c]) for c in cols if 0 < np.sum(y == c) < len(y)]
+    return float(np.mean(aucs)) if aucs else float("nan")
+
 def delong_test(y: ArrayLike, scores_a: ArrayLike, scores_b: ArrayLike, level: float = 0.95) -> DeLongResult:
     """Paired DeLong test of two correlated ROC AUCs (fast O(N log N) midrank version, Sun & Xu 2014).
 
@@ -251,5 +260,5 @@ def compare_to_reference(y: ArrayLike, probs: Mapping[str, np.ndarray], referenc
     return table[COLUMNS]
 
 
-__all__ = ["DeLongResult", "PairedResult", "adjust_pvalues", "compare_to_reference", "delong_test", "midrank_auc",
-           "paired_bootstrap"]
+__all__ = ["DeLongResult", "PairedResult", "adjust_pvalues", "compare_to_reference", "delong_test", "macro_auc_present",
+           "midrank_auc", "paired_bootstrap"]

@@ -188,105 +188,22 @@ def model_norm(model: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return tuple(cfg.get("mean", (0.485, 0.456, 0.406))), tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
 
-def evaluate(learn: Any, ds: Any, idx: np.ndarray, run: Any, name: str = "test", tta: bool | str = False,
-             figures: bool = True) -> dict[str, Any]:
-    """Score rows `idx` like the official scorer, save predictions in the official format and the figures.
-
-    Returns {"report": metrics dict, "probs", "y", "figures": {name: Figure}}; metrics.json gets `report` under `name`.
-    """
-    from lesionkit.data.loaders import test_dl  # lazy
-    from lesionkit.engine import predict_learner, record_evaluation, save_evaluation_figures  # lazy
-
-    probs, y = predict_learner(learn, test_dl(learn.dls, ds, idx, with_labels=True), views=tta)
-    report = record_evaluation(run, name, ds, idx, probs, y, figures=False)
-    figs = save_evaluation_figures(run, name, y, probs, ds.classes) if figures else {}
-    return {"report": report, "probs": probs, "y": y, "figures": figs}
-
-
 def load_external(cfg: TrainConfig, classes: list[str], positive: str | None = None) -> Any:
-    """The optional external test set (`cfg.test_dir`) with the training classes' names and indices; None when not
-    given. An ISIC 2017 / 2018 / 2019 download is scored on its most held-out official part only
-    (`readers.evaluation_parts`), a layout with an official split column (derm7pt, class folders under test/) on its
-    test rows; its classes map onto the training ones by name or synonym (MEL = mel, AK = akiec), PH2's clinical
-    classes onto HAM10000's (common and atypical nevi are nv) unless the model learnt PH2's own, and a class with
-    test images the model never saw is refused. A binary model (`positive`: its positive class, `classes` =
-    [rest, positive]) scores every external class but the positive one as the rest. Rows get the same validation
-    as training data."""
+    """The optional external test set (``cfg.test_dir``) in the model's classes
+    (:func:`lesionkit.data.external.load_test_set`: its most held-out official part, classes mapped by name or
+    synonym, a binary model's other classes as the rest); None when not given."""
     if not cfg.test_dir:
         return None
-    from lesionkit.data import load_dataset  # lazy
-    from lesionkit.data.readers import evaluation_parts, resolve_format  # lazy
-    from lesionkit.data.readers.ph2 import PH2_TARGETS  # lazy
+    from lesionkit.data.external import load_test_set  # lazy
 
-    path, fmt = resolve_format(Path(cfg.test_dir).expanduser().resolve())
-    kw = evaluation_parts(path, fmt)
-    if fmt == "ph2" and positive is None and not set(classes) <= set(PH2_TARGETS["diagnosis"][2]):
-        kw["target"] = "ham"
-    ext = load_dataset(path, fmt=fmt, bad_metadata=cfg.bad_metadata, **kw)
-    if (ext.df["split"] == "test").any():  # an official split column (derm7pt, train/test class folders): its test rows
-        ext = ext.subset(np.flatnonzero((ext.df["split"] == "test").to_numpy()))
-    names = _binary_names(ext, classes, positive, cfg.test_dir) if positive else _class_names(ext, classes,
-                                                                                              cfg.test_dir)
-    ext.df["label"] = ext.df["label"].map(names)
-    ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
-    ext.classes = list(classes)
-    return ext
-
-
-def _class_names(ext: Any, classes: list[str], test_dir: str) -> dict[str, str]:
-    """External class → training class by name or synonym; ValueError for classes with images the model never saw."""
-    from lesionkit.data.tasks import find_class  # lazy
-
-    names, unknown = {}, []
-    for c in ext.classes:
-        try:
-            names[c] = find_class(c, classes)
-        except ValueError:
-            unknown.append(c)
-    present = set(ext.df["label"])
-    unknown = [c for c in unknown if c in present]  # a layout's class with no test image is harmless
-    if unknown:
-        raise ValueError(f"test_dir {test_dir}: classes {unknown} were not in the training data {classes}; "
-                         "the model never saw them, so they cannot be scored (drop those rows or map them)")
-    return names
-
-
-def _binary_names(ext: Any, classes: list[str], positive: str, test_dir: str) -> dict[str, str]:
-    """External class → classes[1] for the positive class (by name or synonym), classes[0] for every other."""
-    from lesionkit.data.tasks import find_class  # lazy
-
-    try:
-        own = find_class(positive, ext.classes)
-    except ValueError:
-        raise ValueError(f"test_dir {test_dir}: no class {positive!r} (or a synonym) among its classes "
-                         f"{list(ext.classes)}, so the binary {positive}-vs-rest model cannot be scored there") from None
-    return {c: classes[1] if c == own else classes[0] for c in ext.classes}
-
-
-def score_external(learners: dict[str, Any], variants: Any, ext: Any, run: Any,
-                   report: Any) -> dict[str, dict[str, Any]]:
-    """Each variant's fold-0 learner on every row of the external set ``ext`` with the variant's own test views:
-    ``report(y, probs)`` logged and predictions saved as ``external_<key>``; {variant label: report}."""
-    from lesionkit.engine import record_evaluation, test_predictions  # lazy
-
-    rows, out = np.arange(len(ext)), {}
-    for v in variants:
-        if v.key in learners:
-            probs, y = test_predictions(learners[v.key], v, ext, rows)
-            out[v.label] = record_evaluation(run, f"external_{v.key}", ext, rows, probs, y, figures=False,
-                                             report=report(y, probs))
-    return out
+    return load_test_set(cfg.test_dir, classes, positive, bad_metadata=cfg.bad_metadata)
 
 
 def load_external_like(cfg: TrainConfig, ds: Any) -> Any:
-    """:func:`load_external` with ``ds``'s classes (a binary task's positive class is its second)."""
-    return load_external(cfg, list(ds.classes), positive=ds.classes[1] if ds.task == "binary" else None)
+    """:func:`load_external` with ``ds``'s classes and positive class (``data.external.positive_class``)."""
+    from lesionkit.data.external import positive_class  # lazy
 
-
-def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool | str = False) -> dict[str, Any] | None:
-    """Score the optional external test set (`cfg.test_dir`) under the name "external"; None when not given."""
-    ext = load_external_like(cfg, ds)
-    return None if ext is None else evaluate(learn, ext, np.arange(len(ext)), run, name="external", tta=tta)
+    return load_external(cfg, list(ds.classes), positive=positive_class(ds.classes, ds.task))
 
 
 # --- the skeleton every notebook ends with ---------------------------------------------------------------------------

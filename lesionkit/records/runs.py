@@ -135,11 +135,15 @@ class Run:
         return atomic_write(self.dir / f"{name}.pth", buf.getvalue())
 
     def complete(self, **fields: Any) -> None:
-        """Mark completed; the per-epoch checkpoints (kept until now so the run could resume) are removed."""
-        import shutil
-
+        """Mark completed; the per-epoch checkpoints (kept until now so the run could resume) are removed, each
+        finished stage's final weights (``checkpoints/<stage>_final.pth``, every fold's) stay for ``load_run``."""
         self._adopt_notebook()
-        shutil.rmtree(self.dir / "checkpoints", ignore_errors=True)
+        folder = self.dir / "checkpoints"
+        for path in folder.glob("*.pth") if folder.is_dir() else ():
+            if not path.name.endswith("_final.pth"):
+                path.unlink(missing_ok=True)
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
         self.update(status="completed", finished=_now(), ended="completed", **fields)
 
     def save_split(self, ds: Any, splits: Any) -> Path:

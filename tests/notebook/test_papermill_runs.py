@@ -38,8 +38,11 @@ def _only_run(runs_dir: Path, name: str) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, monkeypatch) -> None:
-    _execute(nb, tmp_path / "out.ipynb", {"smoke": True}, monkeypatch)
+def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, monkeypatch, synthetic_dir) -> None:
+    from lesionkit.papers.saved import LOADABLE
+
+    external = {"test_dir": str(synthetic_dir)} if nb.stem in LOADABLE else {}
+    _execute(nb, tmp_path / "out.ipynb", {"smoke": True, **external}, monkeypatch)
     run_dir = _only_run(runs_dir, nb.stem)
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed", info.get("error")
@@ -64,6 +67,28 @@ def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, mo
     assert ran["smoke"] is True and ran["epochs"] == 1 and ran["image_size"] <= 64
     split = pd.read_csv(run_dir / "splits.csv")
     assert {"image_id", "fold", "part"} <= set(split.columns) and {"train", "test"} <= set(split["part"])
+    if external:
+        _evaluate_repeats_the_notebook(run_dir, synthetic_dir, metrics, runs_dir)
+
+
+def _evaluate_repeats_the_notebook(run_dir: Path, test_dir: Path, metrics: dict, runs_dir: Path) -> None:
+    """`python -m lesionkit evaluate` on the finished run and the notebook's own test_dir gives the numbers the
+    notebook's test_dir scoring gave, record for record, to 1e-6."""
+    from lesionkit.cli.evaluate import main as evaluate
+
+    assert evaluate([str(run_dir), str(test_dir), "--bootstrap", "0"]) == 0
+    (record,) = (runs_dir / "evaluate").iterdir()
+    again = json.loads((record / "metrics.json").read_text())
+    ours = {k: v for k, v in metrics.items() if k.startswith("external")}
+    assert ours, f"{run_dir.name}: the notebook scored no external set"
+    prefix = f"{run_dir.name}__{test_dir.name}"
+    for name, report in ours.items():
+        twin = again.get(prefix + name[len("external"):]) or again[prefix + "_model"]  # quickstart's: "external"
+        for key, value in report.items():
+            if isinstance(value, float):
+                assert twin[key] == pytest.approx(value, abs=1e-6, nan_ok=True), f"{name}/{key}"
+    table = pd.read_csv(record / "generalisation.csv")
+    assert set(table["dataset"]) == {str(test_dir), "in-domain test (the run's own)"}
 
 
 def test_unknown_parameter_stops_at_config_cell(runs_dir: Path, tmp_path, monkeypatch) -> None:

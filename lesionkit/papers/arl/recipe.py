@@ -28,6 +28,7 @@ from lesionkit.data.loaders import RepeatDL, image_dls
 from lesionkit.data.tasks import one_vs_rest
 from lesionkit.data.views import tta_dl
 from lesionkit.engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, run_folds
+from lesionkit.engine.evaluation import Evaluation, evaluate_models
 from lesionkit.metrics import binary_report, fastai_metrics
 from lesionkit.models import create_model
 from lesionkit.papers.common import (
@@ -36,7 +37,6 @@ from lesionkit.papers.common import (
     load_external,
     record_summary,
     save_models,
-    score_external,
     split,
 )
 from lesionkit.records.runs import Run
@@ -184,12 +184,19 @@ def train_and_test(ds: Any, splits: Any, cfg: ARLConfig, run: Run) -> Any:
     return res
 
 
+def evaluation(ds: Any, cfg: ARLConfig) -> Evaluation:
+    """How the models are scored (``lesionkit.engine.evaluation``): fold 0 with its test views, P(positive) at
+    ``threshold``."""
+    return Evaluation(variants(ds, cfg), report=lambda y, p: binary_report(y, p[:, 1], cfg.threshold))
+
+
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: ARLConfig, run: Run) -> dict[str, Any] | None:
     """The fold-0 models on `test_dir` with their test views (its most held-out official part; every class but
     `positive` as the rest): reports logged and predictions saved as ``external_<kind>``. None without test_dir."""
     ext = load_external(cfg, list(ds.classes), positive=ds.classes[1])
-    return None if ext is None else score_external(learners, variants(ext, cfg), ext, run,
-                                                   lambda y, p: binary_report(y, p[:, 1], cfg.threshold))
+    if ext is None:
+        return None
+    return evaluate_models(run, evaluation(ext, cfg), {k: [learn] for k, learn in learners.items()}, ext).by_label()
 
 
 def summarize(df: Any, run: Run, cfg: ARLConfig) -> dict[str, Any]:
@@ -230,4 +237,4 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> A
 
 
 __all__ = ["ARLConfig", "load", "split", "train_dls", "model_name", "optimizer", "variants", "train_and_test",
-           "evaluate_external", "summarize", "alphas", "explain"]
+           "evaluation", "evaluate_external", "summarize", "alphas", "explain"]

@@ -9,7 +9,7 @@ defaults (the code's imports: SGE β 0, CBAM kernel 49), "module_papers" = the m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,11 +30,10 @@ from lesionkit.engine import (
     count_params,
     fold_means,
     pick_examples,
-    predict_learner,
-    record_evaluation,
     run_folds,
     train_variant,
 )
+from lesionkit.engine.evaluation import Evaluation, evaluate_models
 from lesionkit.losses import LMFLoss, class_counts
 from lesionkit.metrics import auc_ovr, binary_report, fastai_metrics, write_predictions
 from lesionkit.models import create_model
@@ -180,21 +179,23 @@ def loss_func(cfg: AttentionB3Config, train_labels: np.ndarray, n_classes: int) 
     return CrossEntropyLossFlat() if cfg.loss == "ce" else LMFLoss(class_counts(train_labels, n_classes))
 
 
-def variant(name: str, ds: Any, cfg: AttentionB3Config) -> Variant:
+def variant(name: str, ds: Any, cfg: AttentionB3Config, n_classes: int | None = None) -> Variant:
     """The paper's recipe for model ``name`` (§B.7): torch AdamW (β 0.9/0.999, eps 1e-8, weight decay on every
     parameter), one warmup epoch from lr/10 to the peak lr then cosine to 0, LMF, the epoch with the best macro
-    one-vs-rest AUC, and the 8 flip/transpose views at test time."""
-    norm = model_norm(build_model(name, cfg, ds.n_classes, pretrained=False))
+    one-vs-rest AUC, and the 8 flip/transpose views at test time. ``n_classes``: the model's head when ``ds`` is
+    a set in other classes (an external positive-vs-rest set)."""
+    n_classes = n_classes or ds.n_classes
+    norm = model_norm(build_model(name, cfg, n_classes, pretrained=False))
     labels = ds.df["label_idx"].to_numpy()
     return Variant(
-        key=name, label=MODEL_NAMES[name], model=lambda: build_model(name, cfg, ds.n_classes),
+        key=name, label=MODEL_NAMES[name], model=lambda: build_model(name, cfg, n_classes),
         dls=lambda tr, va: validation_views(image_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size,
                                                       preset=cfg.augment, seed=cfg.seed,
                                                       num_workers=cfg.num_workers, norm=norm), cfg.validation),
         optimizer=adamw(weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8, decay_bn_bias=True),
         schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=10.0), epochs=cfg.epochs, lr=cfg.lr,
-        monitor=cfg.monitor, loss=lambda tr: loss_func(cfg, labels[tr], ds.n_classes),
-        metrics=fastai_metrics("multiclass", ds.n_classes), views="dihedral8" if cfg.tta else "none")
+        monitor=cfg.monitor, loss=lambda tr: loss_func(cfg, labels[tr], n_classes),
+        metrics=fastai_metrics("multiclass", n_classes), views="dihedral8" if cfg.tta else "none")
 
 
 def validation_views(dls: Any, validation: str) -> Any:
@@ -238,6 +239,20 @@ def melanoma_report(y01: np.ndarray, p: np.ndarray, cfg: AttentionB3Config) -> d
     return report
 
 
+def evaluation(ds: Any, cfg: AttentionB3Config, classes: list[str]) -> Evaluation:
+    """How the models of a run trained on ``classes`` are scored on ``ds``, a positive-vs-rest set
+    (``lesionkit.engine.evaluation``): every fold model and their mean-probability ensemble, the column of
+    ``positive`` as P(positive), §B.9's metrics."""
+    k = classes.index(find_class(cfg.positive, classes))
+
+    def unlabelled(learn: Any, rows: np.ndarray) -> Any:  # the set's labels are not the model's classes
+        return test_dl(learn.dls, ds, rows, with_labels=False)
+
+    models = [replace(variant(name, ds, cfg, n_classes=len(classes)), test_dl=unlabelled) for name in cfg.model_list]
+    return Evaluation(models, report=lambda y, p: melanoma_report(y, p[:, 1], cfg), folds="ensemble",
+                      positive_column=k)
+
+
 def score_external(res: Any, ds: Any, splits: Any, cfg: AttentionB3Config, run: Run) -> pd.DataFrame | None:
     """Every fold model of every variant on ``test_dir`` (the paper's ProveAI role; read by ``load_external``,
     its classes as positive vs rest), and with folds > 1 their ensemble: the mean over folds of the softmax
@@ -248,30 +263,18 @@ def score_external(res: Any, ds: Any, splits: Any, cfg: AttentionB3Config, run: 
     ext = load_external(cfg, ["rest", ds.classes[k]], positive=cfg.positive)
     if ext is None:
         return None
-    idx, y = np.arange(len(ext)), ext.df["label_idx"].to_numpy()
-    rows: list[dict[str, Any]] = []
-
-    def record(name: str, label: str, fold: Any, probs: np.ndarray) -> None:
-        report = melanoma_report(y, probs[:, k], cfg)
-        record_evaluation(run, name, ext, idx, np.stack([1 - probs[:, k], probs[:, k]], 1), y, figures=False,
-                          report=report)
-        rows.append({"model": label, "fold": fold, **{m: report.get(m, float("nan")) for m in HEADLINE_COLUMNS[:-1]},
-                     "images": len(ext), "positives": int(y.sum())})
-
-    for v in [variant(name, ds, cfg) for name in cfg.model_list]:
-        fold_probs = []
-        for f, (tr, va) in enumerate(splits.folds):
-            learn = res.learners[v.key] if f == 0 else train_variant(run, v, tr, va, cfg.seed, key=f"{v.key}_fold{f}", settings=cfg.engine_settings())
-            probs, _ = predict_learner(learn, test_dl(learn.dls, ext, idx, with_labels=False), views=v.views,
-                                       average=v.average)
-            fold_probs.append(probs)
-            record(f"external_{v.key}_fold{f}", v.label, f, probs)
-        if len(fold_probs) > 1:
-            mean = np.mean(fold_probs, axis=0)
-            record(f"external_{v.key}_ensemble", v.label, "ensemble", mean)
-            write_predictions(run.dir / "predictions", ext.df["image_id"].tolist(), mean, ds.classes,
-                              stem=f"external_{v.key}_ensemble_probs")
-    table = pd.DataFrame(rows)
+    learners = {}
+    for v in [variant(name, ds, cfg) for name in cfg.model_list]:  # fold 0 trained; the others load their stage
+        learners[v.key] = [res.learners[v.key]] + [
+            train_variant(run, v, tr, va, cfg.seed, key=f"{v.key}_fold{f}", settings=cfg.engine_settings())
+            for f, (tr, va) in enumerate(splits.folds) if f > 0]
+    scores = evaluate_models(run, evaluation(ext, cfg, list(ds.classes)), learners, ext)
+    for key in learners:
+        if f"external_{key}_ensemble" in scores.probs:
+            write_predictions(run.dir / "predictions", ext.df["image_id"].tolist(),
+                              scores.probs[f"external_{key}_ensemble"], ds.classes, stem=f"external_{key}_ensemble_probs")
+    table = scores.table.reindex(columns=["model", "fold", *HEADLINE_COLUMNS[:-1], "images"]).reset_index(drop=True)
+    table["positives"] = int(scores.y.sum())
     run.save_table(table, "external.csv")
     return table
 
@@ -327,5 +330,5 @@ def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Ru
 
 
 __all__ = ["AttentionB3Config", "load", "build_model", "param_table", "loss_func", "variant",
-           "validation_views", "train", "evaluate", "melanoma_report", "score_external", "side_by_side", "summarize",
+           "validation_views", "train", "evaluate", "melanoma_report", "evaluation", "score_external", "side_by_side", "summarize",
            "explain"]

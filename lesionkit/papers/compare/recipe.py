@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,8 +20,10 @@ import pandas as pd
 from lesionkit.config import ConfigError, param, param_like
 from lesionkit.data.metadata import MetaEncoder
 from lesionkit.data.splits import group_codes
-from lesionkit.engine import record_evaluation, run_folds, score, stage_states, test_predictions
-from lesionkit.metrics.paired import compare_to_reference, midrank_auc
+from lesionkit.engine import run_folds, stage_states
+from lesionkit.engine.evaluation import Evaluation, comparable_report, evaluate_models
+from lesionkit.metrics.classification import balanced_accuracy
+from lesionkit.metrics.paired import compare_to_reference, macro_auc_present, midrank_auc
 from lesionkit.papers import common
 from lesionkit.papers.common import TrainConfig, load_data, load_external_like, record_summary, save_models
 from lesionkit.papers.compare.cascade import lend, train_cascade, with_inputs
@@ -232,16 +235,12 @@ def recording(v: Any, ctx: EntryContext, log: list[dict[str, Any]]) -> Any:
 
 
 def report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str) -> dict[str, Any]:
-    """The table's metrics: balanced accuracy and macro AUC over all classes; AUC, AP and the papers' operating
-    points (sensitivity / specificity at P >= 0.5 as ARL, specificity at 95 % sensitivity as Going Smaller) of
-    ``positive`` vs the rest."""
-    full = score(y, probs, classes)
-    has_both = 0 < np.sum(np.asarray(y) == classes.index(positive)) < len(y)
-    mel = score(y, probs, classes, positive=positive) if has_both else {}  # no melanoma among these rows: NaN
-    bma = full.get("balanced_accuracy", (full.get("sensitivity", np.nan) + full.get("specificity", np.nan)) / 2)
-    return {"bma": bma, "auc_macro": full.get("auc_macro", full.get("auc")), "mel_auc": mel.get("auc", np.nan),
-            "mel_ap": mel.get("ap", np.nan), "mel_sensitivity": mel.get("sensitivity", np.nan),
-            "mel_specificity": mel.get("specificity", np.nan), "mel_spec_at_sens95": mel.get("spec_at_sens95", np.nan)}
+    """The table's metrics (``engine.evaluation.comparable_report``): balanced accuracy and macro AUC over all
+    classes; AUC, AP and the papers' operating points (sensitivity / specificity at P >= 0.5 as ARL, specificity
+    at 95 % sensitivity as Going Smaller) of ``positive`` vs the rest."""
+    out = comparable_report(y, probs, classes, positive)
+    out.pop("classes_present")
+    return out
 
 
 def train(ctx: EntryContext, entries: list[Any]) -> Any:
@@ -287,26 +286,13 @@ def results_table(res: Any, ctx: EntryContext) -> pd.DataFrame:
     return table
 
 
-def bma(y: np.ndarray, probs: np.ndarray) -> float:
-    """Balanced accuracy of the arg-max decision over the classes present in ``y`` (fast: bootstraps call it)."""
-    pred = probs.argmax(1)
-    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
-
-
-def auc_macro(y: np.ndarray, probs: np.ndarray) -> float:
-    """Mean one-vs-rest AUC over the classes with positives and negatives in ``y`` (two classes: the AUC of the
-    second), as the table's ``auc_macro``; NaN when none qualifies."""
-    cols = [1] if probs.shape[1] == 2 else range(probs.shape[1])
-    aucs = [midrank_auc(y == c, probs[:, c]) for c in cols if 0 < np.sum(y == c) < len(y)]
-    return float(np.mean(aucs)) if aucs else float("nan")
-
-
 def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
     """Each entry minus its reference on the test rows: BMA, macro AUC and melanoma AUC, paired bootstrap over test
     lesions (DeLong for the melanoma AUC), intervals and p-values corrected over all comparisons (differences.csv)."""
     ds, cfg, test = ctx.ds, ctx.cfg, ctx.splits.test
     y, k = ds.df["label_idx"].to_numpy()[test], list(ds.classes).index(positive_class(ds, cfg))
-    metrics = {"bma": bma, "auc_macro": auc_macro, "mel_auc": lambda yy, pp: midrank_auc(yy == k, pp[:, k])}
+    metrics = {"bma": partial(balanced_accuracy, ties="first"), "auc_macro": macro_auc_present,
+               "mel_auc": lambda yy, pp: midrank_auc(yy == k, pp[:, k])}
     refs = {key: ENTRIES[key].reference for key in res.variants if ENTRIES[key].reference in res.variants}
     groups = group_codes(ds.df.iloc[test])  # lesions and patients: their images resample together
     table = compare_to_reference(y, fold_mean_probs(res), refs, metrics, groups=groups,
@@ -330,16 +316,14 @@ def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     if ext is None:
         return None
     ext = with_inputs(ext, ctx, name="external")
-    every, positive = np.arange(len(ext)), positive_class(ds, cfg)
-    rows, inside = [], fold0_scores(res)
-    for key, v in res.variants.items():
-        with lend(ctx, "external"):
-            probs, y = test_predictions(res.learners[key], v, ext, every)
-        scores = report(y, probs, list(ds.classes), positive)
-        record_evaluation(ctx.run, f"external_{key}", ext, every, probs, y, figures=False, log=False, report=scores)
-        rows.append({"entry": key, **{f"{m} (test)": inside[key][m] for m in ("bma", "auc_macro", "mel_auc")},
-                     **{f"{m} (external)": scores[m] for m in ("bma", "auc_macro", "mel_auc")}})
-    table = pd.DataFrame(rows)
+    positive = positive_class(ds, cfg)
+    ev = Evaluation(list(res.variants.values()), report=lambda y, p: report(y, p, list(ds.classes), positive))
+    with lend(ctx, "external"):
+        scores = evaluate_models(ctx.run, ev, {k: [learn] for k, learn in res.learners.items()}, ext, log=False)
+    inside = fold0_scores(res)
+    table = pd.DataFrame([{"entry": key, **{f"{m} (test)": inside[key][m] for m in ("bma", "auc_macro", "mel_auc")},
+                           **{f"{m} (external)": scores.reports[f"external_{key}"][m]
+                              for m in ("bma", "auc_macro", "mel_auc")}} for key in res.variants])
     ctx.run.save_table(table, "external.csv")
     return table
 
@@ -361,7 +345,7 @@ def summarize(table: pd.DataFrame, diffs: pd.DataFrame, maps: pd.DataFrame | Non
     return record_summary(run, run.cfg, summary, comparison=table.to_dict(orient="records"))["summary"]
 
 
-__all__ = ["auc_macro", "bma", "budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
+__all__ = ["budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
            "fold0_scores", "fold_mean_probs", "load", "positive_class", "prepare", "recording", "report",
            "results_table", "same_rows", "split", "split_table", "summarize", "TABLE_METRICS",
            "train", "variants"]

@@ -27,6 +27,7 @@ from lesionkit.data.splits import Splits
 from lesionkit.data.splits import make_splits as split_rows
 from lesionkit.data.table import require_two_classes
 from lesionkit.engine import Schedule, Variant, adam, predict_learner, run_folds, score, train_variant
+from lesionkit.engine.evaluation import Evaluation, evaluate_models
 from lesionkit.losses import MultiHeadCrossEntropy
 from lesionkit.metrics import fastai_metrics, fold_summary, write_predictions
 from lesionkit.models import create_model, model_spec
@@ -38,7 +39,6 @@ from lesionkit.papers.common import (
     record_summary,
     resolve_data_dir,
     save_models,
-    score_external,
     split,
 )
 from lesionkit.papers.compare.figures import plot_roc_pair as plot
@@ -178,16 +178,17 @@ def metadata_preview(ds: Any, splits: Any, cfg: MultimodalConfig, n: int = 6) ->
 
 
 # --- the recipe: image only vs image + metadata ---------------------------------------------------------------------
-def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool) -> Any:
+def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool, encoder: Any = None) -> Any:
     """One model of the comparison (§C.4-C.5): torch Adam (β 0.9/0.999, eps 1e-8, no weight decay) at `lr`, one
-    warm-up epoch from lr to 10·lr then cosine to 0, best validation AUC kept, 8 views at test (§A.8)."""
-    enc, key = meta_encoder(ds, splits, cfg), "meta" if use_meta else "image"
+    warm-up epoch from lr to 10·lr then cosine to 0, best validation AUC kept, 8 views at test (§A.8).
+    ``encoder``: a fitted metadata encoder (a saved run's) instead of one fitted on the split's training rows."""
+    enc, key = encoder or meta_encoder(ds, splits, cfg), "meta" if use_meta else "image"
     name = "multimodal_b2" if use_meta else "multimodal_b2_image"
     kw = dict(backbone=cfg.backbone, num_classes=2, n_meta=enc.n_features if use_meta else 0,
               backbone_drop_rate=cfg.backbone_drop_rate, drop_path_rate=cfg.drop_path_rate)
     norm = model_norm(create_model(name, **kw))
     y = ds.df["label_idx"].to_numpy()
-    both = all(len(np.unique(y[va])) == 2 for _, va in splits.folds)
+    both = splits is None or all(len(np.unique(y[va])) == 2 for _, va in splits.folds)
     return Variant(key=key, label=MODELS[key],
                    model=lambda: create_model(name, pretrained=cfg.pretrained, **kw),  # image only: ignores meta
                    dls=lambda tr, va: meta_dls(ds, tr, va, size=cfg.image_size, bs=cfg.batch_size,
@@ -200,8 +201,9 @@ def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool) -> Any:
                    views="dihedral8" if cfg.tta else "none", average="probs")
 
 
-def variants(ds: Any, splits: Any, cfg: MultimodalConfig) -> list[Any]:
-    return [variant(ds, splits, cfg, use_meta=False), variant(ds, splits, cfg, use_meta=True)]
+def variants(ds: Any, splits: Any, cfg: MultimodalConfig, encoder: Any = None) -> list[Any]:
+    return [variant(ds, splits, cfg, use_meta=False, encoder=encoder),
+            variant(ds, splits, cfg, use_meta=True, encoder=encoder)]
 
 
 def train(ds: Any, splits: Any, cfg: MultimodalConfig, run: Run) -> Any:
@@ -246,14 +248,21 @@ def load_external_set(cfg: MultimodalConfig, ds: Any) -> Any:
     return ext
 
 
+def evaluation(ds: Any, cfg: MultimodalConfig, encoder: Any) -> Evaluation:
+    """How both models are scored (``lesionkit.engine.evaluation``): fold 0, metadata encoded by the training
+    ``encoder``, the same views, AUC and AP of P(melanoma)."""
+    return Evaluation(variants(ds, None, cfg, encoder=encoder), report=lambda y, p: score(y, p, ds.classes, None))
+
+
 def evaluate_external(ds: Any, splits: Any, res: Any, cfg: MultimodalConfig, run: Run) -> pd.DataFrame | None:
     """Both fold-0 models on the external `test_dir` (`load_external_set`; metadata encoded with the training
     encoder, same views); predictions and reports saved as external_<model>. None without test_dir."""
     ext = load_external_set(cfg, ds)
     if ext is None:
         return None
-    reports = score_external(res.learners, variants(ds, splits, cfg), ext, run,
-                             lambda y, p: score(y, p, ext.classes, None))
+    encoder = next(iter(res.learners.values())).dls.meta_encoder
+    reports = evaluate_models(run, evaluation(ext, cfg, encoder), {k: [learn] for k, learn in res.learners.items()},
+                              ext).by_label()
     n_mel = int((ext.df["label_idx"] == 1).sum())
     return pd.DataFrame([{"model": label, "images": len(ext), "melanomas": n_mel, "auc": r["auc"], "ap": r["ap"]}
                          for label, r in reports.items()])
@@ -328,5 +337,5 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multim
 
 
 __all__ = ["MultimodalConfig", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
-           "metadata_preview", "variant", "variants", "train", "evaluate", "load_external_set", "evaluate_external",
+           "metadata_preview", "variant", "variants", "train", "evaluate", "load_external_set", "evaluation", "evaluate_external",
            "plot_roc_pair", "artefact_variant", "train_artefacts", "explain", "summarize"]

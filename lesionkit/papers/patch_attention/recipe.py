@@ -28,11 +28,12 @@ from lesionkit.attribution import explain_rows
 from lesionkit.config import ConfigError, param, param_like
 from lesionkit.engine import SCHEDULES, OptimizerSpec, Schedule, Variant, fold_means, fold_table, run_folds
 from lesionkit.engine import score as report
+from lesionkit.engine.evaluation import Evaluation, evaluate_models
 from lesionkit.losses import DX_TYPE_FACTORS, class_weights
 from lesionkit.metrics import fastai_metrics, fold_summary
 from lesionkit.metrics.classification import f1, predict_labels
 from lesionkit.models import create_model
-from lesionkit.papers.common import TrainConfig, load_data, load_external, record_summary, save_models, score_external
+from lesionkit.papers.common import TrainConfig, load_data, load_external, record_summary, save_models
 from lesionkit.papers.patch_attention.dx_factor import FactorCallback, FactorCrossEntropy, factor_patch_dls
 from lesionkit.records.runs import Run
 
@@ -252,16 +253,23 @@ def summarize(df: Any, run: Run, cfg: PatchAttentionConfig) -> dict[str, Any]:
                                      for m, row in stds.iterrows()})
 
 
+def evaluation(ds: Any, cfg: PatchAttentionConfig) -> Evaluation:
+    """How the models are scored (``lesionkit.engine.evaluation``): fold 0, the patch grid and views, the
+    multiclass report with the code's weighted F1. A set without dx_type gets factor 1 everywhere (the factor only
+    weights the training loss)."""
+    if "dx_factor" not in ds.df:
+        ds.df = ds.df.assign(dx_factor=np.float32(1.0))
+    return Evaluation(variants(ds, cfg), report=lambda y, p: score(y, p, list(ds.classes)))
+
+
 def evaluate_external(learners: dict[str, Any], ds: Any, cfg: PatchAttentionConfig, run: Run) -> dict[str, Any] | None:
     """Every fold-0 model (each weighting mode, the baseline) on `test_dir`: its most held-out official part (e.g.
     derm7pt's test index, ISIC 2018 Task 3 Test), classes mapped onto the training ones, the same patch grid and
-    views; reports and predictions as ``external_<key>``. An external set carries no dx_type, so every factor is 1
-    (the factor only weights the training loss). None without test_dir."""
+    views; reports and predictions as ``external_<key>``. None without test_dir."""
     ext = load_external(cfg, list(ds.classes))
     if ext is None:
         return None
-    ext.df = ext.df.assign(dx_factor=np.float32(1.0))
-    return score_external(learners, variants(ext, cfg), ext, run, lambda y, p: score(y, p, list(ds.classes)))
+    return evaluate_models(run, evaluation(ext, cfg), {k: [learn] for k, learn in learners.items()}, ext).by_label()
 
 
 def train(ds: Any, splits: Any, variants: list[Variant], cfg: PatchAttentionConfig, run: Run) -> Any:
@@ -288,4 +296,4 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run
 
 __all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "load", "with_dx_factor",
            "patch_dls", "build_model", "baseline_label", "variants", "score", "paper_table", "per_class_table",
-           "summarize", "train", "explain", "FactorCrossEntropy", "FactorCallback"]
+           "summarize", "evaluation", "evaluate_external", "train", "explain", "FactorCrossEntropy", "FactorCallback"]

@@ -5,8 +5,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from lesionkit.config import param, param_like
-from lesionkit.papers.common import (TrainConfig, evaluate, evaluate_external, load_data, model_norm, save_models,
-                                     split)
+from lesionkit.papers.common import TrainConfig, load_data, load_external_like, model_norm, save_models, split
 from lesionkit.records.runs import Run
 
 
@@ -70,6 +69,31 @@ def train(ds: Any, splits: Any, cfg: QuickstartConfig, run: Run) -> Any:
     learn = train_variant(run, v, tr, va, cfg.seed, settings=cfg.engine_settings())
     save_models(run, {v.key: learn}, cfg.headline, spec=lambda _: {"classes": ds.classes})
     return learn
+
+
+def evaluation(ds: Any, cfg: QuickstartConfig) -> Any:
+    """How the model is scored (``lesionkit.engine.evaluation``): its own test views, the score command's report."""
+    from lesionkit.engine import score  # lazy: QuickstartConfig imports cheaply
+    from lesionkit.engine.evaluation import Evaluation  # lazy: QuickstartConfig imports cheaply
+
+    return Evaluation([variant(ds, cfg)], report=lambda y, p: score(y, p, ds.classes))
+
+
+def evaluate(learn: Any, ds: Any, rows: Any, cfg: QuickstartConfig, run: Run, name: str = "test") -> dict[str, Any]:
+    """Score rows ``rows`` like the official scorer: predictions in the official format, the report under ``name``
+    in metrics.json, confusion matrix and ROC figures. {"report", "probs", "y", "figures"}."""
+    from lesionkit.engine.evaluation import evaluate_models  # lazy: QuickstartConfig imports cheaply
+
+    scores = evaluate_models(run, evaluation(ds, cfg), {cfg.headline: [learn]}, ds, rows, name=name, figures=True,
+                             key_in_name=False)
+    return {"report": scores.reports[name], "probs": scores.probs[name], "y": scores.y, "figures": scores.figures}
+
+
+def evaluate_external(learn: Any, ds: Any, cfg: QuickstartConfig, run: Run) -> dict[str, Any] | None:
+    """The optional external test set (``test_dir``: its held-out part, classes mapped onto the model's) scored the
+    same way under the name "external"; None when not given."""
+    ext = load_external_like(cfg, ds)
+    return None if ext is None else evaluate(learn, ext, None, cfg, run, name="external")
 
 
 __all__ = ["QuickstartConfig", "load_data", "split", "variant", "train", "evaluate", "evaluate_external"]

@@ -30,9 +30,10 @@ from lesionkit.data.metadata_values import bad_metadata_policy
 from lesionkit.data.splits import Splits
 from lesionkit.data.table import require_two_classes
 from lesionkit.engine import fold_means, run_folds, score, train_variant
+from lesionkit.engine.evaluation import Evaluation, evaluate_models
 from lesionkit.papers import common
 from lesionkit.papers.common import (
-    TrainConfig, evaluate, lesion_subsample, load_external, record_summary, resolve_data_dir, save_models,
+    TrainConfig, lesion_subsample, load_external, record_summary, resolve_data_dir, save_models,
 )
 from lesionkit.papers.se_lcn.cams import cached_cams, cam_scores, compute_cams
 from lesionkit.papers.se_lcn.hair import hair_free
@@ -297,15 +298,15 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
     ext_cams = cache_cams(sym_learn, cam_in, cfg, run, name="external")
     kept = {k: cams[k] for k in ext_cams if k in cams}
     cams.update(ext_cams)
+    ev = Evaluation(classifier_variants(cls_in, cams, cfg), report=lambda y, p: score(y, p, cls_in.classes))
     try:
-        reports = {key: evaluate(learn, cls_in, np.arange(len(cls_in)), run, name=f"external_{key}", figures=False)
-                   for key, learn in results.learners.items()}
+        reports = evaluate_models(run, ev, {k: [learn] for k, learn in results.learners.items()}, cls_in).reports
     finally:
         for k in ext_cams:
             cams.pop(k, None)
         cams.update(kept)
-    return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **_pick(r["report"], METRICS)}
-                         for k, r in reports.items()])
+    return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **_pick(reports[f"external_{k}"], METRICS)}
+                         for k in results.learners])
 
 
 # --- attribution, comparison ---------------------------------------------------------------------------------------

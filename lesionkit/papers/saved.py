@@ -1,0 +1,309 @@
+"""A finished run folder as a model to use again: ``load_run(path)`` gives back its settings, classes,
+preprocessing and every saved fold model, ready to score another dataset the way its notebook scored ``test_dir``.
+
+The run's own recipe rebuilds each model (its notebook's Variant: architecture, loaders, normalisation, size,
+test-time views and averaging) with ImageNet weights off, and the weights come from the record: every finished
+stage's ``checkpoints/<stage>_final.pth`` (each fold's), else the fold-0 ``model*.pth`` that every notebook saves.
+Each fold model predicts in the precision its fit used (stages.json's ``speedups``), so an evaluation here repeats
+the notebook's numbers. SE-LCN's cascade and the comparison's entries need their cascade inputs rebuilt, which
+these commands do not do yet: such a run is refused by name.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+
+from lesionkit.config import coerce
+from lesionkit.papers import notebook_configs
+
+LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal")
+
+
+class RunLoadError(ValueError):
+    """A folder that cannot be used as a trained model, with the file and the fix in its message."""
+
+
+@dataclass
+class SavedRun:
+    """A completed run: ``cfg`` (config.yaml, as it ran), the model's ``classes`` and ``task``, and the recipe
+    that rebuilds its models. ``evaluate``/``predict`` on any dataset go through ``lesionkit.engine.evaluation``."""
+
+    dir: Path
+    notebook: str
+    cfg: Any
+    classes: list[str]
+    task: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.notebook}/{self.dir.name}"
+
+    @property
+    def positive(self) -> str | None:
+        """The class its binary scores are read against (the model's, or Going Smaller's ``positive``)."""
+        if self.notebook == "attention_b3":
+            return str(self.cfg.positive)
+        from lesionkit.data.external import positive_class  # lazy
+
+        return positive_class(self.classes, self.task)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What an image goes through before the model, as recorded: size, normalisation, views and averaging."""
+        spec = _read_json(self.dir / "model.json") if (self.dir / "model.json").is_file() else {}
+        models = self.variants()
+        return {"image_size": self.cfg.image_size, "norm": spec.get("norm", "the model's (timm default_cfg)"),
+                "views": {v.key: v.views for v in models}, "averaging": {v.key: v.average for v in models}}
+
+    def test_set(self, path: str | Path) -> Any:
+        """The folder ``path`` read as the notebook reads ``test_dir``: its held-out official part, classes mapped
+        onto the model's (a binary model: its positive class against the rest)."""
+        return _hook(self).test_set(self, str(path))
+
+    def evaluation(self, ds: Any) -> Any:
+        """The notebook's :class:`lesionkit.engine.evaluation.Evaluation` built on dataset ``ds``."""
+        return _hook(self).evaluation(self, _recipe_cfg(self.cfg), ds)
+
+    def learners(self, ev: Any, ds: Any) -> dict[str, list[Any]]:
+        """{variant key: its fold models as fastai Learners on ``ds``'s loaders}, weights read from the record."""
+        from lesionkit.engine.runner import stage_states  # lazy
+        from lesionkit.engine.speed import restore_speed  # lazy
+
+        stages, rows, out = stage_states(self), np.arange(len(ds)), {}
+        for v in ev.variants:
+            files = self._weight_files(v.key, stages)
+            models = []
+            for path, speed in files:
+                learn = replace(v, loss=None, metrics=()).learner(rows, rows)
+                _load_weights(learn.model, path)
+                learn.model.to(learn.dls.device)
+                restore_speed(learn.model, speed)
+                models.append(learn)
+            if models:
+                out[v.key] = models
+        if not out:
+            raise RunLoadError(f"{self.dir}: no weights of {[v.key for v in ev.variants]} (no checkpoints/<stage>"
+                               "_final.pth nor model*.pth): the run saved no model; train it again")
+        return out
+
+    def _weight_files(self, key: str, stages: dict[str, Any]) -> list[tuple[Path, str | None]]:
+        """Every fold's final weights of variant ``key`` (fold order), else its fold-0 model file."""
+        keys = [key] if key in stages else [f"{key}_fold{k}" for k in range(len(stages)) if f"{key}_fold{k}" in stages]
+        found = [(self.dir / stages[k]["weights"], stages[k].get("speedups")) for k in keys
+                 if stages[k].get("status") == "done" and (self.dir / stages[k]["weights"]).is_file()]
+        if found:
+            return found
+        headline = getattr(type(self.cfg), "headline", "")
+        name = "model" if key == headline else f"model_{key}"
+        first = stages.get(keys[0], {}) if keys else {}
+        return [(self.dir / f"{name}.pth", first.get("speedups"))] if (self.dir / f"{name}.pth").is_file() else []
+
+    def variants(self, ds: Any = None) -> list[Any]:
+        """The run's models as its recipe declares them (on ``ds``; default: an empty set in its classes)."""
+        return list(self.evaluation(ds if ds is not None else _shape_only(self)).variants)
+
+    def explain(self, learn: Any, ds: Any, rows: np.ndarray, methods: list[str], record: Any) -> Any:
+        """Attribution maps of ``learn`` for ``rows``, made as the notebook makes them (its inputs, sizes and method
+        settings), stored under ``record.dir`` for the viewer."""
+        hook = _hook(self).explain
+        if hook is not None:
+            cfg = replace(_recipe_cfg(self.cfg), attribution_methods=",".join(methods))
+            return hook(learn, ds, rows, cfg, record)
+        from lesionkit.attribution import explain_rows  # lazy
+
+        return explain_rows(learn.model, ds, rows, methods, record.dir, dls=learn.dls,
+                            model_name=f"{self.notebook}:{type(learn.model).__name__}")
+
+
+def load_run(path: str | Path) -> SavedRun:
+    """The completed run folder ``path`` as a :class:`SavedRun`; RunLoadError naming the file and the fix for a
+    folder that is not a completed run, a notebook these commands cannot rebuild, or a config from another layout."""
+    run_dir = Path(path).expanduser()
+    if not run_dir.is_dir():
+        raise RunLoadError(f"{run_dir}: no such run folder; give a folder under runs/<notebook>/ that a notebook run "
+                           "wrote")
+    info_path = run_dir / "run.json"
+    if not info_path.is_file():
+        raise RunLoadError(f"{run_dir}: no run.json, so this is not a run record; give a folder under "
+                           "runs/<notebook>/<run-id>/")
+    info = _read_json(info_path)
+    status = info.get("status")
+    if status != "completed":
+        raise RunLoadError(f"{info_path}: status {status!r}, not completed; finish it with -p resume {run_dir} "
+                           "(or score a completed run)")
+    notebook = str(info.get("notebook") or run_dir.parent.name)
+    configs = notebook_configs()
+    if notebook not in configs:
+        raise RunLoadError(f"{info_path}: notebook {notebook!r} is not one of lesionkit's {sorted(configs)}")
+    if notebook not in LOADABLE:
+        raise RunLoadError(f"{run_dir}: a {notebook} run is not loadable yet (its models read cascade inputs: "
+                           f"masks, CAMs) — use its notebook's test_dir; loadable: {', '.join(LOADABLE)}")
+    cfg = _recorded_config(configs[notebook], run_dir / "config.yaml")
+    classes, task = _classes(run_dir, notebook, cfg)
+    return SavedRun(dir=run_dir, notebook=notebook, cfg=cfg, classes=classes, task=task, info=info)
+
+
+# --- reading the record --------------------------------------------------------------------------------------------
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise RunLoadError(f"{path}: cannot be read as JSON ({err}); the run record is damaged") from None
+
+
+def _recorded_config(cls: type, path: Path) -> Any:
+    """config.yaml as ``cls`` without re-checking paths (the data folder may live elsewhere now); renamed keys
+    follow ``cls.renamed``, unknown ones mean another layout."""
+    if not path.is_file():
+        raise RunLoadError(f"{path}: missing; a run that stopped at its config cell has no model to load")
+    params = yaml.safe_load(path.read_text()) or {}
+    params = {cls.renamed.get(k, k): v for k, v in params.items()}
+    hints, fields = typing.get_type_hints(cls), {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(params) - fields)
+    if unknown:
+        raise RunLoadError(f"{path}: settings {unknown} are not parameters of this lesionkit's {cls.__name__}; the "
+                           "run comes from another layout: load it with the lesionkit version that wrote it")
+    try:
+        return cls(**{k: coerce(hints[k], v) for k, v in params.items()})
+    except TypeError as err:
+        raise RunLoadError(f"{path}: {err}") from None
+
+
+def _classes(run_dir: Path, notebook: str, cfg: Any) -> tuple[list[str], str]:
+    """The model's classes (model.json's, else any model_*.json's) and task."""
+    specs = sorted(run_dir.glob("model*.json"))
+    if not specs:
+        raise RunLoadError(f"{run_dir}: no model.json / model_<key>.json; the run saved no model")
+    classes = _read_json(specs[0]).get("classes")
+    if not isinstance(classes, list) or len(classes) < 2:
+        raise RunLoadError(f"{specs[0]}: no class list (\"classes\"); the model cannot be scored")
+    task = "binary" if len(classes) == 2 and notebook != "attention_b3" else "multiclass"
+    return [str(c) for c in classes], task
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    from lesionkit.models.pretrained import load_tensors  # lazy
+
+    state = load_tensors(path)
+    if not isinstance(state, dict):
+        raise RunLoadError(f"{path}: holds a {type(state).__name__}, not a state_dict; the weights file is damaged")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise RunLoadError(f"{path}: the weights do not fit the model its config.yaml / model.json describe "
+                           f"({first}); the file belongs to another run or was edited") from None
+
+
+def _recipe_cfg(cfg: Any) -> Any:
+    """The run's settings with ImageNet weights off: the saved weights replace them."""
+    return replace(cfg, pretrained=False) if hasattr(cfg, "pretrained") else cfg
+
+
+def _shape_only(saved: SavedRun) -> Any:
+    """An empty dataset in the model's classes (what building a recipe's variants needs to know)."""
+    import pandas as pd
+
+    from lesionkit.data.table import CANONICAL_COLUMNS, LesionDataset  # lazy
+
+    return LesionDataset("none", saved.dir, pd.DataFrame(columns=list(CANONICAL_COLUMNS)), saved.classes,
+                         saved.task)
+
+
+# --- what each notebook means by "score its models on this set" ----------------------------------------------------
+@dataclass(frozen=True)
+class _Hook:
+    test_set: Callable[[SavedRun, str], Any]
+    evaluation: Callable[[SavedRun, Any, Any], Any]
+    explain: Callable[..., Any] | None = None  # the notebook's own (learn, ds, rows, cfg, run); None: loader inputs
+
+
+def _external(saved: SavedRun, path: str, classes: list[str], positive: str | None) -> Any:
+    from lesionkit.papers.common import load_external  # lazy
+
+    return load_external(replace(saved.cfg, test_dir=path), classes, positive)
+
+
+def _quickstart_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.quickstart import recipe  # lazy
+
+    return recipe.evaluation(ds, cfg)
+
+
+def _arl_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.arl import recipe  # lazy
+
+    return recipe.evaluation(ds, cfg)
+
+
+def _patch_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.patch_attention import recipe  # lazy
+
+    return recipe.evaluation(ds, cfg)
+
+
+def _b3_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.attention_b3 import recipe  # lazy
+
+    return recipe.evaluation(ds, cfg, saved.classes)
+
+
+def _b3_test_set(saved: SavedRun, path: str) -> Any:
+    from lesionkit.data.tasks import find_class  # lazy
+
+    return _external(saved, path, ["rest", find_class(saved.cfg.positive, saved.classes)], saved.cfg.positive)
+
+
+def _multimodal_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.data.metadata import MetaEncoder  # lazy
+    from lesionkit.papers.multimodal import recipe  # lazy
+
+    path = saved.dir / "meta_encoder.json"
+    if not path.is_file():
+        raise RunLoadError(f"{path}: missing; the metadata model cannot encode age, sex and site without it")
+    return recipe.evaluation(ds, cfg, MetaEncoder.load(path))
+
+
+def _multimodal_test_set(saved: SavedRun, path: str) -> Any:
+    from lesionkit.papers.multimodal import recipe  # lazy
+
+    return recipe.load_external_set(replace(saved.cfg, test_dir=path), _shape_only(saved))
+
+
+def _same_classes(saved: SavedRun, path: str) -> Any:
+    return _external(saved, path, saved.classes, saved.positive)
+
+
+def _arl_explain(*args: Any) -> Any:
+    from lesionkit.papers.arl import recipe  # lazy
+
+    return recipe.explain(*args)
+
+
+def _patch_explain(*args: Any) -> Any:
+    from lesionkit.papers.patch_attention import recipe  # lazy
+
+    return recipe.explain(*args)
+
+
+HOOKS = {
+    "00_quickstart": _Hook(_same_classes, _quickstart_eval),
+    "arl": _Hook(_same_classes, _arl_eval, _arl_explain),
+    "patch_attention": _Hook(_same_classes, _patch_eval, _patch_explain),
+    "attention_b3": _Hook(_b3_test_set, _b3_eval),
+    "multimodal": _Hook(_multimodal_test_set, _multimodal_eval),
+}
+
+
+def _hook(saved: SavedRun) -> _Hook:
+    return HOOKS[saved.notebook]
+
+
+__all__ = ["LOADABLE", "RunLoadError", "SavedRun", "load_run"]
