@@ -61,8 +61,16 @@ def _task_probs(probs: np.ndarray, positive_column: int | None) -> np.ndarray:
 
 
 def _positive_of(saved: SavedRun, ds: Any) -> str | None:
-    """The positive class in the evaluated set's classes (a binary set: its second)."""
-    return ds.classes[1] if len(ds.classes) == 2 else saved.positive if saved.positive in ds.classes else None
+    """The class the melanoma columns read: a binary set's second, else the model's melanoma class (by name or
+    synonym), else none."""
+    from lesionkit.data.tasks import find_class  # lazy
+
+    if len(ds.classes) == 2:
+        return ds.classes[1]
+    try:
+        return find_class("mel", ds.classes)
+    except ValueError:
+        return None
 
 
 def _row(saved: SavedRun, model: str, fold: Any, dataset: str, y: np.ndarray, probs: np.ndarray,
@@ -110,8 +118,9 @@ def _in_domain_rows(saved: SavedRun, n_boot: int, seed: int) -> list[dict[str, A
                 pair = load_pair(truth, pred)
                 probs = pair.scores if pair.scores.ndim == 2 else np.stack([1 - pair.scores, pair.scores], 1)
                 classes = saved.classes if probs.shape[1] == len(saved.classes) else ["rest", str(saved.positive)]
-                rows.append(_row(saved, v.label, 0, "in-domain test (the run's own)", np.asarray(pair.y), probs,
-                                 classes, saved.positive, n_boot, seed))
+                shape = type("Classes", (), {"classes": classes})
+                rows.append(_row(saved, v.label, 0, "in-domain test (the run's own)", np.asarray(pair.y_true), probs,
+                                 classes, _positive_of(saved, shape), n_boot, seed))
                 break
     return rows
 

@@ -76,12 +76,13 @@ class SavedRun:
         from lesionkit.engine.runner import stage_states  # lazy
         from lesionkit.engine.speed import restore_speed  # lazy
 
-        stages, rows, out = stage_states(self), np.arange(len(ds)), {}
+        stages, out = stage_states(self), {}
+        train, valid = _loader_parts(ds)
         for v in ev.variants:
             files = self._weight_files(v.key, stages)
             models = []
             for path, speed in files:
-                learn = replace(v, loss=None, metrics=()).learner(rows, rows)
+                learn = replace(v, loss=None, metrics=()).learner(train, valid)
                 _load_weights(learn.model, path)
                 learn.model.to(learn.dls.device)
                 restore_speed(learn.model, speed)
@@ -200,6 +201,18 @@ def _load_weights(model: Any, path: Path) -> None:
         first = str(err).splitlines()[0]
         raise RunLoadError(f"{path}: the weights do not fit the model its config.yaml / model.json describe "
                            f"({first}); the file belongs to another run or was edited") from None
+
+
+def _loader_parts(ds: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two group-disjoint parts of ``ds`` (the first lesion / patient, the rest): what a recipe's loaders are built
+    from; neither is trained on, predictions come from test loaders over the evaluated rows."""
+    from lesionkit.data.splits import group_codes  # lazy
+
+    codes = group_codes(ds.df)
+    first = codes == codes[0]
+    if first.all():
+        raise RunLoadError(f"{ds.root}: every image belongs to one lesion or patient; give at least two lesions")
+    return np.flatnonzero(first), np.flatnonzero(~first)
 
 
 def _recipe_cfg(cfg: Any) -> Any:
