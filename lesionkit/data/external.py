@@ -49,6 +49,7 @@ def load_test_set(path: str | Path, classes: Sequence[str], positive: str | None
     ext.df["label"] = ext.df["label"].map(names)
     ext.df["label_idx"] = ext.df["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")
     ext.classes = classes
+    ext.task = "binary" if len(classes) == 2 else "multiclass"  # the model's task, whatever the set held
     return ext
 
 
