@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lesionkit.data.augment import album_nodes
 from lesionkit.parallel.distributed import inner_loader
 
 
@@ -58,7 +59,8 @@ def _loaders(dls: Any) -> list[Any]:
 
 def _augmenters(dls: Any) -> list[Any]:
     """The training loader's item transforms that own a random stream: lesionkit's WorkerRNG (ARL crops, patch
-    grids) and albumentations pipelines (the 1st place's), neither of which fastai's seeding reaches."""
+    grids, the reseeding of albumentations pipelines) and the albumentations pipelines themselves (the 1st
+    place's), none of which fastai's seeding reaches."""
     train = _loaders(dls)[0] if _loaders(dls) else None
     tfms = list(getattr(getattr(train, "after_item", None), "fs", []) or [])
     out = []
@@ -69,16 +71,11 @@ def _augmenters(dls: Any) -> list[Any]:
     return out
 
 
-def _album_nodes(t: Any) -> list[Any]:
-    """An albumentations pipeline and every transform nested in it: each keeps generators of its own."""
-    return [t, *(n for child in getattr(t, "transforms", []) for n in _album_nodes(child))]
-
-
 def _aug_state(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "_rng"):  # WorkerRNG
-        return {"worker": int(obj._worker), "python": _py_state(obj._rng.getstate())}
+        return {"worker": obj._worker, "python": _py_state(obj._rng.getstate())}
     return {"nodes": [[_py_state(n.py_random.getstate()), n.random_generator.bit_generator.state]
-                      for n in _album_nodes(obj)]}
+                      for n in album_nodes(obj)]}
 
 
 def _aug_restore(obj: Any, state: dict[str, Any]) -> None:
@@ -86,7 +83,7 @@ def _aug_restore(obj: Any, state: dict[str, Any]) -> None:
         obj._worker = state["worker"]
         obj._rng.setstate(_py_restore(state["python"]))
         return
-    for node, (py, np_state) in zip(_album_nodes(obj), state["nodes"]):
+    for node, (py, np_state) in zip(album_nodes(obj), state["nodes"]):
         node.py_random.setstate(_py_restore(py))
         node.random_generator.bit_generator.state = np_state
 
