@@ -19,22 +19,15 @@ from __future__ import annotations
 import functools
 import os
 import random
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
 
-from fastai.vision.augment import (
-    Dihedral,
-    RandTransform,
-    Resize,
-    ResizeMethod,
-    aug_transforms,
-)
-from fastai.vision.core import PILImage
+from fastai.vision.augment import Dihedral, RandTransform, Resize, ResizeMethod, aug_transforms  # noqa: E402
+from fastai.vision.core import PILImage  # noqa: E402
 
 PRESETS = ("fastai", "first_place", "arl", "dihedral", "none")
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
