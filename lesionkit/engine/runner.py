@@ -115,7 +115,9 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     launching = processes > 1 and distributed.world_size() == 1 and not _done(run, key)
     if launching:
         distributed.keep_parent_off_gpu()
-    seed_everything(stage_seed(seed, key))
+    algorithms = seed_everything(stage_seed(seed, key), deterministic=settings.deterministic)
+    if hasattr(run, "update"):
+        run.update(**algorithms)  # run.json: whether a seed repeats this run exactly
     learn = build()
     if launching:  # the notebook parameter num_processes: workers train the stage, this process loads it
         distributed.launch(lambda: _train_stage_worker(run, key, build, epochs, lr, schedule, monitor, patience,

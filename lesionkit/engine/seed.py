@@ -4,6 +4,7 @@ RNG states are stored as tensors and plain lists so a checkpoint loads with ``to
 """
 from __future__ import annotations
 
+import os
 import random
 import zlib
 from typing import Any
@@ -15,11 +16,27 @@ from lesionkit.data.augment import album_nodes
 from lesionkit.parallel.distributed import inner_loader
 
 
-def seed_everything(seed: int, reproducible: bool = True) -> None:
-    """Seed Python, NumPy and torch (fastai's ``set_seed``; cuDNN deterministic when ``reproducible``)."""
+def seed_everything(seed: int, deterministic: bool = True) -> dict[str, bool]:
+    """Seed Python, NumPy and torch (fastai's ``set_seed``) and choose the GPU's algorithms (:func:`use_deterministic`).
+    Returns that choice, as the run records it."""
     from fastai.torch_core import set_seed
 
-    set_seed(int(seed) % 2**32, reproducible=reproducible)
+    set_seed(int(seed) % 2**32, reproducible=not torch.cuda.is_available())  # CPU: as it always was
+    return use_deterministic(deterministic)
+
+
+def use_deterministic(deterministic: bool) -> dict[str, bool]:
+    """On a GPU, ``deterministic``: deterministic algorithms (cuDNN deterministic, benchmark off, torch's
+    deterministic mode, cuBLAS's fixed workspace), so a seed repeats a run exactly; otherwise cuDNN benchmark picks
+    the fastest convolution for each shape (timm's and torchvision's training default). On a CPU nothing changes:
+    its kernels repeat anyway."""
+    if not torch.cuda.is_available():
+        return {"deterministic": True, "cudnn_benchmark": False}
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses determinism without it
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # an op without such a kernel warns, not fails
+    return {"deterministic": bool(deterministic), "cudnn_benchmark": not deterministic}
 
 
 def stage_seed(seed: int, key: str) -> int:
