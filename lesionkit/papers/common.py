@@ -295,10 +295,15 @@ def evaluate_external(learn: Any, cfg: TrainConfig, ds: Any, run: Any, tta: bool
 # --- the skeleton every notebook ends with ---------------------------------------------------------------------------
 def start(config_cls: type[TrainConfig], namespace: dict[str, Any]) -> Any:
     """The config cell of every notebook: validate the parameters cell's values into ``config_cls`` and open the run
-    record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``)."""
+    record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``). With ``num_processes`` > 1 the
+    kernel stays off the GPU until its stages are launched (forked workers cannot use CUDA after their parent has)."""
+    from lesionkit.parallel import distributed  # lazy
     from lesionkit.records.runs import start_notebook_run  # lazy
 
-    return start_notebook_run(config_cls.notebook, config_cls, namespace)
+    run = start_notebook_run(config_cls.notebook, config_cls, namespace)
+    if getattr(run.cfg, "num_processes", 1) > 1 and distributed.world_size() == 1:
+        distributed.keep_parent_off_gpu()  # the launches fork: preview batches before them stay on the CPU
+    return run
 
 
 def save_models(run: Any, learners: dict[str, Any], headline: str | None = None, prefix: str = "model",

@@ -16,7 +16,7 @@ from lesionkit.data import loaders
 from lesionkit.engine import learner as learner_mod
 from lesionkit.engine.runner import train_stage
 from lesionkit.engine.seed import seed_everything
-from lesionkit.engine.speed import speed_callbacks
+from lesionkit.engine.speed import GpuSpeed, speed_callbacks
 from lesionkit.papers.quickstart.recipe import QuickstartConfig
 from lesionkit.records.runs import start_run
 
@@ -36,6 +36,8 @@ def test_gpu_speedups_pick_bf16_where_supported_else_fp16(monkeypatch, bf16, mod
     (mp,) = [cb for cb in cbs if isinstance(cb, MixedPrecision)]
     assert mp.amp_mode == mode
     assert any(isinstance(cb, ChannelsLast) for cb in cbs)
+    (kept,) = [cb.speed for cb in cbs if isinstance(cb, GpuSpeed)]  # what predictions will run in
+    assert kept.channels_last and kept.precision == ("bf16" if bf16 else "fp16")
 
 
 @pytest.mark.parametrize("switch, kinds", [("off", set()), ("channels_last", {ChannelsLast}),
@@ -43,7 +45,10 @@ def test_gpu_speedups_pick_bf16_where_supported_else_fp16(monkeypatch, bf16, mod
 def test_gpu_speedups_have_off_switches(monkeypatch, switch, kinds) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert {type(cb) for cb in speed_callbacks(switch)} == kinds
+    cbs = speed_callbacks(switch)
+    assert {type(cb) for cb in cbs} - {GpuSpeed} == kinds
+    (kept,) = [cb.speed for cb in cbs if isinstance(cb, GpuSpeed)]
+    assert kept.name == switch
 
 
 def test_cpu_learner_has_no_gpu_callbacks() -> None:
