@@ -46,7 +46,7 @@ def test_launched_stage_trains_in_the_workers_then_the_kernel_predicts_on_its_ow
     assert stage_states(run)["s"]["processes"] == 2, "the launched workers trained the stage"
     assert defaults.use_cuda == kernel, "the kernel's device choice is back to what it was"
     assert learn.dls.device == distributed.kernel_device() == default_device()
-    probs, y = predict_learner(learn, learn.dls.valid)
+    probs, _ = predict_learner(learn, learn.dls.valid)
     assert probs.shape == (8, 2) and next(learn.model.parameters()).device == default_device()
 
 
