@@ -120,7 +120,7 @@ def first_place_train(size: int, seed: int | None = None, elastic: str = "0.4.6"
         raise ValueError(f"elastic={elastic!r}: choose from {ELASTIC}")
     hole = int(0.375 * size)
     warp = _elastic_class()(alpha=3) if elastic == "0.4.6" else A.ElasticTransform(alpha=3)
-    return A.Compose([
+    pipeline = A.Compose([
         A.Transpose(p=0.5), A.VerticalFlip(p=0.5), A.HorizontalFlip(p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.0, p=0.75),
         A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=0.2, p=0.75),
@@ -136,6 +136,7 @@ def first_place_train(size: int, seed: int | None = None, elastic: str = "0.4.6"
         A.CoarseDropout(num_holes_range=(1, 1), hole_height_range=(hole, hole), hole_width_range=(hole, hole),
                         fill=0, p=0.7),
     ], seed=seed)  # albumentations draws from its own generators, which fastai's set_seed does not reach
+    return seed_pipeline(pipeline, seed)
 
 
 def first_place_valid(size: int) -> Any:
@@ -144,39 +145,79 @@ def first_place_valid(size: int) -> Any:
     return A.Compose([A.Resize(size, size)])
 
 
+def album_nodes(pipeline: Any) -> list[Any]:
+    """An albumentations pipeline and every transform nested in it, in order: each keeps generators of its own."""
+    return [pipeline, *(n for child in getattr(pipeline, "transforms", []) for n in album_nodes(child))]
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from non-negative `parts` (numpy's SeedSequence: nearby inputs give unrelated streams)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]) >> 1
+
+
+def seed_pipeline(pipeline: Any, seed: int | None) -> Any:
+    """Give every transform of an albumentations pipeline its own stream from `seed`. albumentations 2.x seeds each
+    one with the Compose's seed itself, so identical streams make Transpose, VerticalFlip and HorizontalFlip (and the
+    two brightness/contrast steps) fire together or not at all."""
+    for i, node in enumerate(album_nodes(pipeline)):
+        s = None if seed is None else derived_seed(seed, i)
+        node.random_generator, node.py_random = np.random.default_rng(s), random.Random(s)
+    return pipeline
+
+
+def torch_seed() -> int:
+    """The seed torch gave this process's random streams: in a DataLoader worker, the worker's ``info.seed`` (the
+    loader's base seed, drawn from the main process's torch RNG each time the workers start, i.e. every epoch unless
+    they persist, plus the worker id); in the main process, ``torch.initial_seed()`` (the stage's seed once the
+    engine has seeded it). Odd for workers and even for the main process, so the two never coincide."""
+    import torch.utils.data
+
+    info = torch.utils.data.get_worker_info()
+    return 2 * int(info.seed) + 1 if info is not None else 2 * torch.initial_seed()
+
+
+class WorkerRNG:
+    """A random.Random that follows torch's seeding: reseeded from (seed, :func:`torch_seed`) whenever that changes,
+    so forked DataLoader workers draw different sequences, each epoch's workers draw new ones, every stage starts
+    its own, and a run with the same seed (torch seeded by ``seed_everything``) and workers repeats exactly."""
+
+    def __init__(self, seed: int | None = None):
+        self.seed, self._worker, self._rng = seed, None, random.Random(seed)
+
+    def get(self) -> random.Random:
+        self.follow()
+        return self._rng
+
+    def follow(self) -> bool:
+        """Reseed if this process's torch seed changed since the last draw; True when it did."""
+        key = torch_seed()
+        if key == self._worker:
+            return False
+        parts = (key,) if self.seed is None else (self.seed, key)
+        self._worker, self._rng = key, random.Random(derived_seed(*parts))
+        return True
+
+
 class AlbumentationsTfm(RandTransform):
-    """Run an albumentations pipeline on a PILImage: `train` on the training split, `valid` elsewhere."""
+    """Run an albumentations pipeline on a PILImage: `train` on the training split, `valid` elsewhere. The training
+    pipeline is reseeded through a :class:`WorkerRNG` (its generators would otherwise be copied into every worker
+    and replay the same draws every epoch)."""
 
     split_idx, order = None, 2
 
     def __init__(self, train: Any, valid: Any):
         super().__init__(p=1.0)
         self.train, self.valid, self.idx = train, valid, 1
+        self.rng = WorkerRNG(getattr(train, "seed", None))
 
     def before_call(self, b: Any, split_idx: int | None) -> None:
         self.idx, self.do = split_idx, True
 
     def encodes(self, img: PILImage) -> PILImage:
         aug = self.train if self.idx == 0 else self.valid
+        if self.idx == 0 and self.rng.follow():
+            seed_pipeline(self.train, self.rng.get().getrandbits(63))
         return PILImage.create(aug(image=np.asarray(img))["image"])
-
-
-class WorkerRNG:
-    """A seeded random.Random per DataLoader worker: forked workers would otherwise share one state and draw the
-    same augmentation sequence. Seeded from (seed, worker id), so runs with the same seed and workers repeat."""
-
-    def __init__(self, seed: int | None = None):
-        self.seed, self._worker, self._rng = seed, -2, random.Random(seed)
-
-    def get(self) -> random.Random:
-        import torch.utils.data
-
-        info = torch.utils.data.get_worker_info()
-        wid = -1 if info is None else info.id
-        if wid != self._worker:
-            self._worker = wid
-            self._rng = random.Random(None if self.seed is None else self.seed * 1_000_003 + wid + 1)
-        return self._rng
 
 
 def arl_box(w: int, h: int, scale: float, rng: random.Random) -> tuple[int, int, int, int]:

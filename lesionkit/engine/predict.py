@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lesionkit.engine.speed import inference
+from lesionkit.engine.speed import inference, speed_of
 from lesionkit.losses import plain
 
 VIEWS = ("none", "flips4", "dihedral8")
@@ -62,7 +62,8 @@ def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str 
     ignored for a loader with ``stacked_views``. n_inp: inputs per batch (default: 2 for multimodal models, which
     have ``n_meta``, else 1 — never a fastai test loader's own count, which is "all items but the last").
     Only the first target is read from batches that carry more (e.g. diagnosis factors). Runs under
-    ``inference_mode`` in the precision the model was fitted with (:func:`lesionkit.engine.speed.inference`).
+    ``inference_mode`` in the precision and memory format the model was fitted with
+    (:func:`lesionkit.engine.speed.inference`), on CPU and GPU alike.
     """
     if average not in AVERAGES:
         raise ValueError(f"average={average!r}: choose one of {AVERAGES}")
@@ -70,10 +71,13 @@ def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     n_inp = n_inp or (2 if getattr(model, "n_meta", 0) else 1)
     stacked = getattr(dl, "stacked_views", False)
+    channels_last = speed_of(model).channels_last
     probs, ys = [], []
     with inference(model):
         for batch in dl:
             xs = [plain(b).to(device) for b in batch[:n_inp]]
+            if channels_last and xs[0].ndim == 4:  # the fit's layout (4-D images; stacked views are reshaped)
+                xs[0] = xs[0].contiguous(memory_format=torch.channels_last)
             if stacked:
                 b, v = xs[0].shape[:2]
                 out = model(xs[0].reshape(b * v, *xs[0].shape[2:])).float()
@@ -89,5 +93,8 @@ def predict(model: nn.Module, dl: Any, views: bool | str = "none", average: str 
 def predict_learner(learn: Any, dl: Any, views: bool | str = "none", average: str = "probs",
                     n_inp: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`predict` of a Learner's model with the *training* loaders' input count (fastai's ``test_dl``
-    recounts it, wrongly for (image, y, diagnosis factor) batches). No fastai callbacks run."""
+    recounts it, wrongly for (image, y, diagnosis factor) batches). No fastai callbacks run. The model goes to the
+    loaders' device first (a stage trained by launched workers comes back on the CPU)."""
+    if getattr(learn.dls, "device", None) is not None:
+        learn.model.to(learn.dls.device)
     return predict(learn.model, dl, views=views, average=average, n_inp=n_inp or getattr(learn.dls, "n_inp", None))

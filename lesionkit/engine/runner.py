@@ -35,7 +35,7 @@ from lesionkit.engine.report import count_params, flat_metrics, record_evaluatio
 from lesionkit.engine.schedules import Schedule
 from lesionkit.engine.seed import seed_everything, stage_seed
 from lesionkit.engine.settings import EngineSettings
-from lesionkit.engine.speed import restore_speed, speed_of
+from lesionkit.engine.speed import keep_speed, recorded_speed, speed_of
 from lesionkit.parallel import distributed
 from lesionkit.utils.files import atomic_write
 
@@ -111,22 +111,19 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     Returns the fastai Learner with the selected weights (``keep``: the best epoch's or the last's); ``settings``:
     speed rule, compile, SyncBatchNorm and the processes to launch (default: one, auto speed rule)."""
     settings = settings or EngineSettings()
-    processes = max(1, int(settings.num_processes))
-    launching = processes > 1 and distributed.world_size() == 1 and not _done(run, key)
+    launcher = launches(settings)
+    launching = launcher and not _done(run, key) and _can_launch(key, settings.num_processes)
     if launching:
         distributed.keep_parent_off_gpu()
-    seed_everything(stage_seed(seed, key))
+    algorithms = seed_everything(stage_seed(seed, key), deterministic=settings.deterministic)
+    if hasattr(run, "update"):
+        run.update(**algorithms)  # run.json: whether a seed repeats this run exactly
     learn = build()
     if launching:  # the notebook parameter num_processes: workers train the stage, this process loads it
         distributed.launch(lambda: _train_stage_worker(run, key, build, epochs, lr, schedule, monitor, patience,
-                                                       seed, keep=keep, settings=settings), processes)
+                                                       seed, keep=keep, settings=settings), settings.num_processes)
     if _done(run, key):
-        done = stage_states(run)[key]
-        learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu",
-                                               weights_only=True))
-        learn.model.to(learn.dls.device)  # where fastai's fit would have put it
-        restore_speed(learn.model, done.get("speedups"))  # predicts in the precision it was fitted with
-        return learn
+        return _load_done(run, key, learn, back_from_launch=launcher)
     t0 = time.perf_counter()
     result = fit(learn, epochs, lr, schedule, monitor=monitor, patience=patience, run=run, stage=key,
                  headless=headless, keep=keep, settings=settings)
@@ -135,7 +132,7 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     states = stage_states(run)
     states[key] = {"status": "done", "weights": str(weights), "best_epoch": result.best_epoch, "best": result.best,
                    "monitor": monitor, "kept": keep, "resumed_at": result.resumed_at,
-                   "processes": distributed.world_size(), "speedups": _speedups_used(settings, learn),
+                   "processes": distributed.world_size(), **_speedups_used(learn),
                    "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write(_stages_path(run), json.dumps(states, indent=2))
     for path in checkpoint_paths(Path(run.dir) / "checkpoints", key):  # the final weights replace both
@@ -143,11 +140,44 @@ def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: f
     return learn
 
 
-def _speedups_used(settings: EngineSettings, learn: Any) -> str:
-    """The CPU setting the fit measured (or was told); on a GPU the ``speedups`` switch itself."""
-    if torch.cuda.is_available():
-        return settings.speedups
-    return speed_of(learn.model).name
+def launches(settings: EngineSettings) -> bool:
+    """Whether this process launches workers for its stages (``num_processes`` > 1, not already one of a group)."""
+    return settings.num_processes > 1 and distributed.world_size() == 1
+
+
+def _can_launch(key: str, processes: int) -> bool:
+    """Forked workers cannot use CUDA once this kernel has: such a stage trains here, on one GPU, with a warning."""
+    if distributed.can_fork_gpu_workers():
+        return True
+    distributed.use_gpu_again()
+    warnings.warn(f"num_processes={processes}: this kernel has already used its GPU (a cell before stage {key!r} "
+                  f"ran on CUDA), and forked workers cannot use CUDA after that, so {key!r} trains in this process "
+                  "on one GPU. To train every stage on all GPUs, restart the kernel and run the notebook from the "
+                  "top, or start it with `accelerate launch`/`torchrun` (python -m lesionkit train).", stacklevel=3)
+    return False
+
+
+def _load_done(run: Any, key: str, learn: Any, back_from_launch: bool) -> Any:
+    """A finished stage's weights, in the precision and memory format it trained in. Back from launched workers,
+    this kernel returns to the device it would have used without the launch (touching no CUDA yet, so a later
+    stage can still launch; the model follows its loaders when it first predicts)."""
+    done = stage_states(run)[key]
+    learn.model.load_state_dict(torch.load(Path(run.dir) / done["weights"], map_location="cpu", weights_only=True))
+    speed = recorded_speed(done.get("speedups"), done.get("precision"))
+    if speed is not None:
+        keep_speed(learn.model, speed)
+    if back_from_launch:
+        distributed.use_gpu_again()
+        learn.dls.to(distributed.kernel_device())
+    else:
+        learn.model.to(learn.dls.device)  # where fastai's fit would have put it
+    return learn
+
+
+def _speedups_used(learn: Any) -> dict[str, str]:
+    """The setting the fit trained in (measured or told on a CPU; fastai's callbacks on a GPU)."""
+    speed = speed_of(learn.model)
+    return {"speedups": speed.name, "precision": speed.precision}
 
 
 def _done(run: Any, key: str) -> bool:
@@ -205,18 +235,24 @@ def run_folds(run: Any, ds: Any, splits: Any, variants: Sequence[Variant],
               settings: EngineSettings | None = None) -> FoldResults:
     """Train every variant on every fold, score each fold model on the fixed test set, and (``ensemble``) the
     fold models' mean probabilities too. Rows go to ``table`` after every fold, predictions to
-    ``predictions/test_<key>_fold<k>.csv`` (and ``_ensemble``)."""
+    ``predictions/test_<key>_fold<k>.csv`` (and ``_ensemble``). When the stages are launched on workers
+    (``num_processes``), all of them train before the first prediction: a kernel that has used its GPU can fork no
+    more workers that use it."""
     out = FoldResults(table=pd.DataFrame())
     rows: list[dict[str, Any]] = []
     recipes = {**run.metrics().get("recipe", {}), **{v.key: v.describe() for v in variants}} \
         if hasattr(run, "metrics") else {}
     if recipes:
         run.log_metrics({"recipe": recipes})
+    trained = {(v.key, k): train_variant(run, v, tr, va, seed, key=f"{v.key}_fold{k}", settings=settings)
+               for v in variants for k, (tr, va) in enumerate(splits.folds)} \
+        if settings is not None and launches(settings) else {}
     for v in variants:
         for k, (tr, va) in enumerate(splits.folds):
             t0 = time.perf_counter()
             key = f"{v.key}_fold{k}"
-            learn = train_variant(run, v, tr, va, seed, key=key, settings=settings)
+            learn = trained.pop((v.key, k)) if (v.key, k) in trained else \
+                train_variant(run, v, tr, va, seed, key=key, settings=settings)
             probs, y = test_predictions(learn, v, ds, splits.test)
             scores = report(y, probs)
             record_evaluation(run, f"test_{key}", ds, splits.test, probs, y, figures=figures and k == 0, log=False,

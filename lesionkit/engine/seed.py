@@ -4,6 +4,7 @@ RNG states are stored as tensors and plain lists so a checkpoint loads with ``to
 """
 from __future__ import annotations
 
+import os
 import random
 import zlib
 from typing import Any
@@ -11,14 +12,31 @@ from typing import Any
 import numpy as np
 import torch
 
+from lesionkit.data.augment import album_nodes
 from lesionkit.parallel.distributed import inner_loader
 
 
-def seed_everything(seed: int, reproducible: bool = True) -> None:
-    """Seed Python, NumPy and torch (fastai's ``set_seed``; cuDNN deterministic when ``reproducible``)."""
+def seed_everything(seed: int, deterministic: bool = True) -> dict[str, bool]:
+    """Seed Python, NumPy and torch (fastai's ``set_seed``) and choose the GPU's algorithms (:func:`use_deterministic`).
+    Returns that choice, as the run records it."""
     from fastai.torch_core import set_seed
 
-    set_seed(int(seed) % 2**32, reproducible=reproducible)
+    set_seed(int(seed) % 2**32, reproducible=not torch.cuda.is_available())  # CPU: as it always was
+    return use_deterministic(deterministic)
+
+
+def use_deterministic(deterministic: bool) -> dict[str, bool]:
+    """On a GPU, ``deterministic``: deterministic algorithms (cuDNN deterministic, benchmark off, torch's
+    deterministic mode, cuBLAS's fixed workspace), so a seed repeats a run exactly; otherwise cuDNN benchmark picks
+    the fastest convolution for each shape (timm's and torchvision's training default). On a CPU nothing changes:
+    its kernels repeat anyway."""
+    if not torch.cuda.is_available():
+        return {"deterministic": True, "cudnn_benchmark": False}
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS refuses determinism without it
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = deterministic, not deterministic
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # an op without such a kernel warns, not fails
+    return {"deterministic": bool(deterministic), "cudnn_benchmark": not deterministic}
 
 
 def stage_seed(seed: int, key: str) -> int:
@@ -58,7 +76,8 @@ def _loaders(dls: Any) -> list[Any]:
 
 def _augmenters(dls: Any) -> list[Any]:
     """The training loader's item transforms that own a random stream: lesionkit's WorkerRNG (ARL crops, patch
-    grids) and albumentations pipelines (the 1st place's), neither of which fastai's seeding reaches."""
+    grids, the reseeding of albumentations pipelines) and the albumentations pipelines themselves (the 1st
+    place's), none of which fastai's seeding reaches."""
     train = _loaders(dls)[0] if _loaders(dls) else None
     tfms = list(getattr(getattr(train, "after_item", None), "fs", []) or [])
     out = []
@@ -69,16 +88,11 @@ def _augmenters(dls: Any) -> list[Any]:
     return out
 
 
-def _album_nodes(t: Any) -> list[Any]:
-    """An albumentations pipeline and every transform nested in it: each keeps generators of its own."""
-    return [t, *(n for child in getattr(t, "transforms", []) for n in _album_nodes(child))]
-
-
 def _aug_state(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "_rng"):  # WorkerRNG
-        return {"worker": int(obj._worker), "python": _py_state(obj._rng.getstate())}
+        return {"worker": obj._worker, "python": _py_state(obj._rng.getstate())}
     return {"nodes": [[_py_state(n.py_random.getstate()), n.random_generator.bit_generator.state]
-                      for n in _album_nodes(obj)]}
+                      for n in album_nodes(obj)]}
 
 
 def _aug_restore(obj: Any, state: dict[str, Any]) -> None:
@@ -86,7 +100,7 @@ def _aug_restore(obj: Any, state: dict[str, Any]) -> None:
         obj._worker = state["worker"]
         obj._rng.setstate(_py_restore(state["python"]))
         return
-    for node, (py, np_state) in zip(_album_nodes(obj), state["nodes"]):
+    for node, (py, np_state) in zip(album_nodes(obj), state["nodes"]):
         node.py_random.setstate(_py_restore(py))
         node.random_generator.bit_generator.state = np_state
 

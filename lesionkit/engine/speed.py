@@ -6,7 +6,9 @@ global default would slow some models down. Like ``cudnn.benchmark``, the first 
 fwd+bwd steps of a copy of the model under each candidate and keeps the fastest (fp32 unless a candidate is
 ``MARGIN`` faster); the choice is cached per machine, model and batch shape (``$LESIONKIT_CACHE/speed.json``), and a
 resumed fit reuses its checkpoint's choice so a run never changes numerics half-way. On a GPU: channels-last and
-mixed precision (bf16 where supported, else fp16 with loss scaling), as timm's and fastai's scripts do.
+mixed precision (bf16 where supported, else fp16 with loss scaling), as timm's and fastai's scripts do. Either way
+the fit leaves its setting on the model (:func:`speed_of`), and predictions and TTA run in it; attribution keeps
+fp32 unless its fidelity rule (:func:`choose_for_attribution`) allows otherwise. Timers synchronise CUDA first.
 
 ``speedups`` (a notebook parameter): auto (measured), off (fp32, contiguous), channels_last, bf16, both.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,10 +43,12 @@ MEASURE_BATCH = 8  # images per measured step: enough to fill the cores, cheap f
 
 @dataclass(frozen=True)
 class Speed:
-    """One precision / memory-format setting."""
+    """One precision / memory-format setting. ``bf16``: reduced-precision autocast, in ``half`` ("bf16", or "fp16"
+    on a GPU without bf16 units)."""
 
     channels_last: bool = False
     bf16: bool = False
+    half: str = "bf16"
 
     @property
     def name(self) -> str:
@@ -56,8 +61,15 @@ class Speed:
             raise ValueError(f"speedups={name!r}: choose one of {SPEEDUPS}")
         return cls(channels_last=name in ("channels_last", "both"), bf16=name in ("bf16", "both"))
 
+    @property
+    def precision(self) -> str:
+        """What the forward passes compute in: "fp32", "bf16" or "fp16"."""
+        return self.half if self.bf16 else "fp32"
+
     def autocast(self, device_type: str = "cpu") -> contextlib.AbstractContextManager:
-        return torch.autocast(device_type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=torch.float16 if self.half == "fp16" else torch.bfloat16)
 
     def apply(self, model: nn.Module) -> nn.Module:
         """Weights to this memory format (4-D conv weights only: any input shape still works), in place."""
@@ -72,25 +84,39 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def candidates(mode: str) -> list[Speed]:
-    """What ``mode`` lets the CPU measurement try (fp32 first: the reference)."""
+def candidates(mode: str, device_type: str = "cpu") -> list[Speed]:
+    """What ``mode`` lets a measurement on ``device_type`` try (fp32 first: the reference)."""
     if mode != "auto":
         return [Speed.named(mode)]
-    names = ("off", "channels_last", "bf16", "both") if cpu_has_bf16() else ("off", "channels_last")
+    bf16 = torch.cuda.is_bf16_supported() if device_type == "cuda" else cpu_has_bf16()
+    names = ("off", "channels_last", "bf16", "both") if bf16 else ("off", "channels_last")
     return [Speed.named(n) for n in names]
+
+
+def synchronize(device: Any) -> None:
+    """Wait for the work queued on a CUDA ``device`` (a timer would otherwise read when it was launched, not when it
+    was done); nothing elsewhere."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def step_seconds(model: nn.Module, xs: Sequence[torch.Tensor], y: Any, loss_func: Any, speed: Speed,
                  steps: int = 2) -> float:
     """Best time of ``steps`` forward+backward passes of ``model`` (after one warm-up) under ``speed``."""
     speed.apply(model)
-    best = float("inf")
+    device, best = _device_of(model), float("inf")
     for i in range(steps + 1):
         model.zero_grad(set_to_none=True)
+        synchronize(device)
         start = time.perf_counter()
-        with speed.autocast():
+        with speed.autocast(device.type):
             loss = loss_func(model(*xs), *y)
         loss.backward()
+        synchronize(device)
         if i:
             best = min(best, time.perf_counter() - start)
     return best
@@ -129,9 +155,10 @@ def cache_key(model: nn.Module, xs: Sequence[torch.Tensor]) -> str:
     n_train = sum(p.numel() for p in m.parameters() if p.requires_grad)
     tree = hashlib.blake2b(repr(m).encode(), digest_size=4).hexdigest()
     shapes = ",".join("x".join(map(str, x.shape[1:])) for x in xs)
+    gpu = f"/{torch.cuda.get_device_name(xs[0].device)}" if xs[0].device.type == "cuda" else ""
     return (f"{type(m).__module__}.{type(m).__name__}/{tree}/{n_train}of{n_params}/{shapes}"
             f"/bs{min(len(xs[0]), MEASURE_BATCH)}"
-            f"/threads{torch.get_num_threads()}/{platform.processor() or platform.machine()}/torch{torch.__version__}")
+            f"/threads{torch.get_num_threads()}/{platform.processor() or platform.machine()}{gpu}/torch{torch.__version__}")
 
 
 def _read_cache() -> dict[str, Any]:
@@ -171,11 +198,13 @@ def input_gradient(model: nn.Module, xs: Sequence[torch.Tensor], speed: Speed) -
     repeat."""
     speed.apply(model)
     x = xs[0].detach().clone().requires_grad_(True)
+    synchronize(x.device)
     start = time.perf_counter()
     with torch.enable_grad(), speed.autocast(xs[0].device.type):
         out = model(x, *xs[1:]).float()
         out = out.reshape(len(x), -1).max(1).values.sum()
     (grad,) = torch.autograd.grad(out, x)
+    synchronize(x.device)
     return grad.abs().sum(1).float(), time.perf_counter() - start
 
 
@@ -204,7 +233,7 @@ def choose_for_attribution(model: nn.Module, xs: Sequence[torch.Tensor], mode: s
         return Speed.named(hit["choice"])
     seconds, errors, ref = {}, {}, None
     with formatted(model):
-        for option in candidates(mode):
+        for option in candidates(mode, xs[0].device.type):
             times = []
             for _ in range(3):  # warm-up, then the best of two
                 grad, dt = input_gradient(model, xs, option)
@@ -222,14 +251,20 @@ def speed_of(model: nn.Module) -> Speed:
     return getattr(unwrap(model), "lesionkit_speed", None) or Speed()
 
 
-def restore_speed(model: nn.Module, name: str | None) -> None:
-    """Leave on a model loaded from saved weights the CPU setting its fit used (stages.json's ``speedups``), so it
-    predicts as it did in the process that trained it; GPU runs ("auto") and unknown names keep fp32."""
-    if not name or name == "auto" or name not in SPEEDUPS or torch.cuda.is_available():
-        return
-    speed = Speed.named(name)
+def keep_speed(model: nn.Module, speed: Speed) -> nn.Module:
+    """Leave ``speed`` on ``model`` as its fit's setting (memory format applied): what a fit does, and what loading
+    a stage trained elsewhere (another process, an earlier session) restores from its record."""
     speed.apply(unwrap(model))
     unwrap(model).lesionkit_speed = speed
+    return model
+
+
+def recorded_speed(name: str | None, precision: str | None = None) -> Speed | None:
+    """The Speed a stage record names (``speedups`` and ``precision``); None for records without one."""
+    if name not in SPEEDUPS or name == "auto":
+        return None
+    speed = Speed.named(name)
+    return dataclasses.replace(speed, half="fp16") if precision == "fp16" else speed
 
 
 @contextlib.contextmanager
@@ -311,9 +346,22 @@ class CpuSpeedups(Callback):
             self._cast = None
 
     def _use(self, speed: Speed) -> None:
-        speed.apply(unwrap(self.learn.model))
-        unwrap(self.learn.model).lesionkit_speed = speed
+        keep_speed(self.learn.model, speed)
         self.learn.lesionkit_speed = speed  # what EpochCheckpoint saves, so a resumed fit keeps it
+
+
+class GpuSpeed(Callback):
+    """On a GPU, the setting fastai's ChannelsLast / MixedPrecision callbacks train in, left on the model as
+    :class:`CpuSpeedups` leaves the CPU's, so predictions and TTA run in it too."""
+
+    order = -1
+
+    def __init__(self, speed: Speed) -> None:
+        self.speed = speed
+
+    def before_fit(self) -> None:
+        keep_speed(self.learn.model, self.speed)
+        self.learn.lesionkit_speed = self.speed
 
 
 def loader_workers_of(dl: Any) -> int:
@@ -341,8 +389,9 @@ def speed_callbacks(mode: str = "auto", resumed: str | None = None) -> list[Call
     from fastai.callback.fp16 import AMPMode, MixedPrecision
 
     cbs: list[Callback] = []
-    if mode in ("auto", "both", "channels_last"):
+    channels_last, mixed = mode in ("auto", "both", "channels_last"), mode in ("auto", "both", "bf16")
+    if channels_last:
         cbs.append(ChannelsLast())
-    if mode in ("auto", "both", "bf16"):
+    if mixed:
         cbs.append(MixedPrecision(AMPMode.BF16 if gpu_precision() == "bf16" else AMPMode.FP16))
-    return cbs
+    return [*cbs, GpuSpeed(Speed(channels_last, mixed, gpu_precision() if mixed else "bf16"))]

@@ -27,7 +27,7 @@ class TrainConfig(Config):
     notebook: ClassVar[str] = ""  # notebooks/<notebook>.ipynb, and runs/<notebook>/: the one place it is named
     paper: ClassVar[str] = ""  # the paper's key in lesionkit.papers.reported (empty: no published numbers)
     headline: ClassVar[str] = ""  # the variant key of the model the summary leads with, saved as model.pth
-    cell_last: ClassVar[tuple[str, ...]] = ("seed", "speedups", "num_workers", "num_processes", "sync_bn", "torch_compile",
+    cell_last: ClassVar[tuple[str, ...]] = ("seed", "deterministic", "speedups", "num_workers", "num_processes", "sync_bn", "torch_compile",
                                             "smoke", "interactive", "run_name", "resume",
                                             "split_from")
 
@@ -49,6 +49,9 @@ class TrainConfig(Config):
     valid_frac: float = param(0.15, "share of lesions used for model selection", ge=0.05, le=0.5)
     test_frac: float = param(0.2, "share of lesions held out for the final test", ge=0.05, le=0.5)
     seed: int = param(0, "random seed for splits, sampling and initialisation", ge=0)
+    deterministic: bool = param(False, "GPU only: deterministic algorithms, so the same seed repeats a run exactly "
+                                       "(slower); false: cuDNN benchmark picks the fastest kernels. CPU runs repeat "
+                                       "either way")
     speedups: str = param("auto", "precision and memory format: auto (on a CPU each candidate is timed on the "
                                   "first batch and the fastest kept; on a GPU channels-last and mixed precision), "
                                   "off (fp32), channels_last, bf16 or both",
@@ -110,7 +113,7 @@ class TrainConfig(Config):
         from lesionkit.engine.settings import EngineSettings  # lazy
 
         return EngineSettings(speedups=self.speedups, torch_compile=self.torch_compile, sync_bn=self.sync_bn,
-                              num_processes=self.num_processes)
+                              num_processes=self.num_processes, deterministic=self.deterministic)
 
     def effective(self, **smoke_overrides: Any) -> "TrainConfig":
         """The config actually run: with `smoke`, sizes and epochs shrink to the given overrides."""
@@ -209,10 +212,15 @@ def load_external_like(cfg: TrainConfig, ds: Any) -> Any:
 # --- the skeleton every notebook ends with ---------------------------------------------------------------------------
 def start(config_cls: type[TrainConfig], namespace: dict[str, Any]) -> Any:
     """The config cell of every notebook: validate the parameters cell's values into ``config_cls`` and open the run
-    record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``)."""
+    record ``runs/<config_cls.notebook>/<run-id>/`` (or reopen one with ``resume``). With ``num_processes`` > 1 the
+    kernel stays off the GPU until its stages are launched (forked workers cannot use CUDA after their parent has)."""
+    from lesionkit.parallel import distributed  # lazy
     from lesionkit.records.runs import start_notebook_run  # lazy
 
-    return start_notebook_run(config_cls.notebook, config_cls, namespace)
+    run = start_notebook_run(config_cls.notebook, config_cls, namespace)
+    if getattr(run.cfg, "num_processes", 1) > 1 and distributed.world_size() == 1:
+        distributed.keep_parent_off_gpu()  # the launches fork: preview batches before them stay on the CPU
+    return run
 
 
 def save_models(run: Any, learners: dict[str, Any], headline: str | None = None, prefix: str = "model",

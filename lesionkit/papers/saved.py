@@ -74,18 +74,20 @@ class SavedRun:
     def learners(self, ev: Any, ds: Any) -> dict[str, list[Any]]:
         """{variant key: its fold models as fastai Learners on ``ds``'s loaders}, weights read from the record."""
         from lesionkit.engine.runner import stage_states  # lazy
-        from lesionkit.engine.speed import restore_speed  # lazy
+        from lesionkit.engine.speed import keep_speed, recorded_speed  # lazy
 
         stages, out = stage_states(self), {}
         train, valid = _loader_parts(ds)
         for v in ev.variants:
             files = self._weight_files(v.key, stages)
             models = []
-            for path, speed in files:
+            for path, record in files:
                 learn = replace(v, loss=None, metrics=()).learner(train, valid)
                 _load_weights(learn.model, path)
+                speed = recorded_speed(record.get("speedups"), record.get("precision"))
+                if speed is not None:  # predicts in the precision and memory format its fit used
+                    keep_speed(learn.model, speed)
                 learn.model.to(learn.dls.device)
-                restore_speed(learn.model, speed)
                 models.append(learn)
             if models:
                 out[v.key] = models
@@ -94,17 +96,18 @@ class SavedRun:
                                "_final.pth nor model*.pth): the run saved no model; train it again")
         return out
 
-    def _weight_files(self, key: str, stages: dict[str, Any]) -> list[tuple[Path, str | None]]:
-        """Every fold's final weights of variant ``key`` (fold order), else its fold-0 model file."""
+    def _weight_files(self, key: str, stages: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
+        """Every fold's final weights of variant ``key`` (fold order) with its stage record, else its fold-0 model
+        file."""
         keys = [key] if key in stages else [f"{key}_fold{k}" for k in range(len(stages)) if f"{key}_fold{k}" in stages]
-        found = [(self.dir / stages[k]["weights"], stages[k].get("speedups")) for k in keys
+        found = [(self.dir / stages[k]["weights"], stages[k]) for k in keys
                  if stages[k].get("status") == "done" and (self.dir / stages[k]["weights"]).is_file()]
         if found:
             return found
         headline = getattr(type(self.cfg), "headline", "")
         name = "model" if key == headline else f"model_{key}"
         first = stages.get(keys[0], {}) if keys else {}
-        return [(self.dir / f"{name}.pth", first.get("speedups"))] if (self.dir / f"{name}.pth").is_file() else []
+        return [(self.dir / f"{name}.pth", first)] if (self.dir / f"{name}.pth").is_file() else []
 
     def variants(self, ds: Any = None) -> list[Any]:
         """The run's models as its recipe declares them (on ``ds``; default: an empty set in its classes)."""

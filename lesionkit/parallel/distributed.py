@@ -23,6 +23,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from lesionkit.utils.processes import pid_alive
 
+# torch.cuda.is_available() asks the CUDA runtime, which initialises the driver in this process, and then a forked
+# worker cannot use CUDA; NVML answers the same question without that (Accelerate checks the same way).
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
 
 def world_size() -> int:
     """Processes in the job (1 when not launched distributed)."""
@@ -88,18 +92,42 @@ def launch(fn: Callable[[], None], num_processes: int) -> None:
         accelerate.debug_launcher(fn, num_processes=num_processes)
 
 
+_kernel_use_cuda: bool | None = None  # fastai's setting before keep_parent_off_gpu (None: its default)
+
+
 def keep_parent_off_gpu() -> None:
-    """A forked worker cannot use CUDA once its parent has: the launching kernel builds its loaders on the CPU
-    (:func:`lesionkit.engine.runner.train_stage` calls this before it launches)."""
+    """A forked worker cannot use CUDA once its parent has: the launching kernel builds its loaders (and any preview
+    batch) on the CPU until the launched stages are done (:func:`lesionkit.engine.runner.train_stage` calls this
+    before it launches, :func:`lesionkit.papers.common.start` when a notebook asks for ``num_processes`` > 1)."""
     from fastai.torch_core import defaults
 
-    defaults.use_cuda = False
+    global _kernel_use_cuda
+    if not getattr(defaults, "lesionkit_off_gpu", False):
+        _kernel_use_cuda = defaults.use_cuda
+    defaults.use_cuda, defaults.lesionkit_off_gpu = False, True
 
 
 def use_gpu_again() -> None:
+    """Undo :func:`keep_parent_off_gpu`: fastai's choice of device as it was before (by default the GPU when there
+    is one). Touches no CUDA itself, so a later launch can still fork."""
     from fastai.torch_core import defaults
 
-    defaults.use_cuda = None  # fastai's default: the GPU when there is one
+    defaults.use_cuda, defaults.lesionkit_off_gpu = _kernel_use_cuda, False
+
+
+def kernel_device() -> torch.device:
+    """The device fastai would put this process's loaders on, found without initialising CUDA (fastai's own
+    ``default_device`` asks CUDA for the current device, after which no worker can be forked)."""
+    from fastai.torch_core import defaults
+
+    if defaults.use_cuda is not False and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def can_fork_gpu_workers() -> bool:
+    """Whether forked workers could still use CUDA: not once this process has initialised it."""
+    return not (torch.cuda.is_available() and torch.cuda.is_initialized())
 
 
 def record_dir(run_dir: Path, copy: bool = False) -> Path:

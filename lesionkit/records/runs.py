@@ -63,12 +63,26 @@ def env_report() -> dict[str, Any]:
     if "torch" in sys.modules or versions["torch"]:
         import torch
 
-        device.update(torch_threads=torch.get_num_threads(), cuda=torch.cuda.is_available(),
-                      gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+        device.update(torch_threads=torch.get_num_threads(), cuda=torch.cuda.is_available(), gpu=_gpu_name(torch))
     status = _git("status", "--porcelain")
     return {"python": sys.version.split()[0], "platform": platform.platform(), "packages": versions,
             "device": device, "git_commit": _git("rev-parse", "HEAD"),
             "git_dirty": bool(status) if status is not None else None, "time": _now()}
+
+
+def _gpu_name(torch: Any) -> str | None:
+    """The first GPU's name, read without initialising CUDA in this process (a kernel that initialised it could
+    fork no workers for ``num_processes``): from CUDA when it is up already, else from nvidia-smi."""
+    if not torch.cuda.is_available():
+        return None
+    if torch.cuda.is_initialized():
+        return torch.cuda.get_device_name(0)
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=20, check=False).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        out = []
+    return out[0].strip() if out else "unknown (nvidia-smi did not answer)"
 
 
 @dataclass

@@ -81,9 +81,12 @@ class _Draws(torch.utils.data.Dataset):
 
 def test_worker_rng_differs_between_workers_and_repeats_with_seed():
     def draws():
+        torch.manual_seed(0)                       # what seed_everything does for a stage: the workers' seeds
         dl = torch.utils.data.DataLoader(_Draws(), batch_size=1, num_workers=2)
         return [float(x) for x in dl]
 
     a, b = draws(), draws()
     assert a == b                                  # same seed, same workers -> same draws
     assert a[0] != a[1]                            # worker 0 and worker 1 do not share one sequence
+    torch.manual_seed(1)
+    assert [float(x) for x in torch.utils.data.DataLoader(_Draws(), batch_size=1, num_workers=2)] != a

@@ -45,7 +45,8 @@ def cascade_config(cfg: Any) -> Any:
                        seg_batch_size=max(2, min(16, cfg.batch_size)), sym_batch_size=max(2, min(16, cfg.batch_size)),
                        max_images=cfg.max_images, split=cfg.split, valid_frac=cfg.valid_frac,
                        test_frac=cfg.test_frac, seed=cfg.seed, folds=cfg.folds, num_workers=cfg.num_workers,
-                       speedups=cfg.speedups, bad_metadata=cfg.bad_metadata, split_from=cfg.split_from)
+                       speedups=cfg.speedups, deterministic=cfg.deterministic, bad_metadata=cfg.bad_metadata,
+                       split_from=cfg.split_from)
 
 
 def train_cascade(ctx: Any) -> Cascade:
