@@ -119,6 +119,12 @@ class Run:
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
         return atomic_write(self.figures / f"{Path(name).stem}.png", buf.getvalue())
 
+    def show_figure(self, fig: Any, name: str) -> Any:
+        """Save ``fig`` as figures/<name>.png and return it: a notebook cell ending with this call both keeps the
+        figure in the run record and displays it (lesionkit's Figures draw themselves as PNGs)."""
+        self.save_figure(fig, name)
+        return fig
+
     def save_table(self, df: Any, name: str) -> Path:
         """Save a DataFrame as CSV (predictions, per-fold tables)."""
         return atomic_write(self.dir / name, df.to_csv(index=False))

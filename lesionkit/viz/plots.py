@@ -11,12 +11,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import sklearn.metrics as skm
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from lesionkit.metrics._validate import as_binary, as_labels, as_probs
 from lesionkit.metrics.calibration import expected_calibration_error, reliability_curve
-from lesionkit.metrics.classification import confusion_matrix, per_class_recall, predict_labels
+from lesionkit.metrics.classification import (
+    confusion_matrix,
+    per_class_recall,
+    predict_labels,
+)
+from lesionkit.viz.figure import Figure
 
 
 def _curve_inputs(y_true: ArrayLike, probs: ArrayLike, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list]:
