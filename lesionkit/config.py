@@ -11,6 +11,7 @@ A notebook's `parameters` cell is generated from its Config class (`Config.param
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import json
@@ -170,8 +171,8 @@ class Config:
 
     @classmethod
     def from_notebook(cls, namespace: dict[str, Any]) -> "Config":
-        """Build from a notebook's globals: every plain user variable defined so far counts as a parameter,
-        so a misspelled papermill `-p` name (papermill only warns) is caught here."""
+        """Build from a notebook's globals: every name its parameters cells assign counts as a parameter (see
+        `notebook_params`), so a misspelled papermill `-p` name (papermill only warns) is caught here."""
         return cls.from_params(notebook_params(namespace))
 
     def validate(self) -> None:
@@ -205,11 +206,48 @@ class Config:
         return json.dumps(self.to_dict(), indent=1, default=str)
 
 
+# The first line of a notebook's tagged parameters cell and of the cell papermill injects after it.
+PARAMETERS_MARK = "# Parameters"
+
+
 def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
-    """The parameter-like globals of a notebook: plain values, not modules, functions, classes or IPython names."""
+    """A notebook's parameters with their current values: the names that its parameters cells last assigned (the
+    tagged cell and papermill's injected one, read from IPython's input history ``In``), so that the globals a
+    previous Run All left behind (``run``, ``learn`` ...) are not taken for parameters. Without such a history
+    (plain Python, a dict), every plain global counts: not modules, functions, classes or IPython names."""
+    names = _parameter_cell_names(namespace.get("In"))
+    if names is not None:
+        return {k: namespace[k] for k in names if k in namespace}
     return {k: v for k, v in namespace.items()
             if not k.startswith("_") and k not in _NOTEBOOK_NAMES
             and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}
+
+
+def _parameter_cell_names(history: Any) -> list[str] | None:
+    """Names assigned by the last run of parameters cells in ``history`` (IPython's ``In``: each cell's source, in
+    execution order): the newest cell starting with PARAMETERS_MARK and those run just before it that do too
+    (papermill's injected cell follows the tagged one). None when the history holds no parameters cell."""
+    if not isinstance(history, list):
+        return None
+    cells = [src for src in history if isinstance(src, str)]
+    marked = [i for i, src in enumerate(cells) if src.lstrip().startswith(PARAMETERS_MARK)]
+    if not marked:
+        return None
+    first = last = marked[-1]
+    while first - 1 in marked:
+        first -= 1
+    return list(dict.fromkeys(name for src in cells[first:last + 1] for name in _assigned_names(src)))
+
+
+def _assigned_names(source: str) -> list[str]:
+    """The plain names a cell assigns at its top level (`name = ...`, `name: type = ...`)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    targets = [t for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
+    targets += [node.target for node in tree.body if isinstance(node, ast.AnnAssign)]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
 
 
 def _moved(known: dict[str, Any], old: str, new: str, value: Any) -> bool:

@@ -11,9 +11,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from lesionkit.config import Config, ConfigError, coerce, is_bool_or_str, type_name
+from lesionkit.config import PARAMETERS_MARK, Config, ConfigError, coerce, is_bool_or_str, type_name
 
-PARAMETERS_HEADER = "# Parameters: papermill overrides these with `-p name value`; the next cell validates them."
+PARAMETERS_HEADER = f"{PARAMETERS_MARK}: papermill overrides these with `-p name value`; the next cell validates them."
 
 
 def _cell_type_name(tp: Any) -> str:

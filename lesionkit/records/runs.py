@@ -244,7 +244,8 @@ def _effective(cfg: Config) -> Config:
 
 
 def start_notebook_run(notebook: str, config_cls: type[Config], namespace: dict[str, Any]) -> Run:
-    """The config cell of a notebook: its globals are the parameters (see `Config.from_notebook`).
+    """The config cell of a notebook: the globals its parameters cells assign are the parameters (see
+    `lesionkit.config.notebook_params`), so Run All can be repeated in one kernel.
 
     With a non-empty ``resume`` parameter the run continues in the named record instead (see :func:`resume_run`).
     """

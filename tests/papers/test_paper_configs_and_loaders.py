@@ -172,3 +172,35 @@ def test_save_models_names_the_headline_model_and_prefixes_the_others(tmp_path) 
     rebuilt = load_model(tmp_path)
     for k, w in learners["b"].model.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[k], w), k
+
+
+def test_run_all_twice_in_one_kernel_reads_only_the_parameters_cells(tmp_path, monkeypatch) -> None:
+    """A second Run All sees the first run's globals (run, cfg, learn ...): only the names the parameters cells
+    assign are parameters, with their new values; a misspelled name in papermill's injected cell is still refused."""
+    from lesionkit.notebook.cell import parameters_cell
+    from lesionkit.papers.common import start
+    from lesionkit.papers.quickstart.recipe import QuickstartConfig
+
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    namespace: dict = {"In": [""], "start": start, "QuickstartConfig": QuickstartConfig}
+
+    def run_cell(source: str) -> None:  # what IPython does: record the input, then run it in the user namespace
+        namespace["In"].append(source)
+        exec(source, namespace)
+
+    config_cell = "run = start(QuickstartConfig, globals())\ncfg = run.cfg"
+    cell = parameters_cell(QuickstartConfig).replace("smoke: bool = False", "smoke: bool = True")
+    run_cell(cell)
+    run_cell(config_cell)
+    first = namespace["run"]
+    run_cell("learn, ds, splits, result = object(), [1], {'a': 1}, 0.5")  # the rest of the first Run All
+    run_cell(cell.replace('run_name: str = ""', 'run_name: str = "second"'))
+    run_cell(config_cell)
+    assert namespace["cfg"].run_name == "second" and namespace["run"].dir != first.dir
+    assert first.cfg.run_name == "" and namespace["cfg"].smoke
+
+    run_cell(cell)
+    run_cell("# Parameters\nepoch = 3\n")  # papermill's injected cell, with a misspelled name
+    with pytest.raises(ConfigError, match="unknown parameter 'epoch'") as err:
+        run_cell(config_cell)
+    assert "'run'" not in str(err.value) and "'learn'" not in str(err.value)
