@@ -11,7 +11,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from lesionkit.config import PARAMETERS_MARK, Config, ConfigError, coerce, is_bool_or_str, type_name
+from lesionkit.config import (
+    PARAMETERS_MARK,
+    Config,
+    ConfigError,
+    coerce,
+    is_bool_or_str,
+    type_name,
+)
 
 PARAMETERS_HEADER = f"{PARAMETERS_MARK}: papermill overrides these with `-p name value`; the next cell validates them."
 

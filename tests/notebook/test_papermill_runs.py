@@ -37,7 +37,7 @@ def _only_run(runs_dir: Path, name: str) -> Path:
 
 
 # cells that show a figure: a saved-and-shown plot, an explicit display of one, a figure or grid as the cell's value
-FIGURE_CELL = re.compile(r"show_figure\(|display\(fig\)|Image\(filename|^(fig|grid|view)$", re.M)
+FIGURE_CELL = re.compile(r"show_figure\(|display\(fig\)|Image\(filename|^(fig|grid|view)$", re.MULTILINE)
 
 
 def _assert_figures_are_images(executed: dict, name: str) -> None:

@@ -186,7 +186,7 @@ def test_run_all_twice_in_one_kernel_reads_only_the_parameters_cells(tmp_path, m
 
     def run_cell(source: str) -> None:  # what IPython does: record the input, then run it in the user namespace
         namespace["In"].append(source)
-        exec(source, namespace)
+        exec(source, namespace)  # noqa: S102 - the test plays the kernel
 
     config_cell = "run = start(QuickstartConfig, globals())\ncfg = run.cfg"
     cell = parameters_cell(QuickstartConfig).replace("smoke: bool = False", "smoke: bool = True")
