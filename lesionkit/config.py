@@ -25,7 +25,14 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A notebook parameter is unknown, has the wrong type, or is out of range."""
+    """A notebook parameter is unknown, has the wrong type, is out of range, or asks for what this machine lacks.
+
+    In a notebook it shows as its message alone: the traceback would only point into lesionkit, and the message
+    names the parameter and the fix."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of the traceback
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {line}" if i == 0 else line
+                for i, line in enumerate(str(self).splitlines())]
 
 
 def param(default: Any, help: str, *, ge: float | None = None, le: float | None = None,
@@ -177,6 +184,11 @@ class Config:
 
     def validate(self) -> None:
         """Cross-field checks; subclasses extend and raise ConfigError."""
+
+    def check_machine(self) -> None:
+        """What this machine cannot run with these settings (the ones that run, after `smoke`), refused by the
+        config cell before anything is trained; subclasses raise ConfigError. Not part of `validate`, so a config
+        can be built and read anywhere."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

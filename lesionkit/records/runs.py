@@ -218,12 +218,12 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
         run_endings.guard(run)
     atomic_write(run.dir / "env.json", json.dumps(env_report(), indent=2))
     try:
-        run.cfg = config_cls.from_params(params)
+        run.cfg = _effective(config_cls.from_params(params))
+        run.cfg.check_machine()
     except ConfigError as err:
         atomic_write(run.dir / "params.json", json.dumps(jsonable(params), indent=2, default=repr))
         run.fail(err)
         raise
-    run.cfg = _effective(run.cfg)
     run.cfg.save(run.dir / "config.yaml")
     sweep_trial.link_run(run)
     return run
