@@ -129,7 +129,9 @@ class Config:
     """Base class: subclasses declare flat, typed fields with `param(...)`; `from_params` builds a validated one."""
 
     notebook: ClassVar[str] = "config"
-    # fields the parameters cell lists last (run controls after the experiment's own parameters), in this order
+    # fields the parameters cell lists first (what a newcomer changes first), then last (run controls after the
+    # experiment's own parameters), in these orders
+    cell_first: ClassVar[tuple[str, ...]] = ()
     cell_last: ClassVar[tuple[str, ...]] = ()
     # old parameter name -> its new name: refused with a message naming the new one (one meaning per name)
     renamed: ClassVar[dict[str, str]] = {}
@@ -209,10 +211,12 @@ class Config:
 
     @classmethod
     def cell_fields(cls) -> list[dataclasses.Field]:
-        """The fields in parameters-cell order: declaration order, with `cell_last` moved to the end."""
+        """The fields in parameters-cell order: declaration order, with `cell_first` moved to the start and
+        `cell_last` to the end."""
         fields = dataclasses.fields(cls)
+        first = [f for name in cls.cell_first for f in fields if f.name == name]
         last = [f for name in cls.cell_last for f in fields if f.name == name]
-        return [f for f in fields if f.name not in cls.cell_last] + last
+        return first + [f for f in fields if f.name not in cls.cell_first + cls.cell_last] + last
 
     def __str__(self) -> str:
         return json.dumps(self.to_dict(), indent=1, default=str)

@@ -28,9 +28,9 @@ class TrainConfig(Config):
     notebook: ClassVar[str] = ""  # notebooks/<notebook>.ipynb, and runs/<notebook>/: the one place it is named
     paper: ClassVar[str] = ""  # the paper's key in lesionkit.papers.reported (empty: no published numbers)
     headline: ClassVar[str] = ""  # the variant key of the model the summary leads with, saved as model.pth
+    cell_first: ClassVar[tuple[str, ...]] = ("smoke",)  # the first thing to try: a tiny run that works anywhere
     cell_last: ClassVar[tuple[str, ...]] = ("seed", "speedups", "num_workers", "num_processes", "sync_bn", "torch_compile",
-                                            "smoke", "interactive", "run_name", "resume",
-                                            "split_from")
+                                            "interactive", "run_name", "resume", "split_from")
 
     data_dir: str = param("synthetic", "dataset folder, or 'synthetic' (the embedded default) / 'synthetic-null' "
                                        "(same images without class signal: the sanity control)")
