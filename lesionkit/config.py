@@ -222,6 +222,8 @@ class Config:
         return json.dumps(self.to_dict(), indent=1, default=str)
 
 
+# What a parameters cell (or papermill) can assign: literals
+_PLAIN_VALUES = (str, int, float, bool, type(None), list, tuple, dict, Path)
 # The first line of a notebook's tagged parameters cell and of the cell papermill injects after it.
 PARAMETERS_MARK = "# Parameters"
 
@@ -233,7 +235,13 @@ def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
     (plain Python, a dict), every plain global counts: not modules, functions, classes or IPython names."""
     names = _parameter_cell_names(namespace.get("In"))
     if names is not None:
-        return {k: namespace[k] for k in names if k in namespace}
+        params = {k: namespace[k] for k in names if k in namespace}
+        reused = [k for k, v in params.items() if not isinstance(v, _PLAIN_VALUES)]
+        if reused:
+            raise ConfigError(f"parameters {reused} hold a {', a '.join(type(params[k]).__name__ for k in reused)} "
+                              "now, not the parameters cell's values: a later cell reused the names. Run the "
+                              "parameters cell again before this one (Run All does), or rename what reuses them.")
+        return params
     return {k: v for k, v in namespace.items()
             if not k.startswith("_") and k not in _NOTEBOOK_NAMES
             and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}

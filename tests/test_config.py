@@ -123,3 +123,11 @@ def test_notebook_params_are_the_names_of_the_last_parameters_cells() -> None:
     namespace = {"In": history, "epochs": 2, "smoke": True, "run": 1, "x": 1, "learn": object()}
     assert notebook_params(namespace) == {"epochs": 2, "smoke": True}
     assert notebook_params({**namespace, "In": ["", "run = 1"]})["run"] == 1  # no parameters cell: every global
+
+
+def test_a_parameter_name_reused_by_a_later_cell_is_named() -> None:
+    from lesionkit.config import notebook_params
+
+    history = ["", "# Parameters: ...\nsplit: str = 'official'", "from lesionkit.papers.common import split"]
+    with pytest.raises(ConfigError, match=r"parameters \['split'\] hold a function now.*Run the parameters cell"):
+        notebook_params({"In": history, "split": lambda: None})
