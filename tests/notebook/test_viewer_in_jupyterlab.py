@@ -353,8 +353,8 @@ def test_viewer_of_a_one_logit_model_names_both_classes(tmp_path: Path) -> None:
         viewer = page.locator(".lesionkit-viewer")
         viewer.locator("img.widget-image").first.wait_for(state="visible", timeout=480_000)
         p_mel = page.locator(".jp-OutputArea-output").filter(has_text="P(mel)").first.inner_text().split()[-1]
-        options = [o.strip() for o in viewer.locator(".widget-dropdown").filter(has_text="target")
-                   .locator("option").all_inner_texts()]
+        options = [" ".join(o.split()) for o in viewer.locator(".widget-dropdown").filter(has_text="target")
+                   .locator("option").all_inner_texts()]  # ipywidgets writes the spaces as non-breaking ones
         rows = [r.split() for r in viewer.locator(".widget-html tr").all_inner_texts()]
         caption = viewer.locator(".widget-html").filter(has_text="predicted").last.inner_text()
         page.screenshot(path=str(shots / "binary_viewer.png"), full_page=True)
