@@ -366,14 +366,14 @@ def test_viewer_of_a_one_logit_model_names_both_classes(tmp_path: Path) -> None:
     _assert_no_js_errors(page_errors, console_errors)
 
 
-# True once the last code cell shows `marker` in its output, or as soon as any stderr box (a warning, an error)
-# appears: the test then fails on it instead of waiting out the timeout
+# True once the last code cell holds `marker` in its output (textContent: an offscreen cell renders no innerText),
+# or as soon as any stderr box (a warning, an error) appears: the test then fails on it instead of timing out
 STDERR_BOX = '.jp-OutputArea [data-mime-type="application/vnd.jupyter.stderr"]'
 RUN_ALL_ENDED = (
     "(marker) => { const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];"
     " const last = cells[cells.length - 1];"
     f" return !!document.querySelector('{STDERR_BOX}')"
-    " || (!!last && last.querySelector('.jp-OutputArea').innerText.includes(marker)); }")
+    " || (!!last && last.querySelector('.jp-OutputArea').textContent.includes(marker)); }")
 
 
 def _quickstart_smoke() -> dict:
@@ -415,7 +415,7 @@ def test_quickstart_run_all_twice_shows_figures_and_takes_a_changed_parameter(tm
         page.screenshot(path=str(shots / "quickstart_second.png"), full_page=True)
         assert page.locator(STDERR_BOX).count() == 0, page.locator(STDERR_BOX).first.inner_text()
         _assert_figures_shown(page, 3)
-        config_output = page.locator(".jp-Notebook .jp-CodeCell").nth(1).locator(".jp-OutputArea").inner_text()
+        config_output = page.locator(".jp-Notebook .jp-CodeCell").nth(1).locator(".jp-OutputArea").text_content()
     assert "run_name='second'" in config_output.replace('"', "'")
     done = sorted(p.parent.name for p in (runs / "00_quickstart").glob("*/run.json")
                   if json.loads(p.read_text())["status"] == "completed")
