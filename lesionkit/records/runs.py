@@ -204,8 +204,9 @@ def _new_run_dir(notebook: str, run_name: str = "") -> Path:
 
 
 def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], run_name: str = "",
-              watch_notebook: bool = True) -> Run:
-    """Validate `params` into `config_cls` and open the run record.
+              watch_notebook: bool = True, check_machine: bool = False) -> Run:
+    """Validate `params` into `config_cls` and open the run record; with ``check_machine`` (a notebook's config
+    cell) also refuse what this machine cannot run (`Config.check_machine`).
 
     A config error still creates a record (status failed, the raw parameters and the message) before re-raising,
     so a bad papermill call is never silent. In a notebook, exceptions in later cells mark the run failed too.
@@ -219,7 +220,8 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
     atomic_write(run.dir / "env.json", json.dumps(env_report(), indent=2))
     try:
         run.cfg = _effective(config_cls.from_params(params))
-        run.cfg.check_machine()
+        if check_machine:
+            run.cfg.check_machine()
     except ConfigError as err:
         atomic_write(run.dir / "params.json", json.dumps(jsonable(params), indent=2, default=repr))
         run.fail(err)
@@ -252,7 +254,7 @@ def start_notebook_run(notebook: str, config_cls: type[Config], namespace: dict[
     params = notebook_params(namespace)
     if str(params.get("resume") or "").strip():
         return resume_run(notebook, config_cls, str(params["resume"]).strip())
-    return start_run(notebook, config_cls, params, run_name=str(params.get("run_name", "")))
+    return start_run(notebook, config_cls, params, run_name=str(params.get("run_name", "")), check_machine=True)
 
 
 def find_run(notebook: str, ref: str) -> Path:
