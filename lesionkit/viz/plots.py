@@ -1,7 +1,7 @@
 """Report plots (seaborn/matplotlib). Each function builds its own Figure and returns it; nothing is shown.
 
-Figures come from ``matplotlib.figure.Figure`` directly (not pyplot), so they work headless, in papermill and in
-threads, and are freed by garbage collection; in a notebook, display the returned figure.
+Figures are ``lesionkit.viz.figure.Figure`` (matplotlib's, built without pyplot), so they work headless, in papermill
+and in threads, and are freed by garbage collection; in a notebook a returned figure draws itself as a PNG.
 """
 from __future__ import annotations
 
