@@ -11,6 +11,7 @@ A notebook's `parameters` cell is generated from its Config class (`Config.param
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
 import json
@@ -24,7 +25,14 @@ import yaml
 
 
 class ConfigError(ValueError):
-    """A notebook parameter is unknown, has the wrong type, or is out of range."""
+    """A notebook parameter is unknown, has the wrong type, is out of range, or asks for what this machine lacks.
+
+    In a notebook it shows as its message alone: the traceback would only point into lesionkit, and the message
+    names the parameter and the fix."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of the traceback
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {line}" if i == 0 else line
+                for i, line in enumerate(str(self).splitlines())]
 
 
 def param(default: Any, help: str, *, ge: float | None = None, le: float | None = None,
@@ -121,7 +129,9 @@ class Config:
     """Base class: subclasses declare flat, typed fields with `param(...)`; `from_params` builds a validated one."""
 
     notebook: ClassVar[str] = "config"
-    # fields the parameters cell lists last (run controls after the experiment's own parameters), in this order
+    # fields the parameters cell lists first (what a newcomer changes first), then last (run controls after the
+    # experiment's own parameters), in these orders
+    cell_first: ClassVar[tuple[str, ...]] = ()
     cell_last: ClassVar[tuple[str, ...]] = ()
     # old parameter name -> its new name: refused with a message naming the new one (one meaning per name)
     renamed: ClassVar[dict[str, str]] = {}
@@ -170,12 +180,17 @@ class Config:
 
     @classmethod
     def from_notebook(cls, namespace: dict[str, Any]) -> "Config":
-        """Build from a notebook's globals: every plain user variable defined so far counts as a parameter,
-        so a misspelled papermill `-p` name (papermill only warns) is caught here."""
+        """Build from a notebook's globals: every name its parameters cells assign counts as a parameter (see
+        `notebook_params`), so a misspelled papermill `-p` name (papermill only warns) is caught here."""
         return cls.from_params(notebook_params(namespace))
 
     def validate(self) -> None:
         """Cross-field checks; subclasses extend and raise ConfigError."""
+
+    def check_machine(self) -> None:
+        """What this machine cannot run with these settings (the ones that run, after `smoke`), refused by the
+        config cell before anything is trained; subclasses raise ConfigError. Not part of `validate`, so a config
+        can be built and read anywhere."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,20 +211,67 @@ class Config:
 
     @classmethod
     def cell_fields(cls) -> list[dataclasses.Field]:
-        """The fields in parameters-cell order: declaration order, with `cell_last` moved to the end."""
+        """The fields in parameters-cell order: declaration order, with `cell_first` moved to the start and
+        `cell_last` to the end."""
         fields = dataclasses.fields(cls)
+        first = [f for name in cls.cell_first for f in fields if f.name == name]
         last = [f for name in cls.cell_last for f in fields if f.name == name]
-        return [f for f in fields if f.name not in cls.cell_last] + last
+        return first + [f for f in fields if f.name not in cls.cell_first + cls.cell_last] + last
 
     def __str__(self) -> str:
         return json.dumps(self.to_dict(), indent=1, default=str)
 
 
+# What a parameters cell (or papermill) can assign: literals
+_PLAIN_VALUES = (str, int, float, bool, type(None), list, tuple, dict, Path)
+# The first line of a notebook's tagged parameters cell and of the cell papermill injects after it.
+PARAMETERS_MARK = "# Parameters"
+
+
 def notebook_params(namespace: dict[str, Any]) -> dict[str, Any]:
-    """The parameter-like globals of a notebook: plain values, not modules, functions, classes or IPython names."""
+    """A notebook's parameters with their current values: the names that its parameters cells last assigned (the
+    tagged cell and papermill's injected one, read from IPython's input history ``In``), so that the globals a
+    previous Run All left behind (``run``, ``learn`` ...) are not taken for parameters. Without such a history
+    (plain Python, a dict), every plain global counts: not modules, functions, classes or IPython names."""
+    names = _parameter_cell_names(namespace.get("In"))
+    if names is not None:
+        params = {k: namespace[k] for k in names if k in namespace}
+        reused = [k for k, v in params.items() if not isinstance(v, _PLAIN_VALUES)]
+        if reused:
+            raise ConfigError(f"parameters {reused} hold a {', a '.join(type(params[k]).__name__ for k in reused)} "
+                              "now, not the parameters cell's values: a later cell reused the names. Run the "
+                              "parameters cell again before this one (Run All does), or rename what reuses them.")
+        return params
     return {k: v for k, v in namespace.items()
             if not k.startswith("_") and k not in _NOTEBOOK_NAMES
             and not isinstance(v, (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type))}
+
+
+def _parameter_cell_names(history: Any) -> list[str] | None:
+    """Names assigned by the last run of parameters cells in ``history`` (IPython's ``In``: each cell's source, in
+    execution order): the newest cell starting with PARAMETERS_MARK and those run just before it that do too
+    (papermill's injected cell follows the tagged one). None when the history holds no parameters cell."""
+    if not isinstance(history, list):
+        return None
+    cells = [src for src in history if isinstance(src, str)]
+    marked = [i for i, src in enumerate(cells) if src.lstrip().startswith(PARAMETERS_MARK)]
+    if not marked:
+        return None
+    first = last = marked[-1]
+    while first - 1 in marked:
+        first -= 1
+    return list(dict.fromkeys(name for src in cells[first:last + 1] for name in _assigned_names(src)))
+
+
+def _assigned_names(source: str) -> list[str]:
+    """The plain names a cell assigns at its top level (`name = ...`, `name: type = ...`)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    targets = [t for node in tree.body if isinstance(node, ast.Assign) for t in node.targets]
+    targets += [node.target for node in tree.body if isinstance(node, ast.AnnAssign)]
+    return [t.id for t in targets if isinstance(t, ast.Name)]
 
 
 def _moved(known: dict[str, Any], old: str, new: str, value: Any) -> bool:

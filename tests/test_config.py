@@ -113,3 +113,21 @@ def test_one_meaning_per_parameter_name_across_notebooks() -> None:
                     choices is not None and not first[2] & choices):
                 clashes.append(f"{f.name}: {first[0]} {first[1]} {first[2]} vs {nb} {hints[f.name]} {choices}")
     assert clashes == []
+
+
+def test_notebook_params_are_the_names_of_the_last_parameters_cells() -> None:
+    from lesionkit.config import notebook_params
+
+    history = ["", "# Parameters: ...\nepochs: int = 5\nsmoke: bool = False", "run = 1",
+               "# Parameters: ...\nepochs: int = 2\nsmoke: bool = False", "# Parameters\nsmoke = True\n", "x = 1"]
+    namespace = {"In": history, "epochs": 2, "smoke": True, "run": 1, "x": 1, "learn": object()}
+    assert notebook_params(namespace) == {"epochs": 2, "smoke": True}
+    assert notebook_params({**namespace, "In": ["", "run = 1"]})["run"] == 1  # no parameters cell: every global
+
+
+def test_a_parameter_name_reused_by_a_later_cell_is_named() -> None:
+    from lesionkit.config import notebook_params
+
+    history = ["", "# Parameters: ...\nsplit: str = 'official'", "from lesionkit.papers.common import split"]
+    with pytest.raises(ConfigError, match=r"parameters \['split'\] hold a function now.*Run the parameters cell"):
+        notebook_params({"In": history, "split": lambda: None})

@@ -42,8 +42,8 @@ def test_notebooks_are_clean_and_parameterised() -> None:
         src = "".join(tagged[0]["source"])
         for name in ("epochs", "smoke", "data_dir", "seed", "pretrained"):
             assert re.search(rf"^{name}: \w+ = .+#", src, re.M), f"{path.name}: parameter {name} missing or untyped"
-        for line in src.splitlines():
-            if line and not line.startswith("#"):
+        for line in src.splitlines():  # comment lines: the header, and help texts wrapped onto the lines below
+            if line and not line.lstrip().startswith("#"):
                 assert re.match(r"^\w+: (int|float|str|bool) = .+  # \S", line), f"{path.name}: {line!r}"
 
 

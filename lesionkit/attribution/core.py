@@ -202,6 +202,23 @@ def _probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
 
 
+def two_sided(logits: torch.Tensor) -> torch.Tensor:
+    """A binary model's one logit z as two class logits [-z/2, z/2]: their softmax is [1 - sigmoid(z), sigmoid(z)],
+    so class 0 (the rest) and class 1 (the positive class) each have a score to explain. Other logits unchanged."""
+    return torch.cat([-logits / 2, logits / 2], dim=1) if logits.ndim == 2 and logits.shape[1] == 1 else logits
+
+
+class TwoSided(nn.Module):
+    """``fwd``'s output through :func:`two_sided` (what the pixel methods attribute for a one-logit model)."""
+
+    def __init__(self, fwd: nn.Module) -> None:
+        super().__init__()
+        self.fwd = fwd
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        return two_sided(self.fwd(*args))
+
+
 def _reduce(attr: torch.Tensor, sign: str) -> torch.Tensor:
     if sign == "absolute":
         return attr.abs().sum(1)
@@ -233,6 +250,7 @@ def attribute(
     seed: int = 0,
     head: int | str | None = None,
     speedups: str = "auto",
+    binary_as_two: bool = False,
     **kw: Any,
 ) -> Attribution:
     """Attribute ``model``'s output for class ``target`` to the pixels of ``images`` (N, C, H, W).
@@ -254,6 +272,8 @@ def attribute(
         speedups: precision/memory format of the passes (``lesionkit.engine.speed``): "auto" keeps the fastest of
             channels-last / bf16 whose input gradients stay within 10 % of fp32 (measured once per model, weights
             and input shape) for the gradient methods, fp32 for occlusion and native maps; "off" is exact fp32.
+        binary_as_two: explain a one-logit (binary) model as two classes (:func:`two_sided`): target 0 is the rest,
+            1 the positive class, and ``probs`` has both columns.
         **kw: method options: ``n_steps``/``baselines`` (IG), ``nt_samples``/``stdevs``/``base`` (SmoothGrad),
             ``window``/``stride``/``baselines`` (Occlusion), ``n_samples``/``stdevs`` (GradientShap), ``key`` (native).
     """
@@ -275,8 +295,11 @@ def attribute(
         speed = choose_for_attribution(net, [x, *(_extra(meta_t) or ())], speedups)
         with formatted(net, speed), speed.autocast(device.type):  # the logits pass too
             if method in CAM_METHODS:  # their own forward gives the logits: one pass
+                to_logits = partial(_logits_of, net, head)
+                if binary_as_two:
+                    to_logits = partial(_then_two_sided, to_logits)
                 maps, layer_name, logits, tgt = cam_maps(
-                    net, x, method, meta_t, layer, internal_batch_size, kw, partial(_logits_of, net, head),
+                    net, x, method, meta_t, layer, internal_batch_size, kw, to_logits,
                     lambda lg, sl: _resolve_target(target, len(x), lg)[sl] if target is not None else
                     _resolve_target(None, len(lg), lg), model_cfg(net))
                 info: dict[str, Any] = {}
@@ -286,6 +309,8 @@ def attribute(
                 head_idx = _head_index(net, head, tuple(logits.shape))
                 fwd = net if head_idx is None else SelectHead(net, head_idx)
                 logits = _logits_of(net, head, logits)
+                if binary_as_two:
+                    logits, fwd = two_sided(logits), TwoSided(fwd)
                 tgt = _resolve_target(target, len(x), logits)
                 with _seeded(seed, device):
                     maps, layer_name, info = _run(net, fwd, x, method, tgt.to(device), meta_t, internal_batch_size,
@@ -300,6 +325,10 @@ def attribute(
         layer=layer_name,
         info=info,
     )
+
+
+def _then_two_sided(to_logits: Any, out: torch.Tensor) -> torch.Tensor:
+    return two_sided(to_logits(out))
 
 
 def as_plain_tensor_meta(meta: Any, n: int) -> torch.Tensor:

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from lesionkit.attribution.scores import normalize_map
+from lesionkit.viz.figure import Figure
 
 if TYPE_CHECKING:
     from lesionkit.attribution.precompute import AttributionStore

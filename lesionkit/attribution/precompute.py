@@ -64,7 +64,14 @@ class AttributionStore:
 
     @property
     def probs(self) -> np.ndarray:
-        return np.asarray(self.index["probs"], dtype=float)
+        """(N, n_classes); a store written before one-logit models were stored as two classes gets P(rest) too."""
+        probs = np.asarray(self.index["probs"], dtype=float)
+        return np.concatenate([1 - probs, probs], axis=1) if self._one_column else probs
+
+    @property
+    def _one_column(self) -> bool:
+        """An older store of a one-logit model: one probability column, P(classes[1]), its maps of that logit."""
+        return len(self.index["probs"]) > 0 and len(self.index["probs"][0]) == 1 and len(self.classes) == 2
 
     @property
     def preds(self) -> np.ndarray:
@@ -77,7 +84,8 @@ class AttributionStore:
 
     @property
     def targets(self) -> np.ndarray:
-        return np.asarray(self.index["targets"], dtype=int)
+        targets = np.asarray(self.index["targets"], dtype=int)
+        return np.ones_like(targets) if self._one_column else targets  # an older store's one logit: classes[1]
 
     def __len__(self) -> int:
         return len(self.images)
@@ -141,6 +149,8 @@ def precompute_attributions(
     ``images`` are the normalised model inputs (N, C, H, W). ``targets`` picks which classes get maps: "pred", "top"
     (the ``top_k`` most probable, with the true class swapped in when missing; the default) or "all".
     ``method_kw`` gives per-method options (``{"occlusion": {"window": 8}}``); ``attr_kw`` go to every call.
+    A one-logit (binary) model is stored as two classes, ``classes`` = [rest, positive] with P(positive) =
+    sigmoid(logit) under the second, and both get maps (the predicted first) even with ``targets="pred"``.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +168,7 @@ def precompute_attributions(
         for i in range(0, n, batch_size):
             sl = slice(i, i + batch_size)
             parts.append(attribute(model, x[sl], method, None if target is None else target[sl],
-                                   meta=None if meta_t is None else meta_t[sl], **attr_kw,
+                                   meta=None if meta_t is None else meta_t[sl], binary_as_two=one_logit, **attr_kw,
                                    **method_kw.get(method, {})))
         return Attribution(
             maps=np.concatenate([p.maps for p in parts]), images=np.concatenate([p.images for p in parts]),
@@ -166,6 +176,10 @@ def precompute_attributions(
             method=method, layer=parts[0].layer, info=parts[0].info)
 
     probs, display = predict_proba(model, x, meta_t, batch_size, **attr_kw)
+    one_logit = probs.shape[1] == 1
+    if one_logit:  # a binary model's P(positive): stored as the two classes [rest, positive], both explained
+        probs = np.concatenate([1 - probs, probs], axis=1)
+        targets, top_k = ("top", 2) if targets == "pred" else (targets, top_k)
     target_arr = _choose_targets(probs, label_arr, targets, top_k)
     arrays: dict[str, np.ndarray] = {}
     layers: dict[str, str | None] = {}
@@ -200,7 +214,8 @@ def precompute_attributions(
         "classes": list(classes) if classes is not None else [str(c) for c in range(n_classes)],
         "image_ids": ids,
         "labels": None if label_arr is None else label_arr.tolist(),
-        "preds": (probs.argmax(1) if n_classes > 1 else (probs[:, 0] > 0.5)).astype(int).tolist(),
+        "preds": probs.argmax(1).astype(int).tolist(),
+        "one_logit": one_logit,
         "probs": probs.round(6).tolist(),
         "targets": target_arr.tolist(),
         "image_size": [int(h), int(w)],

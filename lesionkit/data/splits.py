@@ -8,6 +8,7 @@ what the loaders' leak guard checks. All functions return positional indices int
 """
 from __future__ import annotations
 
+import warnings
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -97,7 +98,9 @@ def grouped_holdout(df: pd.DataFrame, test_frac: float = 0.2, group_col: GroupCo
     if not 0 < test_frac < 1:
         raise ValueError(f"test_frac={test_frac}: must be in (0, 1)")
     k = max(2, int(round(1 / test_frac)))
-    tr, te = grouped_kfold(df, n_splits=k, group_col=group_col, stratify_col=stratify_col, seed=seed)[0]
+    with warnings.catch_warnings():  # sklearn's "fewer members than n_splits": about k folds nobody asked for
+        warnings.filterwarnings("ignore", message="The least populated class in y", category=UserWarning)
+        tr, te = grouped_kfold(df, n_splits=k, group_col=group_col, stratify_col=stratify_col, seed=seed)[0]
     return tr, te
 
 

@@ -23,6 +23,7 @@ from lesionkit.engine.schedules import Schedule, resumed
 from lesionkit.engine.settings import EngineSettings
 from lesionkit.engine.speed import speed_callbacks
 from lesionkit.engine.trial_report import trial_reporter
+from lesionkit.metrics.fastai_wrappers import forget_nan_notes
 from lesionkit.parallel.distributed import ddp_callback, world_size
 from lesionkit.utils.kernel import in_live_kernel
 
@@ -56,6 +57,7 @@ def fit(learn: Learner, epochs: int, lr: float, schedule: Schedule | str = "one_
         raise ValueError(f"keep={keep!r}: choose one of {KEEP}")
     schedule = Schedule(schedule) if isinstance(schedule, str) else schedule
     headless = not in_live_kernel() if headless is None else headless
+    forget_nan_notes()  # a validation set with one class is explained once in each fit
     with contextlib.ExitStack() as stack:
         ckpt_dir = (Path(run.dir) / "checkpoints" if run is not None
                     else Path(stack.enter_context(tempfile.TemporaryDirectory())))

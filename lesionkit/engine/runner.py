@@ -103,14 +103,27 @@ def stage_states(run: Any) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def stage_title(key: str, label: str = "") -> str:
+    """How progress names a stage: ``"ARL-CNN18 (arl), fold 0"`` from stage key ``"arl_fold0"`` and the model's
+    label, so that a notebook training several models and folds says which one each progress bar is."""
+    base, _, fold = key.rpartition("_fold")
+    if not base or not fold.isdigit():
+        base, fold = key, ""
+    name = f"{label} ({base})" if label and label != base else base
+    return name + (f", fold {fold}" if fold else "")
+
+
 def train_stage(run: Any, key: str, build: Callable[[], Any], epochs: int, lr: float,
                 schedule: Schedule | str = "one_cycle", monitor: str = "valid_loss", patience: int = 0,
                 seed: int = 0, headless: bool | None = None, keep: str = "best",
-                settings: EngineSettings | None = None) -> Any:
+                settings: EngineSettings | None = None, label: str = "") -> Any:
     """Build (seeded by ``seed`` and ``key``), train and mark done one stage; a done stage only loads its weights.
     Returns the fastai Learner with the selected weights (``keep``: the best epoch's or the last's); ``settings``:
-    speed rule, compile, SyncBatchNorm and the processes to launch (default: one, auto speed rule)."""
+    speed rule, compile, SyncBatchNorm and the processes to launch (default: one, auto speed rule). A line naming
+    the stage (:func:`stage_title`, ``label``: the model's name) comes before its progress bar or epoch lines."""
     settings = settings or EngineSettings()
+    if distributed.is_main() and not _done(run, key):
+        print(f"training {stage_title(key, label)}: {epochs} epoch{'s' if epochs != 1 else ''}", flush=True)
     launcher = launches(settings)
     launching = launcher and not _done(run, key) and _can_launch(key, settings.num_processes)
     if launching:
@@ -207,7 +220,7 @@ def train_variant(run: Any, v: Variant, train_idx: np.ndarray, valid_idx: np.nda
                   key: str | None = None, settings: EngineSettings | None = None) -> Any:
     """:func:`train_stage` of a recipe on (train, valid) rows, under stage ``key`` (default: the variant's key)."""
     return train_stage(run, key or v.key, lambda: v.learner(train_idx, valid_idx), v.epochs, v.lr, v.schedule,
-                       v.monitor, v.patience, seed, keep=v.keep, settings=settings)
+                       v.monitor, v.patience, seed, keep=v.keep, settings=settings, label=v.label)
 
 
 # --- variants × folds ---------------------------------------------------------------------------------------------

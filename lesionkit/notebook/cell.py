@@ -6,14 +6,23 @@ import ast
 import dataclasses
 import io
 import json
+import textwrap
 import tokenize
 import typing
 from pathlib import Path
 from typing import Any
 
-from lesionkit.config import Config, ConfigError, coerce, is_bool_or_str, type_name
+from lesionkit.config import (
+    PARAMETERS_MARK,
+    Config,
+    ConfigError,
+    coerce,
+    is_bool_or_str,
+    type_name,
+)
 
-PARAMETERS_HEADER = "# Parameters: papermill overrides these with `-p name value`; the next cell validates them."
+CELL_WIDTH = 110  # characters per parameters-cell line: what JupyterLab shows beside its file browser, unscrolled
+PARAMETERS_HEADER = f"{PARAMETERS_MARK}: papermill overrides these with `-p name value`; the next cell validates them."
 
 
 def _cell_type_name(tp: Any) -> str:
@@ -62,9 +71,22 @@ def parameters_cell(cls: type[Config], header: str | None = None) -> str:
         if f.default is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{f.name} has no default: a parameters cell needs one")
         tp = hints[f.name]
-        lines.append(f"{f.name}: {_cell_type_name(tp)} = {_cell_literal(tp, f.default)}  "
-                     f"# {f.metadata.get('help', '')}".rstrip())
+        lines += _with_comment(f"{f.name}: {_cell_type_name(tp)} = {_cell_literal(tp, f.default)}",
+                               f.metadata.get("help", ""))
     return "\n".join(lines)
+
+
+def _with_comment(code: str, text: str) -> list[str]:
+    """``code  # text``, the text wrapped at CELL_WIDTH onto comment lines below (aligned under the first where
+    that leaves room), so that no line runs off the right edge of a notebook."""
+    if not text:
+        return [code]
+    pad = len(code) + 2 if len(code) + 2 <= CELL_WIDTH // 2 else 4
+    first = textwrap.wrap(text, max(CELL_WIDTH - len(code) - 4, 24), break_long_words=False,
+                          break_on_hyphens=False)[0]
+    rest = text[len(first):].strip()
+    more = textwrap.wrap(rest, CELL_WIDTH - pad - 2, break_long_words=False, break_on_hyphens=False) if rest else []
+    return [f"{code}  # {first}", *(f"{' ' * pad}# {line}" for line in more)]
 
 def parameters_cell_differences(cls: type[Config], notebook: str | Path | Any) -> list[str]:
     """Where `notebook`'s parameters cell disagrees with this class (empty: they agree).
@@ -135,6 +157,7 @@ def parameters_cell_values(notebook: str | Path | Any) -> dict[str, tuple[Any, s
         tree = ast.parse(src)
     except SyntaxError as err:
         raise ValueError(f"parameters cell line {err.lineno}: {err.msg}") from None
+    lines = src.splitlines()
     comments = {tok.start[0]: tok.string.lstrip("#").strip()
                 for tok in tokenize.generate_tokens(io.StringIO(src).readline) if tok.type == tokenize.COMMENT}
     out: dict[str, tuple[Any, str, str]] = {}
@@ -152,8 +175,17 @@ def parameters_cell_values(notebook: str | Path | Any) -> dict[str, tuple[Any, s
             raise ValueError(f"parameters cell line {node.lineno}: {name} is not given a literal value") from None
         if name in out:
             raise ValueError(f"parameters cell line {node.lineno}: {name} is assigned twice")
-        out[name] = (value, type_name, comments.get(node.end_lineno, ""))
+        out[name] = (value, type_name, _comment_after(comments, lines, node.end_lineno))
     return out
+
+
+def _comment_after(comments: dict[int, str], lines: list[str], lineno: int) -> str:
+    """The comment on line ``lineno`` (1-based) and the comment-only lines that continue it."""
+    parts = [comments.get(lineno, "")]
+    while lineno < len(lines) and lines[lineno].lstrip().startswith("#"):
+        lineno += 1
+        parts.append(comments.get(lineno, ""))
+    return " ".join(p for p in parts if p)
 
 
 def sync_parameters_cell(notebook_path: str | Path, config_cls: type[Config]) -> bool:

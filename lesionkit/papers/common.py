@@ -6,6 +6,7 @@ no torch, fastai or timm: each step imports what it uses when it runs (the `# la
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -27,8 +28,9 @@ class TrainConfig(Config):
     notebook: ClassVar[str] = ""  # notebooks/<notebook>.ipynb, and runs/<notebook>/: the one place it is named
     paper: ClassVar[str] = ""  # the paper's key in lesionkit.papers.reported (empty: no published numbers)
     headline: ClassVar[str] = ""  # the variant key of the model the summary leads with, saved as model.pth
-    cell_last: ClassVar[tuple[str, ...]] = ("seed", "deterministic", "speedups", "num_workers", "num_processes", "sync_bn", "torch_compile",
-                                            "smoke", "interactive", "run_name", "resume",
+    cell_first: ClassVar[tuple[str, ...]] = ("smoke",)  # the first thing to try: a tiny run that works anywhere
+    cell_last: ClassVar[tuple[str, ...]] = ("seed", "deterministic", "speedups", "num_workers", "num_processes",
+                                            "sync_bn", "torch_compile", "interactive", "run_name", "resume",
                                             "split_from")
 
     data_dir: str = param("synthetic", "dataset folder, or 'synthetic' (the embedded default) / 'synthetic-null' "
@@ -77,7 +79,8 @@ class TrainConfig(Config):
     def validate(self) -> None:
         if self.data_dir not in SYNTHETIC_SOURCES and not Path(self.data_dir).expanduser().exists():
             raise ConfigError(f"data_dir {self.data_dir!r} does not exist (working directory {Path.cwd()}); give an "
-                              f"existing dataset folder or one of {list(SYNTHETIC_SOURCES)}")
+                              f"existing dataset folder or one of {list(SYNTHETIC_SOURCES)}.\nQuickest way on: "
+                              'data_dir = "synthetic" (the embedded synthetic set)')
         if self.test_dir and not Path(self.test_dir).expanduser().exists():
             raise ConfigError(f"test_dir {self.test_dir!r} does not exist; give a folder or leave it empty")
         if self.sync_bn and not torch_cuda():
@@ -93,6 +96,34 @@ class TrainConfig(Config):
                 [canonical_method(m) for m in self.methods]
             except ValueError as err:
                 raise ConfigError(f"attribution_methods={self.attribution_methods!r}: {err}") from None
+
+    def weights_needed(self) -> dict[str, tuple[str, str]]:
+        """The timm architectures whose ImageNet weights these settings load: {arch: (its pretrained parameter, the
+        parameter that names the arch)}. Default: the backbone named by a `backbone` or `arch` field when
+        `pretrained` is true."""
+        chooser = next((n for n in ("backbone", "arch") if hasattr(self, n)), None)
+        return {getattr(self, chooser): ("pretrained", chooser)} if chooser and self.pretrained is True else {}
+
+    def check_machine(self) -> None:
+        """Refuse, in the config cell, what this machine cannot run: GPU-only options without a GPU, and ImageNet
+        weights that are neither installed, nor cached, nor downloadable; each message names the parameter and
+        the quickest way on (`smoke = True` where a smoke run needs none of it)."""
+        if self.torch_compile and not torch_cuda():
+            raise ConfigError("torch_compile = True needs a GPU (this machine has none): set torch_compile = False")
+        missing = missing_weights(self)
+        if not missing:
+            return
+        needs = ", ".join(f"{param} {arch!r}" if str(getattr(self, param)).removeprefix("tu-") == arch else
+                          f"{arch} ({param} = {getattr(self, param)!r})" for arch, (_, param) in missing.items())
+        flags = list(dict.fromkeys(flag for flag, _ in missing.values()))
+        ways = [f'{flag} = "false" (random initialisation)' for flag in flags]
+        if not self.smoke and not missing_weights(dataclasses.replace(self, smoke=True).effective()):
+            ways.insert(0, "smoke = True (a tiny run that needs none of them)")
+        fetch = " and ".join(f"`{cmd}`" for cmd in fetch_commands(missing))
+        ways.append(f"fetch them: {fetch} on a machine with internet, then copy its cache here")
+        raise ConfigError(f"{type(self).__name__}: {' and '.join(flags)} = true needs ImageNet weights of {needs}, "
+                          "which this machine lacks (no weight package, not in the Hugging Face cache, no connection "
+                          "to the hub).\nQuickest ways on: " + "; or ".join(ways) + ".")
 
     @property
     def is_interactive(self) -> bool:
@@ -123,6 +154,23 @@ class TrainConfig(Config):
 
         defaults = {"epochs": 1, "image_size": min(self.image_size, 64), "batch_size": min(self.batch_size, 16)}
         return dataclasses.replace(self, **{**defaults, **smoke_overrides})
+
+
+def missing_weights(cfg: TrainConfig) -> dict[str, tuple[str, str]]:
+    """The entries of ``cfg.weights_needed()`` whose weights this machine cannot load."""
+    needed = cfg.weights_needed()
+    if not needed:
+        return {}
+    from lesionkit.models.pretrained import weights_reachable  # lazy
+
+    return {arch: why for arch, why in needed.items() if not weights_reachable(arch)}
+
+
+def fetch_commands(missing: dict[str, tuple[str, str]]) -> list[str]:
+    """The commands that fetch the ``missing`` weights."""
+    from lesionkit.models.pretrained import fetch_command  # lazy
+
+    return [fetch_command(arch) for arch in missing]
 
 
 def torch_cuda() -> bool:

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from lesionkit.viz.table import FixedTable
+
 TABLE_COLUMNS = ("metric", "ours", "reported", "reported_std", "reported_on", "ours_on", "model", "source",
                  "verified")
 
@@ -164,7 +166,8 @@ def comparison_table(paper: str, ours: dict[str, float], data_label: str, model:
     model: restrict to one paper row (see ``REPORTED``); None shows all rows of the paper.
     include_unreported: also list our scalar metrics that the paper does not report (reported = NaN).
 
-    Columns: metric, ours, reported, reported_std, reported_on, ours_on, model, source, verified.
+    Columns: metric, ours, reported, reported_std, reported_on, ours_on, model, source, verified. Shown with fixed
+    decimals (``viz.table.FixedTable``).
     """
     rows = reported(paper, model)
     prefix = model_keys or {}
@@ -185,7 +188,7 @@ def comparison_table(paper: str, ours: dict[str, float], data_label: str, model:
                 out.append({"metric": metric, "ours": _scalar(v), "reported": float("nan"),
                             "reported_std": float("nan"), "reported_on": "not reported", "ours_on": data_label,
                             "model": name, "source": "", "verified": True})
-    return pd.DataFrame(out, columns=list(TABLE_COLUMNS))
+    return FixedTable(out, columns=list(TABLE_COLUMNS))
 
 
 __all__ = ["HEADLINE", "REPORTED", "Reported", "TABLE_COLUMNS", "comparison_table", "reported"]

@@ -133,6 +133,12 @@ class Run:
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
         return atomic_write(self.figures / f"{Path(name).stem}.png", buf.getvalue())
 
+    def show_figure(self, fig: Any, name: str) -> Any:
+        """Save ``fig`` as figures/<name>.png and return it: a notebook cell ending with this call both keeps the
+        figure in the run record and displays it (lesionkit's Figures draw themselves as PNGs)."""
+        self.save_figure(fig, name)
+        return fig
+
     def save_table(self, df: Any, name: str) -> Path:
         """Save a DataFrame as CSV (predictions, per-fold tables)."""
         return atomic_write(self.dir / name, df.to_csv(index=False))
@@ -216,8 +222,9 @@ def _new_run_dir(notebook: str, run_name: str = "") -> Path:
 
 
 def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], run_name: str = "",
-              watch_notebook: bool = True) -> Run:
-    """Validate `params` into `config_cls` and open the run record.
+              watch_notebook: bool = True, check_machine: bool = False) -> Run:
+    """Validate `params` into `config_cls` and open the run record; with ``check_machine`` (a notebook's config
+    cell) also refuse what this machine cannot run (`Config.check_machine`).
 
     A config error still creates a record (status failed, the raw parameters and the message) before re-raising,
     so a bad papermill call is never silent. In a notebook, exceptions in later cells mark the run failed too.
@@ -230,12 +237,13 @@ def start_run(notebook: str, config_cls: type[Config], params: dict[str, Any], r
         run_endings.guard(run)
     atomic_write(run.dir / "env.json", json.dumps(env_report(), indent=2))
     try:
-        run.cfg = config_cls.from_params(params)
+        run.cfg = _effective(config_cls.from_params(params))
+        if check_machine:
+            run.cfg.check_machine()
     except ConfigError as err:
         atomic_write(run.dir / "params.json", json.dumps(jsonable(params), indent=2, default=repr))
         run.fail(err)
         raise
-    run.cfg = _effective(run.cfg)
     run.cfg.save(run.dir / "config.yaml")
     sweep_trial.link_run(run)
     return run
@@ -256,14 +264,15 @@ def _effective(cfg: Config) -> Config:
 
 
 def start_notebook_run(notebook: str, config_cls: type[Config], namespace: dict[str, Any]) -> Run:
-    """The config cell of a notebook: its globals are the parameters (see `Config.from_notebook`).
+    """The config cell of a notebook: the globals its parameters cells assign are the parameters (see
+    `lesionkit.config.notebook_params`), so Run All can be repeated in one kernel.
 
     With a non-empty ``resume`` parameter the run continues in the named record instead (see :func:`resume_run`).
     """
     params = notebook_params(namespace)
     if str(params.get("resume") or "").strip():
         return resume_run(notebook, config_cls, str(params["resume"]).strip())
-    return start_run(notebook, config_cls, params, run_name=str(params.get("run_name", "")))
+    return start_run(notebook, config_cls, params, run_name=str(params.get("run_name", "")), check_machine=True)
 
 
 def find_run(notebook: str, ref: str) -> Path:

@@ -1,7 +1,7 @@
 """Report plots (seaborn/matplotlib). Each function builds its own Figure and returns it; nothing is shown.
 
-Figures come from ``matplotlib.figure.Figure`` directly (not pyplot), so they work headless, in papermill and in
-threads, and are freed by garbage collection; in a notebook, display the returned figure.
+Figures are ``lesionkit.viz.figure.Figure`` (matplotlib's, built without pyplot), so they work headless, in papermill
+and in threads, and are freed by garbage collection; in a notebook a returned figure draws itself as a PNG.
 """
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import sklearn.metrics as skm
-from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
 from lesionkit.metrics._validate import as_binary, as_labels, as_probs
 from lesionkit.metrics.calibration import expected_calibration_error, reliability_curve
-from lesionkit.metrics.classification import confusion_matrix, per_class_recall, predict_labels
+from lesionkit.metrics.classification import (
+    confusion_matrix,
+    per_class_recall,
+    predict_labels,
+)
+from lesionkit.viz.figure import Figure
 
 
 def _curve_inputs(y_true: ArrayLike, probs: ArrayLike, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list]:

@@ -89,3 +89,41 @@ def test_widget_viewer_updates_on_every_control(run_dir: Path) -> None:
     assert v.selection == v.store.select(correct=False) and v.index.max == max(len(v.selection) - 1, 0)
     v.confidence.value = (0.99, 1.0)
     assert v.selection == [] and "no image matches" in v.caption.value
+
+
+def test_one_logit_model_is_stored_and_shown_as_two_named_classes(tmp_path: Path) -> None:
+    """A binary model's one logit is P(classes[1]): the store holds [P(rest), P(mel)], the viewer names P(mel) as
+    mel and offers both targets, the predicted one first; an older one-column store reads the same way."""
+    pytest.importorskip("ipywidgets")
+    from torch import nn
+
+    from lesionkit.attribution import precompute_attributions
+    from lesionkit.attribution.viewer import AttributionViewer
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 1)).eval()
+    x = torch.randn(4, 3, 32, 32)
+    precompute_attributions(net, x, ["gradcam", "integrated_gradients"], tmp_path, classes=["rest", "mel"],
+                            labels=[1, 0, 1, 0], targets="pred", method_kw={"integrated_gradients": {"n_steps": 4}})
+    store = load_attributions(tmp_path)
+    with torch.no_grad():
+        p_mel = torch.sigmoid(net(x))[:, 0].numpy()
+    np.testing.assert_allclose(store.probs, np.stack([1 - p_mel, p_mel], axis=1), atol=1e-5)
+    assert store.preds.tolist() == (p_mel > 0.5).astype(int).tolist()
+    assert store.targets.tolist() == [[p, 1 - p] for p in store.preds.tolist()]  # both, the predicted first
+    assert not np.allclose(store.maps["gradcam"][:, 0], store.maps["gradcam"][:, 1])  # the rest's map is its own
+
+    v = AttributionViewer(store)
+    pred = store.classes[store.preds[v.current]]
+    other = ({"rest", "mel"} - {pred}).pop()
+    assert [label for label, _ in v.target.options] == [f"{pred} (predicted)", other]
+    assert "mel</td>" in v.probs.value.replace(" ✓", "") and f"{p_mel[v.current]:.3f}" in v.probs.value
+
+    index = json.loads((tmp_path / "attributions.json").read_text())
+    index["probs"] = [[p] for p in p_mel.round(6).tolist()]  # how an older store kept a one-logit model
+    index["targets"] = [[0] for _ in p_mel]
+    (tmp_path / "attributions.json").write_text(json.dumps(index))
+    old = load_attributions(tmp_path)
+    np.testing.assert_allclose(old.probs[:, 1], p_mel, atol=1e-5)
+    assert old.targets.tolist() == [[1]] * len(p_mel)

@@ -98,3 +98,15 @@ def test_ham10000_full_metadata_5fold_has_no_lesion_in_two_folds(shared_data):
     perm = rng.permutation(10015)
     with pytest.raises(GroupLeakError, match="HAM_"):
         assert_no_group_leak(meta, {"train": perm[:8012], "test": perm[8012:]}, "lesion_id")
+
+
+def test_holdout_keeps_sklearns_fold_count_warning_to_itself() -> None:
+    """The held-out part is one of round(1/test_frac) folds that nobody asked for: sklearn's warning that a rare class
+    has fewer members than that count would only confuse (a smoke run showed it as a red box)."""
+    import warnings
+
+    df = _toy(60)
+    df.loc[df.index[:4], "label"] = "rare"  # 4 rows < 7 folds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grouped_holdout(df, 0.15, group_col=["lesion_id", "patient_id"], seed=0)

@@ -244,3 +244,11 @@ def test_the_split_is_recorded_and_reused(tiny) -> None:
     assert np.array_equal(back.folds[1][1], splits.folds[1][1])
     with pytest.raises(ValueError, match="not in this dataset"):
         Splits.from_frame(table.assign(image_id="nope"), ds.df)
+
+
+def test_stage_titles_name_the_model_and_fold() -> None:
+    from lesionkit.engine.runner import stage_title
+
+    assert stage_title("arl_fold0", "ARL-CNN18") == "ARL-CNN18 (arl), fold 0"
+    assert stage_title("resnet_fold2") == "resnet, fold 2"
+    assert stage_title("segmenter", "segmenter") == "segmenter"

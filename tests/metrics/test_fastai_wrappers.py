@@ -57,3 +57,14 @@ def test_bad_task_is_rejected():
         M.fastai_metrics("regression", 1)
     with pytest.raises(ValueError, match="binary needs"):
         M.fastai_metrics("binary", 3)
+
+
+def test_nan_ranking_metrics_say_why_once(capsys) -> None:
+    from lesionkit.metrics.fastai_wrappers import _binary_auc, _nan_if_one_class, forget_nan_notes
+
+    forget_nan_notes()
+    auc = _nan_if_one_class(_binary_auc)
+    preds, targs = torch.tensor([0.2, 0.7, 0.4]), torch.zeros(3)
+    assert np.isnan(auc(preds, targs)) and np.isnan(auc(preds, targs))
+    out = capsys.readouterr().out
+    assert out.count("note:") == 1 and "one class only" in out and "all 3 images are of class index 0" in out

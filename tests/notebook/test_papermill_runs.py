@@ -36,6 +36,21 @@ def _only_run(runs_dir: Path, name: str) -> Path:
     return run_dir
 
 
+# cells that show a figure: a saved-and-shown plot, an explicit display of one, a figure or grid as the cell's value
+FIGURE_CELL = re.compile(r"show_figure\(|display\(fig\)|Image\(filename|^(fig|grid|view)$", re.MULTILINE)
+
+
+def _assert_figures_are_images(executed: dict, name: str) -> None:
+    """Each figure cell holds an image/png output, and no output is a figure left as its text `<Figure ...>`."""
+    for i, cell in enumerate(c for c in executed["cells"] if c["cell_type"] == "code"):
+        source = "".join(cell["source"])
+        data = [o.get("data", {}) for o in cell.get("outputs", [])]
+        bare = [d for d in data if "".join(d.get("text/plain", "")).startswith("<Figure") and "image/png" not in d]
+        assert not bare, f"{name} code cell {i}: a figure shown as text, not an image: {source[-80:]!r}"
+        if FIGURE_CELL.search(source):
+            assert any("image/png" in d for d in data), f"{name} code cell {i} shows no image: {source[-80:]!r}"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, monkeypatch, synthetic_dir) -> None:
@@ -61,6 +76,7 @@ def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, mo
     assert metrics, "empty metrics.json"
     executed = json.loads((run_dir / "notebook.ipynb").read_text())
     assert executed["metadata"]["papermill"]["parameters"]["smoke"] is True
+    _assert_figures_are_images(executed, nb.stem)
     import yaml
 
     ran = yaml.safe_load((run_dir / "config.yaml").read_text())  # the settings that ran: the smoke sizes

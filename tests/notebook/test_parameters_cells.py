@@ -203,3 +203,17 @@ def test_papermill_itself_reads_every_parameter(name: str) -> None:
 
     found = pm.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb"))
     assert list(found) == [f.name for f in notebook_config(name).cell_fields()]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_config_cell_does_not_rebind_a_parameter(name: str) -> None:
+    """The config cell reads the parameters cell's names from the namespace: an import or assignment of one of
+    them before start() (`from lesionkit.papers.common import split`) would replace its value."""
+    import ast
+
+    cells = json.loads(_path(name).read_text())["cells"]
+    config = next("".join(c["source"]) for c in cells if "= start(" in "".join(c["source"]))
+    bound = {(a.asname or a.name).split(".")[0] for n in ast.walk(ast.parse(config))
+             if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+    bound |= {n.id for n in ast.walk(ast.parse(config)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    assert not bound & set(parameters_cell_values(_path(name))), f"{name}: config cell rebinds a parameter"

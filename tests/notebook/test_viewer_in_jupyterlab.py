@@ -3,7 +3,10 @@
 The test writes a notebook that builds a tiny run and shows the viewer, runs it in JupyterLab, moves the image
 slider and checks that the displayed map changed (screenshots differ) and that no JavaScript error occurred.
 A second notebook shows the side-by-side CompareViewer over three entries: one image per entry, and the image
-slider changes them all. Screenshots are kept under the printed folder (set LESIONKIT_SCREENSHOTS to choose it).
+slider changes them all. A third shows the viewer of a one-logit (binary) model: P(mel) under its own name and both
+targets. Last, the quickstart notebook itself, as a newcomer runs it: Run All with `smoke = True` shows its figures as
+images with no stderr box, and a second Run All in the same kernel after changing a parameter completes and uses
+the new value. Screenshots are kept under the printed folder (set LESIONKIT_SCREENSHOTS to choose it).
 """
 from __future__ import annotations
 
@@ -80,9 +83,30 @@ print("stores ready")
 """
 COMPARE_ENTRIES = ("resnet", "effnet", "vit")
 
+BUILD_BINARY = """\
+import sys
+sys.path.insert(0, {repo!r})
+import torch
+from torch import nn
+import lesionkit
+from lesionkit.attribution import precompute_attributions
 
-def _notebook(repo: Path, tmp: Path, compare: bool = False) -> dict:
-    if compare:
+torch.set_num_threads(1)
+torch.manual_seed(0)
+net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                    nn.Linear(8, 1)).eval()  # one logit: P(mel) = sigmoid(logit), as ARL's models
+x = torch.randn(3, 3, 32, 32)
+precompute_attributions(net, x, ["gradcam"], {run!r}, classes=["rest", "mel"], labels=[1, 0, 1], targets="pred")
+p_mel = torch.sigmoid(net(x))[:, 0].tolist()
+print("run ready")
+"""
+
+
+def _notebook(repo: Path, tmp: Path, compare: bool = False, binary: bool = False) -> dict:
+    if binary:
+        cells = [BUILD_BINARY.format(repo=str(repo), run=str(tmp / "run")),
+                 f"lesionkit.viewer({str(tmp / 'run')!r}, interactive=True)"]
+    elif compare:
         cells = [
             BUILD_COMPARE.format(repo=str(repo), synth=str(tmp / "synthetic"), run=str(tmp / "run"),
                                  entries=list(COMPARE_ENTRIES)),
@@ -160,7 +184,8 @@ BENIGN_CONSOLE = ("favicon", "Failed to load resource", "net::ERR", "lab/api/new
 
 
 @contextlib.contextmanager
-def _lab_notebook(tmp_path: Path, name: str, notebook: dict, shots: Path) -> Iterator[tuple[Any, list[str], list[str]]]:
+def _lab_notebook(tmp_path: Path, name: str, notebook: dict, shots: Path,
+                  env_extra: dict[str, str] | None = None) -> Iterator[tuple[Any, list[str], list[str]]]:
     """JupyterLab on a free port serving ``notebook`` as ``name``, headless Chromium on it, "Run All Cells" sent
     once the kernel is idle; yields (page, page errors, console errors). On failure the page's screenshot and the
     server log's tail are kept; the server and its kernels are stopped either way."""
@@ -175,7 +200,7 @@ def _lab_notebook(tmp_path: Path, name: str, notebook: dict, shots: Path) -> Ite
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "jrt"),
            "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "jset"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "jws"),
-           "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+           "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
     env.pop("LESIONKIT_HEADLESS", None)
     jupyter = Path(sys.executable).parent / "jupyter"
     cmd = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
@@ -201,8 +226,7 @@ def _lab_notebook(tmp_path: Path, name: str, notebook: dict, shots: Path) -> Ite
                 page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
                 _wait_for_idle_kernel(f"http://127.0.0.1:{port}", token)
                 page.locator(".jp-Notebook .jp-Cell").first.click()
-                page.get_by_role("menuitem", name="Run", exact=True).click()
-                page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+                _run_all(page)
                 yield page, page_errors, console_errors
             except Exception:  # keep what the page showed and what the server said, for the failure report
                 page.screenshot(path=str(shots / "page_failure.png"), full_page=True)
@@ -212,6 +236,12 @@ def _lab_notebook(tmp_path: Path, name: str, notebook: dict, shots: Path) -> Ite
                 browser.close()
     finally:
         _stop(proc)
+
+
+def _run_all(page: Any) -> None:
+    """Run > Run All Cells, from the menu bar as a person does."""
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
 
 def _screenshots_dir(tmp_path: Path) -> Path:
@@ -310,4 +340,85 @@ def test_compare_viewer_shows_one_cell_per_entry_and_follows_the_slider(tmp_path
         assert imgs.count() == n
 
     _assert_different_pictures(before, after, "the entries' maps")
+    _assert_no_js_errors(page_errors, console_errors)
+
+
+def test_viewer_of_a_one_logit_model_names_both_classes(tmp_path: Path) -> None:
+    """ARL-style binary model (one logit): the viewer shows P(mel) under "mel" (and P(rest)), and its target list
+    offers both classes, the predicted one first."""
+    shots = _screenshots_dir(tmp_path)
+    nb = _notebook(REPO, tmp_path, binary=True)
+    nb["cells"][0]["source"] += 'print(f"P(mel) {p_mel[0]:.3f}")\n'
+    with _lab_notebook(tmp_path, "binary.ipynb", nb, shots) as (page, page_errors, console_errors):
+        viewer = page.locator(".lesionkit-viewer")
+        viewer.locator("img.widget-image").first.wait_for(state="visible", timeout=480_000)
+        p_mel = page.locator(".jp-OutputArea-output").filter(has_text="P(mel)").first.inner_text().split()[-1]
+        options = [" ".join(o.split()) for o in viewer.locator(".widget-dropdown").filter(has_text="target")
+                   .locator("option").all_inner_texts()]  # ipywidgets writes the spaces as non-breaking ones
+        rows = [r.split() for r in viewer.locator(".widget-html tr").all_inner_texts()]
+        caption = viewer.locator(".widget-html").filter(has_text="predicted").last.inner_text()
+        page.screenshot(path=str(shots / "binary_viewer.png"), full_page=True)
+    predicted = options[0].removesuffix(" (predicted)")
+    assert len(options) == 2 and options[0].endswith(" (predicted)") and {predicted, options[1]} == {"rest", "mel"}
+    assert f"predicted {predicted}" in " ".join(caption.split())
+    by_class = {r[0]: r[-1] for r in rows}
+    assert by_class["mel"] == p_mel and set(by_class) == {"rest", "mel"}  # ✓ marks sit in a cell of their own
+    _assert_no_js_errors(page_errors, console_errors)
+
+
+# True once the last code cell holds `marker` in its output (textContent: an offscreen cell renders no innerText),
+# or as soon as any stderr box (a warning, an error) appears: the test then fails on it instead of timing out
+STDERR_BOX = '.jp-OutputArea [data-mime-type="application/vnd.jupyter.stderr"]'
+RUN_ALL_ENDED = (
+    "(marker) => { const cells = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')];"
+    " const last = cells[cells.length - 1];"
+    f" return !!document.querySelector('{STDERR_BOX}')"
+    " || (!!last && last.querySelector('.jp-OutputArea').textContent.includes(marker)); }")
+
+
+def _quickstart_smoke() -> dict:
+    """notebooks/00_quickstart.ipynb as a newcomer edits it first: `smoke = True` in its parameters cell."""
+    nb = json.loads((REPO / "notebooks" / "00_quickstart.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    source = "".join(cell["source"])
+    assert "smoke: bool = False" in source
+    cell["source"] = source.replace("smoke: bool = False", "smoke: bool = True")
+    return nb
+
+
+def _assert_figures_shown(page: Any, at_least: int) -> None:
+    """Every figure an image (the quickstart's history, confusion matrix, ROC), none a `<Figure ...>` text."""
+    page.wait_for_function(
+        "(n) => { const imgs = [...document.querySelectorAll('.jp-OutputArea-output img')];"
+        " return imgs.length >= n && imgs.every((i) => i.complete && i.naturalWidth > 0); }", arg=at_least,
+        timeout=60_000)
+    assert page.locator(".jp-OutputArea-output").filter(has_text="<Figure size").count() == 0
+
+
+def test_quickstart_run_all_twice_shows_figures_and_takes_a_changed_parameter(tmp_path: Path) -> None:
+    shots = _screenshots_dir(tmp_path)
+    runs = tmp_path / "runs"
+    with _lab_notebook(tmp_path, "quickstart.ipynb", _quickstart_smoke(), shots,
+                       env_extra={"LESIONKIT_RUNS": str(runs)}) as (page, page_errors, console_errors):
+        page.wait_for_function(RUN_ALL_ENDED, arg="00_quickstart", timeout=900_000)
+        page.screenshot(path=str(shots / "quickstart_first.png"), full_page=True)
+        assert page.locator(STDERR_BOX).count() == 0, page.locator(STDERR_BOX).first.inner_text()
+        _assert_figures_shown(page, 3)
+
+        editor = page.locator(".jp-Notebook .jp-CodeCell").first.locator(".cm-content")  # the parameters cell
+        editor.click()
+        page.keyboard.press("Control+End")
+        page.keyboard.press("Enter")
+        page.keyboard.insert_text('run_name = "second"')
+        _run_all(page)
+        page.wait_for_function(RUN_ALL_ENDED, arg="-second", timeout=900_000)
+        page.screenshot(path=str(shots / "quickstart_second.png"), full_page=True)
+        assert page.locator(STDERR_BOX).count() == 0, page.locator(STDERR_BOX).first.inner_text()
+        _assert_figures_shown(page, 3)
+        config_output = page.locator(".jp-Notebook .jp-CodeCell").nth(1).locator(".jp-OutputArea").text_content()
+    assert "run_name='second'" in config_output.replace('"', "'")
+    done = sorted(p.parent.name for p in (runs / "00_quickstart").glob("*/run.json")
+                  if json.loads(p.read_text())["status"] == "completed")
+    assert len(done) == 2 and done[1].endswith("second"), done
+    assert all((runs / "00_quickstart" / d / "figures" / "history.png").is_file() for d in done)
     _assert_no_js_errors(page_errors, console_errors)

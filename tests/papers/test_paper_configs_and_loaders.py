@@ -172,3 +172,67 @@ def test_save_models_names_the_headline_model_and_prefixes_the_others(tmp_path) 
     rebuilt = load_model(tmp_path)
     for k, w in learners["b"].model.state_dict().items():
         assert torch.equal(rebuilt.state_dict()[k], w), k
+
+
+def test_run_all_twice_in_one_kernel_reads_only_the_parameters_cells(tmp_path, monkeypatch) -> None:
+    """A second Run All sees the first run's globals (run, cfg, learn ...): only the names the parameters cells
+    assign are parameters, with their new values; a misspelled name in papermill's injected cell is still refused."""
+    from lesionkit.notebook.cell import parameters_cell
+    from lesionkit.papers.common import start
+    from lesionkit.papers.quickstart.recipe import QuickstartConfig
+
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    namespace: dict = {"In": [""], "start": start, "QuickstartConfig": QuickstartConfig}
+
+    def run_cell(source: str) -> None:  # what IPython does: record the input, then run it in the user namespace
+        namespace["In"].append(source)
+        exec(source, namespace)  # noqa: S102 - the test plays the kernel
+
+    config_cell = "run = start(QuickstartConfig, globals())\ncfg = run.cfg"
+    cell = parameters_cell(QuickstartConfig).replace("smoke: bool = False", "smoke: bool = True")
+    run_cell(cell)
+    run_cell(config_cell)
+    first = namespace["run"]
+    run_cell("learn, ds, splits, result = object(), [1], {'a': 1}, 0.5")  # the rest of the first Run All
+    run_cell(cell.replace('run_name: str = ""', 'run_name: str = "second"'))
+    run_cell(config_cell)
+    assert namespace["cfg"].run_name == "second" and namespace["run"].dir != first.dir
+    assert first.cfg.run_name == "" and namespace["cfg"].smoke
+
+    run_cell(cell)
+    run_cell("# Parameters\nepoch = 3\n")  # papermill's injected cell, with a misspelled name
+    with pytest.raises(ConfigError, match="unknown parameter 'epoch'") as err:
+        run_cell(config_cell)
+    assert "'run'" not in str(err.value) and "'learn'" not in str(err.value)
+
+
+def test_config_cell_refuses_weights_this_machine_lacks_in_a_few_lines(tmp_path, monkeypatch) -> None:
+    """ARL's defaults need ImageNet ResNet-50 weights: without them start() stops (run recorded as failed) with a
+    short message naming the parameter and the quickest ways on; IPython shows the message, not a traceback."""
+    import json
+
+    import lesionkit.models.pretrained as pretrained
+    from lesionkit.papers.common import start
+
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setattr(pretrained, "weights_reachable", lambda arch: arch != "resnet50")
+    with pytest.raises(ConfigError) as err:
+        start(arl.ARLConfig, {})
+    message = str(err.value)
+    assert "resnet50 (depth = 50)" in message and 'pretrained = "false"' in message and "smoke = True" in message
+    assert "huggingface-cli download timm/resnet50" in message
+    shown = err.value._render_traceback_()
+    assert len(shown) <= 3 and "ConfigError" in shown[0] and not any("Traceback" in line for line in shown)
+    (run_dir,) = (tmp_path / "runs" / "arl").iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "failed"
+    assert start(arl.ARLConfig, {"smoke": True}).cfg.pretrained is False  # the way on that the message offers
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU machine can compile")
+def test_config_cell_refuses_gpu_only_options_on_cpu(tmp_path, monkeypatch) -> None:
+    from lesionkit.papers.common import start
+    from lesionkit.papers.quickstart.recipe import QuickstartConfig
+
+    monkeypatch.setenv("LESIONKIT_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(ConfigError, match="torch_compile = True needs a GPU"):
+        start(QuickstartConfig, {"torch_compile": True, "smoke": True})

@@ -131,3 +131,25 @@ def test_fold_comparison_mean_and_std():
     assert texts == ["0.720±0.020", "0.650±0.050"]
     with pytest.raises(ValueError, match="no column 'auc'"):
         plots.plot_fold_comparison(df, metric="auc")
+
+
+def test_figures_display_as_png_in_a_kernel_without_pyplot() -> None:
+    """IPython's formatter asks for image/png; a bare matplotlib Figure only has one once pyplot set up its backend."""
+    from io import BytesIO
+
+    from IPython.core.formatters import DisplayFormatter
+    from PIL import Image
+
+    fig = plots.plot_history(pd.DataFrame({"epoch": [0, 1], "train_loss": [1.0, 0.5], "bma": [0.3, 0.4]}))
+    data, _ = DisplayFormatter().format(fig)
+    assert "image/png" in data
+    assert Image.open(BytesIO(data["image/png"])).size[0] > 400  # the 3-panel history, drawn
+
+
+def test_fixed_table_prints_fixed_decimals() -> None:
+    from lesionkit.viz.table import FixedTable
+
+    table = FixedTable({"metric": ["auc", "params", "lr"], "ours": [0.851190476, 23512130.0, 1e-4]})
+    for shown in (repr(table), table._repr_html_()):
+        assert "0.8512" in shown and "23,512,130" in shown and "0.0001" in shown and "e-0" not in shown
+    assert table["ours"].iloc[0] == 0.851190476  # only the view is rounded

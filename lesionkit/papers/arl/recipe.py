@@ -95,6 +95,10 @@ class ARLConfig(TrainConfig):
     attribution_methods: str = param("gradcam,native,integrated_gradients", "comma-separated attribution methods")
     n_explain: int = param(6, "test images to explain", ge=1, le=64)
 
+    def weights_needed(self) -> dict[str, tuple[str, str]]:
+        """timm's ImageNet ResNet of `depth` (both models load it)."""
+        return {f"resnet{self.depth}": ("pretrained", "depth")} if self.pretrained is True else {}
+
     def effective(self, **smoke_overrides: Any) -> "ARLConfig":
         defaults = {"depth": 18, "image_size": 48, "batch_size": 16, "epochs": 1, "max_images": 120, "n_explain": 2,
                     "optimizer": "adam", "lr": 1e-3, "attribution_methods": "gradcam,native", "crops_per_image": 1,

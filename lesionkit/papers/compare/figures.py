@@ -9,8 +9,9 @@ import pandas as pd
 
 def plot_roc_pair(y: np.ndarray, scores: Mapping[str, np.ndarray], title: str = "melanoma vs rest, test rows") -> Any:
     """ROC curves of several models (label -> P(positive) on the same rows ``y``), AUC in the legend."""
-    from matplotlib.figure import Figure
     from sklearn.metrics import roc_auc_score, roc_curve
+
+    from lesionkit.viz.figure import Figure
 
     fig = Figure(figsize=(4.2, 4), layout="constrained")
     ax = fig.subplots()
@@ -34,7 +35,8 @@ def plot_forest(table: pd.DataFrame, metric: str | None = None,
     the others a hollow one; each row is labelled with its adjusted p. Rows with NaN values are drawn as far as defined.
     """
     import seaborn as sns
-    from matplotlib.figure import Figure
+
+    from lesionkit.viz.figure import Figure
 
     metrics = list(dict.fromkeys(table["metric"])) if metric is None else [metric]
     if metric is not None and metric not in set(table["metric"]):
@@ -77,7 +79,8 @@ def plot_map_vs_diagnosis(df: pd.DataFrame, x: str = "mass_inside", y: str = "bm
     Rows repeating an (entry, method) pair (e.g. one row per image) are averaged; points with NaN are left out.
     """
     import seaborn as sns
-    from matplotlib.figure import Figure
+
+    from lesionkit.viz.figure import Figure
 
     hue = hue if hue is not None and hue in df.columns else None
     missing = [c for c in (x, y, label) if c not in df.columns]

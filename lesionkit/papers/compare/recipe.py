@@ -106,6 +106,13 @@ class CompareConfig(TrainConfig):
             raise ConfigError(f"map_dir {self.map_dir!r} does not exist; give a dataset folder with masks or leave it "
                               "empty")
 
+    def weights_needed(self) -> dict[str, tuple[str, str]]:
+        """The EfficientNet entries' backbone (`pretrained`) and ARL's ResNet (`arl_pretrained`)."""
+        needed = super().weights_needed()
+        if self.arl_pretrained is True:
+            needed[f"resnet{self.resnet_depth}"] = ("arl_pretrained", "resnet_depth")
+        return needed
+
     def effective(self, **overrides: Any) -> "CompareConfig":
         if not self.smoke:
             return self

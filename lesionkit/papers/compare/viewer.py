@@ -148,7 +148,7 @@ def plot_compare_grid(stores: Mapping[str, AttributionStore | str | Path], metho
                       n_images: int = 4, cmap: str = "jet", opacity: float = 0.5, cell: float = 2.2) -> Any:
     """Static comparison: rows = the first ``n_images`` images, columns = entries, each cell the entry's overlay
     of ``method`` (default: the first method every entry has) titled with its prediction. Returns the Figure."""
-    from matplotlib.figure import Figure
+    from lesionkit.viz.figure import Figure
 
     stores = _load(stores)
     method = _default_method(stores, method)

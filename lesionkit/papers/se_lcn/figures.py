@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from lesionkit.attribution.figures import overlay
 from lesionkit.data.images import load_rgb
 from lesionkit.papers.se_lcn.segmentation import segmentation_scores
+from lesionkit.viz.figure import Figure
 
 
 def _image(path: str, size: int) -> np.ndarray:

@@ -129,6 +129,13 @@ class SELCNConfig(TrainConfig):
                 raise ConfigError(f"{name} {value!r} does not exist; give a folder with lesion masks (e.g. PH2) or "
                                   "leave it empty")
 
+    def weights_needed(self) -> dict[str, tuple[str, str]]:
+        """The segmenter's encoder (`tu-<timm name>`) and the classifier's backbone."""
+        if self.pretrained is not True:
+            return {}
+        return {self.seg_encoder.removeprefix("tu-"): ("pretrained", "seg_encoder"),
+                self.classifier_backbone: ("pretrained", "classifier_backbone")}
+
     def stage_epochs(self, stage: str) -> int:
         value = {"seg": self.seg_epochs, "sym": self.sym_epochs}.get(stage, 0)
         return value or self.epochs
