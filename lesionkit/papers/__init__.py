@@ -9,7 +9,7 @@ import importlib
 import inspect
 from typing import Any
 
-PACKAGES = ("quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn", "compare")
+PACKAGES = ("quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn", "compare", "evaluate")
 
 
 def notebook_configs() -> dict[str, Any]:

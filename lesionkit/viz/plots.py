@@ -209,3 +209,38 @@ def plot_fold_comparison(df: pd.DataFrame, metric: str | None = None, model_col:
     ax.set(ylabel=metric, title=f"{metric}: mean ± std over folds (n = {int(stats['count'].max())})")
     ax.legend(loc="lower right", fontsize=8)
     return fig
+
+
+def plot_generalisation(table: pd.DataFrame, metric: str = "mel_auc", low: str | None = "mel_auc_low",
+                        high: str | None = "mel_auc_high") -> Figure:
+    """A heat map of ``metric`` with one row per model (and run) and one column per dataset, each cell annotated
+    with its value and, where ``low`` / ``high`` columns hold one, its 95 % interval: the cross-dataset table of
+    ``python -m lesionkit evaluate`` as one picture."""
+    for col in ("run", "model", "dataset", metric):
+        if col not in table.columns:
+            raise ValueError(f"generalisation table needs a '{col}' column; columns are {list(table.columns)}")
+    rows = table.assign(row=table["model"].astype(str) + "\n" + table["run"].astype(str).str.split("/").str[0]
+                        + (" fold " + table["fold"].astype(str) if "fold" in table else ""))
+    values = rows.pivot_table(index="row", columns="dataset", values=metric, aggfunc="first", sort=False)
+
+    def label(r: pd.Series) -> str:
+        text = f"{r[metric]:.3f}"
+        if low and high and low in r and np.isfinite(r.get(low, np.nan)):
+            text += f"\n[{r[low]:.2f}, {r[high]:.2f}]"
+        return text
+
+    notes = rows.assign(text=rows.apply(label, axis=1)).pivot_table(index="row", columns="dataset", values="text",
+                                                                    aggfunc="first", sort=False)
+    notes = notes.reindex(index=values.index, columns=values.columns).fillna("")
+    fig = Figure(figsize=(2.2 + 2.0 * values.shape[1], 1.2 + 0.8 * values.shape[0]), layout="constrained")
+    ax = fig.add_subplot()
+    sns.heatmap(values.astype(float), annot=notes.to_numpy(), fmt="", cmap="viridis", vmin=0.5 if "auc" in metric
+                else 0.0, vmax=1.0, ax=ax, cbar_kws={"label": metric})
+    ax.set_xticklabels([textwrap_label(t.get_text()) for t in ax.get_xticklabels()], rotation=0)
+    ax.set(xlabel="", ylabel="", title=f"{metric} per model and dataset (95 % bootstrap interval)")
+    return fig
+
+
+def textwrap_label(text: str, width: int = 24) -> str:
+    """A long path shortened to its last parts, so heat-map columns stay readable."""
+    return text if len(text) <= width else "…" + text[-(width - 1):]

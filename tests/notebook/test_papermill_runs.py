@@ -14,6 +14,7 @@ import pytest
 from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+TRAINING = [p for p in NOTEBOOKS if p.stem != "evaluate"]  # evaluate.ipynb scores finished runs: its own test
 PAPERMILL = str(Path(sys.executable).parent / "papermill")
 
 
@@ -52,7 +53,7 @@ def _assert_figures_are_images(executed: dict, name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("nb", TRAINING, ids=[p.stem for p in TRAINING])
 def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, monkeypatch, synthetic_dir) -> None:
     from lesionkit.papers.saved import LOADABLE
 
@@ -85,6 +86,29 @@ def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, mo
     assert {"image_id", "fold", "part"} <= set(split.columns) and {"train", "test"} <= set(split["part"])
     if external:
         _evaluate_repeats_the_notebook(run_dir, synthetic_dir, metrics, runs_dir)
+
+
+@pytest.mark.slow
+def test_evaluate_notebook_scores_a_finished_run(runs_dir: Path, tmp_path, monkeypatch, synthetic_dir) -> None:
+    """notebooks/evaluate.ipynb on a finished quickstart run: its table, heat map, ROC grid and maps, and the
+    quickstart's own test_dir numbers again."""
+    env = {**os.environ, "LESIONKIT_RUNS": str(runs_dir)}
+    subprocess.run([sys.executable, "-m", "lesionkit", "train", "00_quickstart", "-p", "smoke", "True", "-p",
+                    "test_dir", str(synthetic_dir)], env=env, check=True, capture_output=True, timeout=900)
+    trained = _only_run(runs_dir, "00_quickstart")
+    _execute(REPO / "notebooks" / "evaluate.ipynb", tmp_path / "out.ipynb",
+             {"smoke": True, "runs": str(trained), "datasets": str(synthetic_dir)}, monkeypatch)
+    record = _only_run(runs_dir, "evaluate")
+    assert json.loads((record / "run.json").read_text())["status"] == "completed"
+    _assert_figures_are_images(json.loads((record / "notebook.ipynb").read_text()), "evaluate")
+    assert (record / "figures" / "generalisation.png").is_file()
+    assert (record / "attribution").is_dir(), "maps of the external images for the viewer"
+    table = pd.read_csv(record / "generalisation.csv")
+    assert set(table["dataset"]) == {str(synthetic_dir), "in-domain test (the run's own)"}
+    ours = json.loads((trained / "metrics.json").read_text())["external"]
+    again = json.loads((record / "metrics.json").read_text())[f"{trained.name}__{synthetic_dir.name}_model"]
+    assert again["auc_macro"] == pytest.approx(ours["auc_macro"], abs=1e-6)
+    assert again["balanced_accuracy"] == pytest.approx(ours["balanced_accuracy"], abs=1e-6)
 
 
 def _evaluate_repeats_the_notebook(run_dir: Path, test_dir: Path, metrics: dict, runs_dir: Path) -> None:

@@ -1,0 +1,1 @@
+"""The evaluate notebook: saved runs on other datasets."""
