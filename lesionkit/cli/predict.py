@@ -7,38 +7,22 @@ score`` reads. Unreadable or too small images are named and skipped. Record: ``r
 """
 from __future__ import annotations
 
-import argparse
-import sys
+from typing import Any
 
-from lesionkit.cli.saved_runs import add_debug, guarded, open_record, resolve_run
+from lesionkit.cli.saved_runs import command_parser, open_record, run_command, saved_images
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lesionkit predict", description=__doc__.split("\n\n")[1])
-    parser.add_argument("run", help="a completed run folder (or NOTEBOOK:last)")
-    parser.add_argument("images", help="folder of images, dataset folder, or file list")
-    parser.add_argument("--out", required=True, help="the prediction CSV to write")
-    add_debug(parser)
-    return parser
+def _body(args: Any, record: list[Any]) -> int:
+    from lesionkit.papers.generalisation import predict_images  # lazy: --help stays instant
+
+    saved, ds, skipped = saved_images(args.run, args.images)
+    record.append(open_record("predict", [saved], [args.images], {"out": args.out}))
+    predict_images(saved, ds, args.out, record[0])
+    record[0].complete(skipped=skipped)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    record: list = []
-
-    def body() -> int:
-        from lesionkit.papers.generalisation import image_set, predict_images  # lazy
-        from lesionkit.papers.saved import load_run  # lazy
-
-        saved = load_run(resolve_run(args.run))
-        ds, skipped = image_set(saved, args.images)
-        for line in skipped:
-            print(f"skipped {line}", file=sys.stderr)
-        if len(ds) == 0:
-            raise ValueError(f"{args.images}: no readable image to predict")
-        record.append(open_record("predict", [saved], [args.images], {"out": args.out}))
-        predict_images(saved, ds, args.out, record[0])
-        record[0].complete(skipped=skipped)
-        return 0
-
-    return guarded(body, args.debug, record)
+    parser = command_parser("predict", __doc__, images=True)
+    parser.add_argument("--out", required=True, help="the prediction CSV to write")
+    return run_command(parser, argv, _body)

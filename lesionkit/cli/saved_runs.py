@@ -24,9 +24,32 @@ class CommandConfig(Config):
     options: str = param("", "the command's other options")
 
 
-def add_debug(parser: argparse.ArgumentParser) -> None:
+def command_parser(command: str, doc: str, images: bool = False) -> argparse.ArgumentParser:
+    """The parser of a saved-run command: its help from the module docstring, ``--debug``, and for commands on new
+    images the run and the images."""
+    parser = argparse.ArgumentParser(prog=f"python -m lesionkit {command}", description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=doc)
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (also: LESIONKIT_DEBUG=1)")
+    if images:
+        parser.add_argument("run", help="a completed run folder (or NOTEBOOK:last)")
+        parser.add_argument("images", help="folder of images, dataset folder, or file list")
+    return parser
+
+
+def saved_images(run_ref: str, images: str) -> tuple[Any, Any, list[str]]:
+    """(the loaded run, the readable images as a dataset in its classes, the skipped files with why), the skipped
+    ones printed to stderr; ValueError when none is readable."""
+    from lesionkit.papers.generalisation import image_set  # lazy
+    from lesionkit.papers.saved import load_run  # lazy
+
+    saved = load_run(resolve_run(run_ref))
+    ds, skipped = image_set(saved, images)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    if len(ds) == 0:
+        raise ValueError(f"{images}: no readable image")
+    return saved, ds, skipped
 
 
 def resolve_run(ref: str) -> Path:
@@ -53,19 +76,24 @@ def open_record(command: str, runs: list[Any], inputs: list[str], options: dict[
     return record
 
 
-def guarded(body: Callable[[], int], debug: bool, record: list[Any]) -> int:
-    """Run ``body``; an error becomes one line on stderr and exit 2 (the record, if opened, marked failed)."""
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None,
+                body: Callable[[argparse.Namespace, list[Any]], int]) -> int:
+    """Parse ``argv`` and run ``body(args, record)`` (``record``: a list the body appends its opened record to);
+    an error becomes one line on stderr and exit 2, the record marked failed (``--debug``: the traceback too)."""
+    args = parser.parse_args(argv)
+    record: list[Any] = []
     try:
-        return body()
+        return body(args, record)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # noqa: BLE001 - every failure gets one readable line; --debug shows the rest
         for r in record:
             r.fail(err)
-        if debug or os.environ.get("LESIONKIT_DEBUG"):
+        if args.debug or os.environ.get("LESIONKIT_DEBUG"):
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
 
 
-__all__ = ["CommandConfig", "EXIT_BAD_INPUT", "add_debug", "guarded", "open_record", "resolve_run"]
+__all__ = ["CommandConfig", "EXIT_BAD_INPUT", "command_parser", "open_record", "resolve_run", "run_command",
+           "saved_images"]

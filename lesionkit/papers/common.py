@@ -128,11 +128,9 @@ class TrainConfig(Config):
     @property
     def is_interactive(self) -> bool:
         """`interactive` resolved: "auto" is on in a live Jupyter kernel, off under papermill or in a script."""
-        if isinstance(self.interactive, bool):
-            return self.interactive
-        from lesionkit.utils.kernel import in_live_kernel  # lazy
+        from lesionkit.utils.kernel import interactive_on  # lazy
 
-        return bool(in_live_kernel())
+        return interactive_on(self.interactive)
 
     @property
     def methods(self) -> list[str]:

@@ -68,3 +68,10 @@ def in_live_kernel() -> bool:
     if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
         return False
     return _papermill_output_path() is None
+
+
+def interactive_on(value: bool | str) -> bool:
+    """An ``interactive`` setting resolved: true / false as given, "auto" on in a live Jupyter kernel (off under
+    papermill or in a script)."""
+    return value if isinstance(value, bool) else bool(in_live_kernel())
+

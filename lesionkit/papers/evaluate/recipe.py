@@ -48,11 +48,9 @@ class EvaluateConfig(Config):
     @property
     def is_interactive(self) -> bool:
         """``interactive`` resolved: "auto" is on in a live Jupyter kernel, off under papermill."""
-        if isinstance(self.interactive, bool):
-            return self.interactive
-        from lesionkit.utils.kernel import in_live_kernel  # lazy
+        from lesionkit.utils.kernel import interactive_on  # lazy
 
-        return bool(in_live_kernel())
+        return interactive_on(self.interactive)
 
     @property
     def dataset_list(self) -> list[str]:
