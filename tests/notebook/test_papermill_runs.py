@@ -130,6 +130,31 @@ def _evaluate_repeats_the_notebook(run_dir: Path, test_dir: Path, metrics: dict,
                 assert twin[key] == pytest.approx(value, abs=1e-6, nan_ok=True), f"{name}/{key}"
     table = pd.read_csv(record / "generalisation.csv")
     assert set(table["dataset"]) == {str(test_dir), "in-domain test (the run's own)"}
+    if (run_dir / "attributions.json").is_file():
+        _explain_repeats_the_notebook(run_dir, runs_dir)
+
+
+def _explain_repeats_the_notebook(run_dir: Path, runs_dir: Path) -> None:
+    """`python -m lesionkit explain` on the images the notebook explained gives the notebook's maps."""
+    import numpy as np
+    import yaml
+
+    from lesionkit.attribution.precompute import load_attributions
+    from lesionkit.cli.explain import main as explain
+    from lesionkit.data import load_dataset
+    from lesionkit.papers.common import resolve_data_dir
+
+    ours = load_attributions(run_dir)
+    method, ids = ours.methods[0], list(ours.index["image_ids"][:2])
+    ds = load_dataset(resolve_data_dir(yaml.safe_load((run_dir / "config.yaml").read_text())["data_dir"]))
+    paths = ds.df.set_index("image_id").loc[ids, "path"]
+    listing = run_dir.parent / "explain_images.txt"
+    listing.write_text("\n".join(str(Path(ds.root) / p) for p in paths))
+    assert explain([str(run_dir), str(listing), "--method", method, "--limit", "2"]) == 0
+    (record,) = (runs_dir / "explain").iterdir()
+    again = load_attributions(record)
+    assert list(again.index["image_ids"]) == ids
+    assert np.allclose(again.maps[method], ours.maps[method][:2], atol=1e-5), f"{run_dir.parent.name}: {method} maps"
 
 
 def test_unknown_parameter_stops_at_config_cell(runs_dir: Path, tmp_path, monkeypatch) -> None:
