@@ -181,12 +181,12 @@ def _recorded_config(cls: type, path: Path) -> Any:
 
 
 def _classes(run_dir: Path, notebook: str, cfg: Any) -> tuple[list[str], str]:
-    """The model's classes (model.json's, else any model_*.json's) and task."""
-    specs = sorted(run_dir.glob("model*.json"))
+    """The model's classes (model.json's, else the first model_<key>.json that names them) and task."""
+    specs = sorted(run_dir.glob("model*.json"), key=lambda p: p.name != "model.json")
     if not specs:
         raise RunLoadError(f"{run_dir}: no model.json / model_<key>.json; the run saved no model")
-    classes = _read_json(specs[0]).get("classes")
-    if not isinstance(classes, list) or len(classes) < 2:
+    classes = next((c for c in (_read_json(p).get("classes") for p in specs) if isinstance(c, list)), None)
+    if classes is None or len(classes) < 2:
         raise RunLoadError(f"{specs[0]}: no class list (\"classes\"); the model cannot be scored")
     task = "binary" if len(classes) == 2 and notebook != "attention_b3" else "multiclass"
     return [str(c) for c in classes], task
