@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lesionkit.utils.kernel import local_kernel_config
 from lesionkit.utils.paths import repo_root, runs_root
 
 # Settings the demo uses per notebook (on top of each notebook's own defaults); `--smoke` uses smoke=True instead.
@@ -63,7 +64,7 @@ def run_notebook(path: Path, params: dict[str, Any], timeout: int = 3600) -> dic
     error = None
     try:
         pm.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", progress_bar=False,
-                            execution_timeout=timeout, cwd=str(Path.cwd()))
+                            execution_timeout=timeout, cwd=str(Path.cwd()), config=local_kernel_config())
     except Exception as exc:  # papermill raises PapermillExecutionError with the cell's traceback
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     finally:

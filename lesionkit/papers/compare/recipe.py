@@ -99,9 +99,6 @@ class CompareConfig(TrainConfig):
             raise ConfigError("budget=images needs budget_images > 0 (images seen per entry and fold)")
         if self.budget == "seconds" and not self.budget_seconds:
             raise ConfigError("budget=seconds needs budget_seconds > 0 (training seconds per entry and fold)")
-        if self.map_dir and not __import__("pathlib").Path(self.map_dir).expanduser().exists():
-            raise ConfigError(f"map_dir {self.map_dir!r} does not exist; give a dataset folder with masks or leave it "
-                              "empty")
 
     def effective(self, **overrides: Any) -> "CompareConfig":
         if not self.smoke:
