@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[argv[0]][0])
     try:
         return int(module.main(argv[1:]) or 0)
-    except Exception as err:  # noqa: BLE001  one clear line, not a traceback (--debug shows it)
+    except Exception as err:  # one clear line, not a traceback (--debug shows it)
         if debug:
             raise
         print(f"python -m lesionkit {argv[0]}: error: {one_line(err)} (--debug or LESIONKIT_DEBUG=1 shows the "

@@ -190,9 +190,10 @@ def load_model(run_dir: str | Path, name: str = "model", map_location: str | tor
                          f"({err}); fix the file or save the model again with model_spec(model)") from None
 
     state = load_tensors(weights_path, map_location)
-    if not isinstance(state, dict):
-        raise ValueError(f"load_model: {str(weights_path)!r} holds a {type(state).__name__}, not a state_dict "
-                         "(a dict of tensors); save torch.save(model.state_dict(), path)")
+    if not isinstance(state, dict):  # a bad file: a ValueError, as every other message here
+        raise ValueError(  # noqa: TRY004
+            f"load_model: {str(weights_path)!r} holds a {type(state).__name__}, not a state_dict (a dict of "
+            "tensors); save torch.save(model.state_dict(), path)")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

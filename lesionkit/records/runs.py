@@ -287,8 +287,7 @@ def _last_resumable(notebook: str) -> Path:
     and the choice is printed."""
     folder = runs_root() / notebook
     runs = sorted((p.parent for p in folder.glob("*/run.json")), key=lambda p: p.name)
-    skipped = 0
-    for run_dir in reversed(runs):
+    for skipped, run_dir in enumerate(reversed(runs)):
         try:
             status = run_status(json.loads((run_dir / "run.json").read_text()))
         except (OSError, ValueError):
@@ -297,7 +296,6 @@ def _last_resumable(notebook: str) -> Path:
             note = f" (skipped {skipped} newer record(s) that cannot be resumed)" if skipped else ""
             print(f"resume='last': {run_dir.name} ({status}){note}", flush=True)
             return run_dir
-        skipped += 1
     if not runs:
         raise ConfigError(f"resume='last': no earlier run of {notebook} under {folder}")
     raise ConfigError(f"resume='last': none of the {len(runs)} run(s) of {notebook} under {folder} can be resumed "

@@ -71,6 +71,6 @@ def test_the_command_line_itself_prints_no_traceback(tmp_path):
     (tmp_path / "afile").write_text("")
     env = {**os.environ, "LESIONKIT_RUNS": str(tmp_path / "afile"), "LESIONKIT_DEBUG": ""}
     proc = subprocess.run([sys.executable, "-m", "lesionkit", "train", "quickstart", "-p", "smoke", "true"],
-                          capture_output=True, text=True, timeout=300, env=env)
+                          capture_output=True, text=True, timeout=300, env=env, check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().startswith("python -m lesionkit train: error: LESIONKIT_RUNS=")

@@ -82,8 +82,8 @@ def test_data_check_refuses_an_empty_path_instead_of_the_working_directory(tmp_p
 def test_data_check_of_an_image_file_says_so(tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "some.jpg")
     report = check_dataset(tmp_path / "some.jpg")
-    assert report.errors == [f"{tmp_path / 'some.jpg'}: an image file, not a dataset; pass the dataset's folder or "
-                             "its CSV table"]
+    expected = f"{tmp_path / 'some.jpg'}: an image file, not a dataset; pass the dataset's folder or its CSV table"
+    assert report.errors == [expected]
 
 
 def test_data_check_names_an_unknown_reader_option(synthetic_dir):
