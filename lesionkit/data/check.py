@@ -92,8 +92,8 @@ def large_image_note(fmt: str | None, w: int, h: int) -> str:
     """What loading a very large image costs: only JPEG decodes straight to a reduced size (Pillow's draft mode);
     every other format is decoded in full, about 3 bytes a pixel, before it is shrunk."""
     if fmt == "JPEG":
-        return f"very large JPEG ({w}x{h}), decoded at a reduced size for training"
-    return (f"very large {fmt or 'image'} ({w}x{h}), decoded in full (about {w * h * 3 / 1e9:.1f} GB of memory per "
+        return f"very large ({w}x{h}), decoded at a reduced size for training"
+    return (f"very large ({w}x{h} {fmt or 'image'}), decoded in full (about {w * h * 3 / 1e9:.1f} GB of memory per "
             "image) before it is reduced; `python -m lesionkit data presize DIR` caches small copies once")
 
 

@@ -22,7 +22,7 @@ def dataset_param_problem(name: str, value: Any, synthetic: tuple[str, ...], bad
     if not text.strip():
         if name != "data_dir" and not text:
             return None
-        return (f"{name}={text!r} is empty (an unset shell variable?): give a dataset folder"
+        return (f"{name} {text!r} is empty (an unset shell variable?): give a dataset folder"
                 + (f" or one of {list(synthetic)}" if name in NAMED_SETS else "")
                 + ("" if name == "data_dir" else ", or leave it unset") + "; an empty path is never read as the "
                 "working directory")
@@ -31,13 +31,13 @@ def dataset_param_problem(name: str, value: Any, synthetic: tuple[str, ...], bad
     path = Path(text).expanduser()
     try:
         if not path.exists():
-            return (f"{name}={text!r} does not exist (working directory {Path.cwd()}); give an existing dataset "
+            return (f"{name} {text!r} does not exist (working directory {Path.cwd()}); give an existing dataset "
                     "folder" + (f" or one of {list(synthetic)}" if name in NAMED_SETS else ""))
         if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
-            return f"{name}={text!r} cannot be read by this user (permission denied); fix its permissions"
+            return f"{name} {text!r} cannot be read by this user (permission denied); fix its permissions"
         return _read_problem(name, text, path, bad_metadata) if name in READ_EARLY else None
     except OSError as err:
-        return f"{name}={text!r}: {err.strerror or err} ({err.filename or path})"
+        return f"{name} {text!r}: {err.strerror or err} ({err.filename or path})"
 
 
 def _read_problem(name: str, text: str, path: Path, bad_metadata: str) -> str | None:
@@ -50,5 +50,5 @@ def _read_problem(name: str, text: str, path: Path, bad_metadata: str) -> str | 
         resolved, fmt = resolve_format(path.resolve())
         load_dataset(resolved, fmt=fmt, bad_metadata=bad_metadata, **evaluation_parts(resolved, fmt))
     except (ValueError, KeyError, FileNotFoundError) as err:  # DataError is a ValueError
-        return f"{name}={text!r} cannot be used: {str(err).strip(chr(39) + chr(34))}"
+        return f"{name} {text!r} cannot be used: {str(err).strip(chr(39) + chr(34))}"
     return None

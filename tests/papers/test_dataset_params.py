@@ -28,15 +28,15 @@ def refusal(cls: type, **params: object) -> str:
 def test_an_empty_data_dir_is_refused_not_resolved_to_the_working_directory(tmp_path, monkeypatch, synthetic_dir):
     (tmp_path / "copy").symlink_to(synthetic_dir, target_is_directory=True)  # a dataset lying one folder down
     monkeypatch.chdir(tmp_path)
-    assert "data_dir='' is empty (an unset shell variable?)" in refusal(QuickstartConfig, data_dir="")
-    assert "data_dir='  ' is empty" in refusal(QuickstartConfig, data_dir="  ")
+    assert "data_dir '' is empty (an unset shell variable?)" in refusal(QuickstartConfig, data_dir="")
+    assert "data_dir '  ' is empty" in refusal(QuickstartConfig, data_dir="  ")
     with pytest.raises(ConfigError, match="is empty"):
         resolve_data_dir("")
 
 
 @pytest.mark.parametrize("name", ["test_dir", "sym_data_dir", "seg_data_dir", "map_dir"])
 def test_a_blank_optional_folder_is_refused_and_an_empty_one_means_unset(name):
-    assert f"{name}=' ' is empty" in refusal(CompareConfig, **{name: " "})
+    assert f"{name} ' ' is empty" in refusal(CompareConfig, **{name: " "})
     assert getattr(CompareConfig.from_params({name: ""}), name) == ""
 
 
@@ -52,7 +52,7 @@ def test_a_test_dir_without_its_images_stops_the_run_at_its_config_cell(tmp_path
     root = official_test_download(tmp_path / "download", tmp_path / "elsewhere")
     for f in (tmp_path / "elsewhere").iterdir():
         f.unlink()
-    with pytest.raises(ConfigError, match=r"test_dir='.*download' cannot be used: .*no image file found"):
+    with pytest.raises(ConfigError, match=r"test_dir '.*download' cannot be used: .*no image file found"):
         start_run("00_quickstart", QuickstartConfig, {"test_dir": str(root)})
     (record,) = (tmp_path / "runs" / "00_quickstart").iterdir()
     assert json.loads((record / "run.json").read_text())["status"] == "failed"
@@ -66,13 +66,13 @@ def test_an_unreadable_test_dir_is_named_before_the_first_epoch(tmp_path, monkey
         message = refusal(QuickstartConfig, test_dir=str(root))
     finally:
         (tmp_path / "elsewhere").chmod(0o755)
-    assert "test_dir=" in message and "cannot read the folder" in message
+    assert "test_dir '" in message and "cannot read the folder" in message
 
 
 def test_a_map_dir_of_no_known_layout_is_refused_by_name(tmp_path):
     (tmp_path / "notes.txt").write_text("not a dataset")
-    assert "map_dir=" in refusal(CompareConfig, map_dir=str(tmp_path))
-    assert "map_dir='/no/such/folder' does not exist" in refusal(CompareConfig, map_dir="/no/such/folder")
+    assert "map_dir '" in refusal(CompareConfig, map_dir=str(tmp_path))
+    assert "map_dir '/no/such/folder' does not exist" in refusal(CompareConfig, map_dir="/no/such/folder")
 
 
 def test_fractions_that_leave_nothing_to_train_are_named_with_the_users_values():
