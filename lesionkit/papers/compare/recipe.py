@@ -85,6 +85,8 @@ class CompareConfig(TrainConfig):
     seg_data_dir: str = param("", "dataset with masks for the CAM entry's segmenter; empty: the symmetry dataset")
     seg_encoder: str = param("tu-tf_efficientnet_lite0", "the CAM entry's DeepLabV3+ encoder")
     cascade_epochs: int = param(0, "epochs of the CAM entry's segmenter and symmetry net (0: epochs)", ge=0)
+    sym_epochs: int = param(0, "epochs of the CAM entry's symmetry net (0: cascade_epochs); a SqueezeNet epoch costs "
+                               "a fraction of a segmenter epoch, and at its gentle rate it needs more of them", ge=0)
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
 
     def validate(self) -> None:
