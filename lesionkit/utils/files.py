@@ -62,6 +62,8 @@ def walk_files(base: str | Path) -> Iterator[tuple[str, list[str]]]:
     seen: set[str] = set()
 
     def refuse(err: OSError) -> None:
+        if os.path.basename(os.fspath(err.filename or "")) == "lost+found":  # a file system's own, at a mount's root
+            return
         raise PermissionError(err.errno, f"cannot read the folder {err.filename} ({err.strerror}); give its user "
                                          f"read access (chmod -R u+rX)", err.filename)
 

@@ -96,3 +96,14 @@ def test_the_large_image_note_is_true_per_format(fmt, reduced):
     note = large_image_note(fmt, 19000, 19000)
     assert ("decoded at a reduced size" in note) == reduced
     assert reduced or "decoded in full (about 1.1 GB" in note
+
+
+def test_an_unreadable_lost_and_found_at_a_mount_root_is_passed_over(tmp_path, monkeypatch):
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (16, 16)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "lost+found").mkdir()
+    refuse_listing(tmp_path / "lost+found", monkeypatch)
+    try:
+        assert set(index_images(tmp_path)) == {"a"}
+    finally:
+        (tmp_path / "lost+found").chmod(0o755)
