@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # command -> module whose `main(argv) -> int` runs it (imported only when used, so `--help` is instant)
@@ -28,8 +29,27 @@ def main(argv: list[str] | None = None) -> int:
         lines = [f"  {name:<6} {help_}" for name, (_, help_) in COMMANDS.items()]
         print("usage: python -m lesionkit <command> [args]\n\ncommands:\n" + "\n".join(lines))
         return 0 if not argv or argv[0] in {"-h", "--help"} else 2
+    debug = "--debug" in argv or os.environ.get("LESIONKIT_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     module = importlib.import_module(COMMANDS[argv[0]][0])
-    return int(module.main(argv[1:]) or 0)
+    try:
+        return int(module.main(argv[1:]) or 0)
+    except Exception as err:  # one clear line, not a traceback (--debug shows it)
+        if debug:
+            raise
+        print(f"python -m lesionkit {argv[0]}: error: {one_line(err)} (--debug or LESIONKIT_DEBUG=1 shows the "
+              "traceback)", file=sys.stderr)
+        return 1
+
+
+def one_line(err: BaseException) -> str:
+    """An exception as the line a user reads: a file-system error as "path: reason", a bad-input error (ValueError,
+    OSError, LookupError: ours name the file or parameter) as its message, anything else with its type."""
+    if isinstance(err, OSError) and err.strerror:
+        where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f)
+        return f"{where}: {err.strerror}" if where else err.strerror
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, (ValueError, OSError, LookupError)) else f"{type(err).__name__}: {text}"
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import ast
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -288,11 +289,20 @@ def _check_range(name: str, value: Any, meta: Any) -> str | None:
         return f"parameter {name!r} = {value!r} is not one of {list(meta['choices'])}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
+    if not math.isfinite(value):  # every comparison with NaN is false: the range checks below would pass it
+        return f"parameter {name!r} = {value!r} is not a finite number; give a {_range_text(meta)}"
     if meta.get("ge") is not None and value < meta["ge"]:
         return f"parameter {name!r} = {value!r} must be >= {meta['ge']}"
     if meta.get("le") is not None and value > meta["le"]:
         return f"parameter {name!r} = {value!r} must be <= {meta['le']}"
     return None
+
+
+def _range_text(meta: Any) -> str:
+    lo, hi = meta.get("ge"), meta.get("le")
+    if lo is not None and hi is not None:
+        return f"number from {lo} to {hi}"
+    return f"number >= {lo}" if lo is not None else f"number <= {hi}" if hi is not None else "finite number"
 
 
 def type_name(tp: Any) -> str:

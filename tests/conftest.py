@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from PIL import Image
 
 # pytest-xdist runs one worker per core: one BLAS/OpenMP thread each, or the workers (and the notebook kernels they
 # start, which inherit this environment) oversubscribe the cores and OpenMP's spin-waits slow everything down badly.
@@ -69,3 +71,36 @@ def write_derm7pt(root: Path) -> None:
     for p in list(meta.derm) + list(meta.clinic):
         (root / "images" / p).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (24, 18), (90, 60, 40)).save(root / "images" / p)
+
+
+# --- issue 31: an official test download linked in, and a folder this user cannot list ---------------------------
+ISIC2018 = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]
+TEST18 = {"ISIC_0034524": "NV", "ISIC_0034525": "VASC", "ISIC_0034526": "MEL"}
+
+
+def official_test_download(root: Path, images: Path) -> Path:
+    """An ISIC 2018 Task 3 test-only download whose image folder is a symbolic link to ``images``, as users link
+    datasets in."""
+    root.mkdir(parents=True, exist_ok=True)
+    df = pd.DataFrame({"image": list(TEST18)})
+    for c in ISIC2018:
+        df[c] = [1.0 if v == c else 0.0 for v in TEST18.values()]
+    df.to_csv(root / "ISIC2018_Task3_Test_GroundTruth.csv", index=False)
+    images.mkdir(parents=True, exist_ok=True)
+    for k, i in enumerate(TEST18):
+        Image.new("RGB", (24, 18), (40 * k, 90, 60)).save(images / f"{i}.jpg")
+    (root / "ISIC2018_Task3_Test_Input").symlink_to(images, target_is_directory=True)
+    return root
+
+
+def refuse_listing(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``folder`` unreadable: chmod 000, and (root reads anything) os.scandir refusing it as the kernel would."""
+    folder.chmod(0)
+    real = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if os.path.realpath(os.fspath(path)) == os.path.realpath(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)

@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.cmd == "presize":
         return _presize_main(a)
+    if a.max_pixels < 1:
+        ap.error(f"--max-pixels {a.max_pixels}: must be a positive number of pixels (default {DEFAULT_MAX_PIXELS})")
+    if a.json_out and not Path(a.json_out).expanduser().absolute().parent.is_dir():
+        ap.error(f"--json {a.json_out}: its folder {Path(a.json_out).expanduser().absolute().parent} does not exist")
     opts = {}
     for kv in a.opt:
         key, sep, value = kv.partition("=")
@@ -67,6 +71,12 @@ def _presize_main(a: argparse.Namespace) -> int:
         return 2
     if a.size < 1:
         print(f"lesionkit data presize: --size {a.size}: must be a positive number of pixels", file=sys.stderr)
+        return 2
+    cache = Path(a.cache).expanduser() if a.cache else None
+    blocker = next((p for p in (cache, *(cache.parents if cache else ())) if p is not None and p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        print(f"lesionkit data presize: --cache {a.cache}: {blocker} is a file, not a folder; give a folder for "
+              "the cache", file=sys.stderr)
         return 2
     summary = presize_dir(a.folder, a.size, root=a.cache, workers=a.workers)
     print(summary.render())

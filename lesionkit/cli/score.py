@@ -64,12 +64,26 @@ def _json_safe(value: object) -> object:
     return value
 
 
+def _option_problem(args: argparse.Namespace) -> str | None:
+    """Options that would print numbers without meaning: a threshold outside [0, 1] (NaN included), a negative
+    bootstrap count."""
+    if not 0 <= args.threshold <= 1:
+        return f"--threshold {args.threshold}: must be a probability in [0, 1] (positive when score >= threshold)"
+    if args.bootstrap < 0:
+        return f"--bootstrap {args.bootstrap}: give 0 (none) or a positive number of resamples"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as e:  # argparse exits 2 on bad usage, 0 on --help
         return int(e.code or 0)
+    problem = _option_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         pair = load_pair(args.truth, args.pred)
         if pair.kind == "binary":

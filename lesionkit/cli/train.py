@@ -10,6 +10,7 @@ records exactly as the papermill run does — minus the executed notebook. Being
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,14 @@ def parse_params(pairs: list[list[str]]) -> dict[str, Any]:
     return {name: _resolve_type(value) for name, value in pairs}
 
 
+def _literal(value: Any) -> str:
+    """Python source for a parameter value, as papermill writes it: inf and nan as float('inf') / float('nan')
+    (their repr is no Python name), so the config cell, not a NameError, answers them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
 def code_cells(path: Path, params: dict[str, Any]) -> list[tuple[str, str]]:
     """(label, source) of every code cell, the parameter assignments inserted after the ``parameters`` cell."""
     from lesionkit.notebook.cell import _read_notebook, _source  # lazy: nbformat only when a notebook is read
@@ -51,7 +60,8 @@ def code_cells(path: Path, params: dict[str, Any]) -> list[tuple[str, str]]:
             continue
         cells.append((f"{path.name} cell {i}", _source(cell)))
         if "parameters" in cell.get("metadata", {}).get("tags", []) and params:
-            cells.append((f"{path.name} injected parameters", "\n".join(f"{k} = {v!r}" for k, v in params.items())))
+            cells.append((f"{path.name} injected parameters",
+                          "\n".join(f"{k} = {_literal(v)}" for k, v in params.items())))
     return cells
 
 

@@ -82,10 +82,19 @@ def _header_notes(path: str) -> list[str]:
                 out.append(f"EXIF orientation {orient}, loaded upright")
             w, h = img.size
             if w * h > LARGE_PIXELS:
-                out.append(f"very large ({w}x{h}), decoded at a reduced size for training")
+                out.append(large_image_note(img.format, w, h))
             return out
     except Exception:  # unreadable files are reported as errors elsewhere
         return []
+
+
+def large_image_note(fmt: str | None, w: int, h: int) -> str:
+    """What loading a very large image costs: only JPEG decodes straight to a reduced size (Pillow's draft mode);
+    every other format is decoded in full, about 3 bytes a pixel, before it is shrunk."""
+    if fmt == "JPEG":
+        return f"very large ({w}x{h}), decoded at a reduced size for training"
+    return (f"very large ({w}x{h} {fmt or 'image'}), decoded in full (about {w * h * 3 / 1e9:.1f} GB of memory per "
+            "image) before it is reduced; `python -m lesionkit data presize DIR` caches small copies once")
 
 
 def _check_images(ds: LesionDataset, report: CheckReport, full: bool, max_pixels: int) -> None:
@@ -174,17 +183,37 @@ def _check_table(ds: LesionDataset, report: CheckReport) -> None:
         report.warnings.append(f"class(es) with no images: {empty}")
 
 
+def _unknown_options(reader: Any, options: dict[str, Any]) -> str | None:
+    """The reader options (`data check --opt KEY=VALUE`) the reader does not take, with the ones it does."""
+    import inspect
+
+    params = inspect.signature(reader).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return None
+    takes = [n for n, p in params.items() if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty)]
+    bad = [k for k in options if k not in params]
+    return (f"reader option(s) {bad} unknown to the {reader.__name__} reader; it takes {takes}" if bad else None)
+
+
 def check_dataset(source: str | Path, fmt: str = "auto", full: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS,
                   **reader_kw: Any) -> CheckReport:
     """Run every check on a dataset folder (or CSV) and return the report (never raises for data problems)."""
-    from lesionkit.data.readers import get_reader, resolve_format  # lazy
+    from lesionkit.data.readers import get_reader, present_parts, resolve_format  # lazy
 
     report = CheckReport(str(source))
     try:
         path, fmt = resolve_format(source, fmt)
         report.fmt = fmt
+        parts = present_parts(path, fmt) if "parts" not in reader_kw else ()
+        if parts and "train" not in parts:  # a test-only (or validation-only) official download: read what it has
+            reader_kw = {**reader_kw, "parts": parts}
+            report.notes.append(f"no train ground truth: checked the official part(s) present: {', '.join(parts)}")
+        reader = get_reader(fmt)
+        unknown = _unknown_options(reader, reader_kw)
+        if unknown:
+            raise ValueError(unknown)
         with collect_problems() as problems:
-            ds = get_reader(fmt)(path, **reader_kw)
+            ds = reader(path, **reader_kw)
         report.errors += problems
     except (DataError, FileNotFoundError, KeyError, ValueError) as e:
         report.errors.append(str(e).strip("'\""))

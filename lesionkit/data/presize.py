@@ -30,6 +30,7 @@ from PIL import Image
 
 from lesionkit.data.errors import DataError
 from lesionkit.data.images import IMAGE_EXTENSIONS, load_rgb, open_image
+from lesionkit.utils.files import walk_files
 from lesionkit.utils.paths import cache_root
 
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -168,11 +169,12 @@ def image_files(folder: str | Path, exclude: str | Path | None = None) -> list[P
     """Every image file under `folder` (IMAGE_EXTENSIONS, any case), sorted, skipping anything under `exclude`."""
     skip = Path(exclude).resolve() if exclude is not None else None
     out = []
-    for p in sorted(Path(folder).rglob("*")):
-        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
-            if skip is None or not p.resolve().is_relative_to(skip):
-                out.append(p)
-    return out
+    for dirpath, names in walk_files(folder):  # symbolic links to folders followed, as the readers do
+        for p in (Path(dirpath) / n for n in names):
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+                if skip is None or not p.resolve().is_relative_to(skip):
+                    out.append(p)
+    return sorted(out)
 
 
 def presize_dir(folder_or_paths: str | Path | Iterable[str | Path], size: int = 512,

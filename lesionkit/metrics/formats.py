@@ -177,6 +177,9 @@ def read_truth(path: str | Path) -> Truth:
                                    f"for ids {_ids_text(w.index[frac.to_numpy()].tolist())}")
         excluded = sorted(set(excluded) | set(w.index[(w == 0).to_numpy()]))
     labels = labels.drop(index=excluded)
+    if labels.empty:
+        raise ScoreFormatError(f"truth file {p}: every row is excluded (score_weight 0 or a known zero-weight id), "
+                               "so nothing is left to score; set score_weight 1 on the rows to score")
     return Truth(p, id_col, categories, labels, excluded)
 
 

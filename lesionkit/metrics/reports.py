@@ -34,6 +34,10 @@ def binary_report(y_true: ArrayLike, p: ArrayLike, threshold: float = 0.5, n_boo
 
     ``n_bootstrap > 0`` adds a ``"bootstrap"`` entry with the seeded bootstrap mean/std/CI of that operating point.
     """
+    if not 0 <= threshold <= 1:  # NaN fails too
+        raise ValueError(f"threshold={threshold}: a decision threshold on probabilities must be in [0, 1]")
+    if n_bootstrap < 0:
+        raise ValueError(f"n_bootstrap={n_bootstrap}: give 0 (no bootstrap) or a positive number of resamples")
     y = as_binary(y_true)
     s = as_scores(p, len(y))
     pred = (s >= threshold).astype(np.int64)

@@ -178,12 +178,22 @@ def load_model(run_dir: str | Path, name: str = "model", map_location: str | tor
     kwargs = dict(spec["kwargs"]) if isinstance(spec.get("kwargs"), dict) else _flat_spec_kwargs(spec)
     kwargs.pop("pretrained", None)
     kwargs.update(overrides)
+    n = kwargs.get("num_classes")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"load_model: {str(spec_path)!r}: num_classes={n!r} must be a positive whole number")
     try:
         model = create_model(spec["name"], pretrained=False, **kwargs)
     except UnknownModelError as err:
         raise UnknownModelError(f"load_model: {str(spec_path)!r}: {err}") from err
+    except TypeError as err:  # an unknown keyword, or a value of the wrong kind
+        raise ValueError(f"load_model: {str(spec_path)!r}: its kwargs {kwargs} do not build {spec['name']} "
+                         f"({err}); fix the file or save the model again with model_spec(model)") from None
 
     state = load_tensors(weights_path, map_location)
+    if not isinstance(state, dict):  # a bad file: a ValueError, as every other message here
+        raise ValueError(  # noqa: TRY004
+            f"load_model: {str(weights_path)!r} holds a {type(state).__name__}, not a state_dict (a dict of "
+            "tensors); save torch.save(model.state_dict(), path)")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 import numpy as np
 
 from lesionkit.config import Config, ConfigError, param
+from lesionkit.papers.dataset_params import DATASET_PARAMS, dataset_param_problem
 
 if TYPE_CHECKING:
     from lesionkit.engine.settings import EngineSettings
@@ -29,6 +30,7 @@ class TrainConfig(Config):
     paper: ClassVar[str] = ""  # the paper's key in lesionkit.papers.reported (empty: no published numbers)
     headline: ClassVar[str] = ""  # the variant key of the model the summary leads with, saved as model.pth
     cell_first: ClassVar[tuple[str, ...]] = ("smoke",)  # the first thing to try: a tiny run that works anywhere
+    valid_frac_of_rest: ClassVar[bool] = False  # valid_frac is a share of the non-test rows, not of all rows
     cell_last: ClassVar[tuple[str, ...]] = ("seed", "deterministic", "speedups", "num_workers", "num_processes",
                                             "sync_bn", "torch_compile", "interactive", "run_name", "resume",
                                             "split_from")
@@ -77,12 +79,19 @@ class TrainConfig(Config):
                                 "make the split from seed")
 
     def validate(self) -> None:
-        if self.data_dir not in SYNTHETIC_SOURCES and not Path(self.data_dir).expanduser().exists():
-            raise ConfigError(f"data_dir {self.data_dir!r} does not exist (working directory {Path.cwd()}); give an "
-                              f"existing dataset folder or one of {list(SYNTHETIC_SOURCES)}.\nQuickest way on: "
-                              'data_dir = "synthetic" (the embedded synthetic set)')
-        if self.test_dir and not Path(self.test_dir).expanduser().exists():
-            raise ConfigError(f"test_dir {self.test_dir!r} does not exist; give a folder or leave it empty")
+        for name in DATASET_PARAMS:
+            if hasattr(self, name):
+                problem = dataset_param_problem(name, getattr(self, name), SYNTHETIC_SOURCES, self.bad_metadata)
+                if problem and name == "data_dir":
+                    problem += '.\nQuickest way on: data_dir = "synthetic" (the embedded synthetic set)'
+                if problem:
+                    raise ConfigError(problem)
+        if self.split_from and not (Path(self.split_from).expanduser() / "splits.csv").is_file():
+            raise ConfigError(f"split_from={self.split_from!r}: no splits.csv there; give the folder of a run that "
+                              "recorded its split, or leave it empty")
+        if not self.valid_frac_of_rest and self.valid_frac + self.test_frac >= 1:
+            raise ConfigError(f"valid_frac={self.valid_frac} and test_frac={self.test_frac} leave no lesions to train "
+                              "on (together they must stay under 1, e.g. valid_frac 0.15 and test_frac 0.2)")
         if self.sync_bn and not torch_cuda():
             raise ConfigError("sync_bn=true needs GPUs (torch's SyncBatchNorm has no CPU kernel); leave it false")
         if isinstance(self.interactive, str) and self.interactive.strip().lower() != "auto":
@@ -183,6 +192,9 @@ def resolve_data_dir(source: str, size: int = 224) -> Path:
 
     if source in SYNTHETIC_SOURCES:
         return default_synthetic_dir(signal=source == "synthetic", size=size)
+    if not str(source).strip():
+        raise ConfigError(f"dataset folder {source!r} is empty: give a folder or one of {list(SYNTHETIC_SOURCES)} "
+                          "(an empty path is never read as the working directory)")
     return Path(source).expanduser().resolve()
 
 

@@ -205,13 +205,35 @@ def _notebook_path() -> str | None:
     return str(out) if out else None
 
 
+MAX_SLUG = 80  # run_name's share of a run folder's name (file systems allow 255 bytes a name)
+
+
+def make_runs_folder(folder: Path) -> Path:
+    """``folder`` (runs/<notebook>/) created if needed, or a ConfigError naming the runs folder and how to fix it:
+    a path through a file, a place this user cannot write."""
+    where = (f"LESIONKIT_RUNS={os.environ['LESIONKIT_RUNS']!r}" if os.environ.get("LESIONKIT_RUNS")
+             else f"the runs folder {runs_root()}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"{where}: {folder} cannot be a folder (a file is in the way); point LESIONKIT_RUNS at a "
+                          "folder") from None
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot create {folder} ({err.strerror}); point LESIONKIT_RUNS at a folder you "
+                          "can write") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: {folder} is not writable by this user; point LESIONKIT_RUNS at a folder you "
+                          "can write")
+    return folder
+
+
 def _new_run_dir(notebook: str, run_name: str = "") -> Path:
     """A new, empty run folder. mkdir itself is the claim (atomic), so two runs started in the same second with the
     same run_name get two folders: the loser retries with a random suffix."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_name).strip("-")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", run_name).strip("-")[:MAX_SLUG].strip("-")
     run_dir = runs_root() / notebook / f"{stamp}-{slug or secrets.token_hex(3)}"
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    make_runs_folder(run_dir.parent)
     for _ in range(100):
         try:
             run_dir.mkdir()
@@ -278,15 +300,34 @@ def start_notebook_run(notebook: str, config_cls: type[Config], namespace: dict[
 def find_run(notebook: str, ref: str) -> Path:
     """A run folder from ``ref``: "last" (this notebook's newest run), a path, or a run id under runs/<notebook>/."""
     if ref == "last":
-        runs = sorted((p.parent for p in (runs_root() / notebook).glob("*/run.json")), key=lambda p: p.name)
-        if not runs:
-            raise ConfigError(f"resume='last': no earlier run of {notebook} under {runs_root() / notebook}")
-        return runs[-1]
+        return _last_resumable(notebook)
     for cand in (Path(ref).expanduser(), runs_root() / notebook / ref):
         if (cand / "run.json").is_file():
             return cand.resolve()
     raise ConfigError(f"resume={ref!r}: no run record there (a folder with run.json); give a run folder, its id "
                       f"under {runs_root() / notebook}, or 'last'")
+
+
+def _last_resumable(notebook: str) -> Path:
+    """The newest run of ``notebook`` that can be resumed: one that got as far as its config.yaml and ended failed
+    or interrupted. Records of runs that never started (a config error), completed or still running are skipped,
+    and the choice is printed."""
+    folder = runs_root() / notebook
+    runs = sorted((p.parent for p in folder.glob("*/run.json")), key=lambda p: p.name)
+    for skipped, run_dir in enumerate(reversed(runs)):
+        try:
+            status = run_status(json.loads((run_dir / "run.json").read_text()))
+        except (OSError, ValueError):
+            status = "unreadable"
+        if (run_dir / "config.yaml").is_file() and status in ("failed", "interrupted"):
+            note = f" (skipped {skipped} newer record(s) that cannot be resumed)" if skipped else ""
+            print(f"resume='last': {run_dir.name} ({status}){note}", flush=True)
+            return run_dir
+    if not runs:
+        raise ConfigError(f"resume='last': no earlier run of {notebook} under {folder}")
+    raise ConfigError(f"resume='last': none of the {len(runs)} run(s) of {notebook} under {folder} can be resumed "
+                      "(each completed, is still running, or stopped before its config was recorded); start a new "
+                      "run, or give resume a run folder")
 
 
 def resume_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
@@ -312,6 +353,9 @@ def _reopen_run(notebook: str, config_cls: type[Config], ref: str) -> Run:
                           f"split_from)")
     if status == "running":
         raise ConfigError(f"run {run_dir} is still running (pid {info.get('pid')}); stop it before resuming")
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"resume={ref!r}: {run_dir} stopped before its config was recorded (see its run.json "
+                          f"error); nothing to resume, start a new run")
     cfg = config_cls.load(run_dir / "config.yaml")
     run = Run(run_dir, notebook, _effective(cfg), info)
     resumed = [*info.get("resumed", []), {"time": _now(), "after": status, "error": info.get("error")}]

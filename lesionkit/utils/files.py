@@ -5,7 +5,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
@@ -53,3 +53,25 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, (str, int, float, bool)) or obj is None:
         return obj
     return str(obj)
+
+
+def walk_files(base: str | Path) -> Iterator[tuple[str, list[str]]]:
+    """(folder, sorted file names) of ``base`` and every folder below it, hidden ones skipped, symbolic links to
+    folders followed (datasets are linked in; a link back up is visited once). A folder that cannot be read raises
+    PermissionError naming it, so an unreadable images/ folder is never taken for missing files."""
+    seen: set[str] = set()
+
+    def refuse(err: OSError) -> None:
+        if os.path.basename(os.fspath(err.filename or "")) == "lost+found":  # a file system's own, at a mount's root
+            return
+        raise PermissionError(err.errno, f"cannot read the folder {err.filename} ({err.strerror}); give its user "
+                                         f"read access (chmod -R u+rX)", err.filename)
+
+    for dirpath, dirnames, filenames in os.walk(base, onerror=refuse, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        yield dirpath, sorted(filenames)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _papermill_output_path() -> Path | None:
@@ -75,3 +76,14 @@ def interactive_on(value: bool | str) -> bool:
     papermill or in a script)."""
     return value if isinstance(value, bool) else bool(in_live_kernel())
 
+
+def local_kernel_config() -> Any:
+    """Kernel-manager settings for a notebook run headless on this machine (the demo): IPC sockets on POSIX instead
+    of TCP on localhost, so ipykernel has no reason to warn "Kernel is running over TCP without encryption" once per
+    notebook; the kernel's real warnings still show. Elsewhere (Windows has no IPC transport) TCP stays."""
+    from traitlets.config import Config  # lazy: only when a notebook is launched
+
+    config = Config()
+    if os.name == "posix":
+        config.KernelManager.transport = "ipc"
+    return config

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lesionkit.data.errors import FormatDetectionError
+from lesionkit.data.images import IMAGE_EXTENSIONS
 from lesionkit.data.table import LesionDataset
 
 # format -> "module:function" (imported on first use)
@@ -35,6 +36,9 @@ def get_reader(fmt: str) -> Callable[..., LesionDataset]:
 
 def resolve_source(source: str | os.PathLike | None) -> tuple[Path, str | None]:
     """(folder or file, format implied by the name or None). None / 'synthetic' -> the cached synthetic default."""
+    if source is not None and not str(source).strip():
+        raise FileNotFoundError(f"empty dataset path {source!r} (an unset variable?): pass a dataset folder, a CSV "
+                                "or 'synthetic' (an empty path is never read as the working directory)")
     if source is None or str(source) == "synthetic":
         from lesionkit.data.synthetic import default_synthetic_dir  # lazy
 
@@ -63,6 +67,9 @@ def resolve_format(source: str | os.PathLike | None, fmt: str = "auto") -> tuple
     if implied is not None:
         return path, implied
     if path.is_file():
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            raise FormatDetectionError(f"{path}: an image file, not a dataset; pass the dataset's folder or its CSV "
+                                       "table")
         return path, "csv"
     from lesionkit.data.detect import detect_format  # lazy: readers load on first use (each imports this package)
 
@@ -91,6 +98,16 @@ def evaluation_parts(path: Path, fmt: str) -> dict[str, Any]:
     """Reader keywords that read an external test folder's most held-out official part: an ISIC 2017 / 2018 / 2019
     download holding the Test ground truth is scored on its test rows only (not on the training rows the readers
     default to); other layouts are read whole."""
+    parts = present_parts(path, fmt)
+    for part in ("test", "valid", "train"):  # most held-out first
+        if part in parts:
+            return {"parts": (part,)}
+    return {}
+
+
+def present_parts(path: Path, fmt: str) -> tuple[str, ...]:
+    """The official parts (train, valid, test) whose ground truth an ISIC 2017 / 2018 / 2019 download holds, in
+    that order; () for other layouts. A test-only download has ("test",)."""
     from lesionkit.data.readers.common import find_file  # lazy: readers load on first use (each imports this package)
     from lesionkit.data.readers.ham10000 import _PART_FILES as ISIC2018_PARTS  # lazy: see above
     from lesionkit.data.readers.isic2017 import PART_NAMES as ISIC2017_PARTS  # lazy: see above
@@ -99,11 +116,9 @@ def evaluation_parts(path: Path, fmt: str) -> dict[str, Any]:
     ground_truth = {"isic2017": {p: f"ISIC-2017_{tag}_Part3_GroundTruth.csv" for p, tag in ISIC2017_PARTS.items()},
                     "isic2018": ISIC2018_PARTS, "isic2019": {p: files[0] for p, files in ISIC2019_PARTS.items()}}
     files = ground_truth.get(fmt, {})
-    for part in ("test", "valid", "train"):  # most held-out first
-        if part in files and find_file(Path(path), [files[part]], required=False) is not None:
-            return {"parts": (part,)}
-    return {}
+    return tuple(part for part in ("train", "valid", "test")
+                 if part in files and find_file(Path(path), [files[part]], required=False) is not None)
 
 
 __all__ = ["READERS", "SHARED_NAMES", "FormatDetectionError", "evaluation_parts", "get_reader", "load_dataset",
-           "resolve_format", "resolve_source"]
+           "present_parts", "resolve_format", "resolve_source"]

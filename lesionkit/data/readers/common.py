@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -12,6 +12,7 @@ from lesionkit.data.errors import DataError, MissingColumnError
 from lesionkit.data.images import IMAGE_EXTENSIONS
 from lesionkit.data.problems import line_of, raise_or_collect
 from lesionkit.data.table import pick_column
+from lesionkit.utils.files import walk_files
 
 # Canonical column -> names the layouts use for it (first match wins).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -41,6 +42,8 @@ def read_csv(path: Path, **kw: object) -> pd.DataFrame:
         return pd.read_csv(path, low_memory=False, encoding="utf-8", **kw)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the CSV is empty") from None
+    except (PermissionError, IsADirectoryError) as e:
+        raise DataError(f"{path}: the table cannot be read ({e.strerror}); fix its permissions") from None
     except pd.errors.ParserError as e:
         raise DataError(f"{path}: not a valid CSV ({e}). Fix the file's quoting/delimiters.") from None
     except UnicodeDecodeError as e:
@@ -93,13 +96,20 @@ def index_images(root: Path, dirs: Sequence[str | Path] | None = None, exts: Seq
     for base in bases:
         if not base.is_dir():
             continue
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for fn in sorted(filenames):
+        for dirpath, filenames in _walk(base):
+            for fn in filenames:
                 stem, ext = os.path.splitext(fn)
                 if ext.lower() in extset and not stem.endswith(tuple(exclude_suffixes)) and stem not in out:
                     out[stem] = os.path.join(dirpath, fn)
     return out
+
+
+def _walk(base: Path) -> Iterator[tuple[str, list[str]]]:
+    """`walk_files` (symbolic links followed) with an unreadable folder as a DataError naming it."""
+    try:
+        yield from walk_files(base)
+    except PermissionError as err:
+        raise DataError(f"{err.strerror} (the images under it are there, but cannot be listed)") from None
 
 
 def index_masks(root: Path, dirs: Sequence[str | Path] | None = None, suffix: str = "_segmentation") -> dict[str, str]:
@@ -109,7 +119,7 @@ def index_masks(root: Path, dirs: Sequence[str | Path] | None = None, suffix: st
     for base in bases:
         if not base.is_dir():
             continue
-        for dirpath, _, filenames in os.walk(base):
+        for dirpath, filenames in _walk(base):
             for fn in filenames:
                 stem, ext = os.path.splitext(fn)
                 if ext.lower() in (".png", ".bmp", ".gif", ".jpg") and stem.endswith(suffix):

@@ -58,6 +58,7 @@ HEADLINE_COLUMNS = ("auc", "ap", "f1_weighted", "spec_at_sens95", "spec_at_sens9
 class AttentionB3Config(TrainConfig):
     notebook: ClassVar[str] = "attention_b3"
     paper: ClassVar[str] = "attention_b3"
+    valid_frac_of_rest: ClassVar[bool] = True
 
     data_dir_2019: str = param("", "ISIC 2019 training folder merged into an ISIC 2020 data_dir (the paper's 9-class "
                                    "data; official ISIC_2019_Training_* files or Deotte's jpeg-isic2019-*); empty: "

@@ -88,6 +88,8 @@ class CompareConfig(TrainConfig):
     seg_data_dir: str = param("", "dataset with masks for the CAM entry's segmenter; empty: the symmetry dataset")
     seg_encoder: str = param("tu-tf_efficientnet_lite0", "the CAM entry's DeepLabV3+ encoder")
     cascade_epochs: int = param(0, "epochs of the CAM entry's segmenter and symmetry net (0: epochs)", ge=0)
+    sym_epochs: int = param(0, "epochs of the CAM entry's symmetry net (0: cascade_epochs); a SqueezeNet epoch costs "
+                               "a fraction of a segmenter epoch, and at its gentle rate it needs more of them", ge=0)
     max_images: int = param(0, "use a class-stratified subset of about this many images (0: all)", ge=0)
 
     def validate(self) -> None:
@@ -102,9 +104,6 @@ class CompareConfig(TrainConfig):
             raise ConfigError("budget=images needs budget_images > 0 (images seen per entry and fold)")
         if self.budget == "seconds" and not self.budget_seconds:
             raise ConfigError("budget=seconds needs budget_seconds > 0 (training seconds per entry and fold)")
-        if self.map_dir and not __import__("pathlib").Path(self.map_dir).expanduser().exists():
-            raise ConfigError(f"map_dir {self.map_dir!r} does not exist; give a dataset folder with masks or leave it "
-                              "empty")
 
     def weights_needed(self) -> dict[str, tuple[str, str]]:
         """The EfficientNet entries' backbone (`pretrained`) and ARL's ResNet (`arl_pretrained`)."""
