@@ -205,7 +205,7 @@ def predict_images(saved: SavedRun, ds: Any, out: str | Path, record: Any) -> pd
 
 
 def _headline(saved: SavedRun, ev: Any) -> Any:
-    headline = getattr(type(saved.cfg), "headline", "")
+    headline = getattr(saved.cfg, "headline", "")
     return next((v for v in ev.variants if v.key == headline), ev.variants[-1])
 
 

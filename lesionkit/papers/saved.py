@@ -104,7 +104,7 @@ class SavedRun:
                  if stages[k].get("status") == "done" and (self.dir / stages[k]["weights"]).is_file()]
         if found:
             return found
-        headline = getattr(type(self.cfg), "headline", "")
+        headline = getattr(self.cfg, "headline", "")
         name = "model" if key == headline else f"model_{key}"
         first = stages.get(keys[0], {}) if keys else {}
         return [(self.dir / f"{name}.pth", first)] if (self.dir / f"{name}.pth").is_file() else []
