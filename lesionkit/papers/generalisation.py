@@ -48,6 +48,9 @@ def evaluate_runs(runs: Sequence[SavedRun], datasets: Sequence[str], record: Any
                 probs = _task_probs(scores.probs[name], ev.positive_column)
                 rows.append(_row(saved, row["model"], row["fold"], str(path), scores.y, probs, list(ds.classes),
                                  _positive_of(saved, ds), n_boot, seed))
+                if ds.info.get("scored_as"):
+                    rows[-1]["note"] = ("scored as " + ds.info["scored_as"].split(" (")[0] + ": the set has classes "
+                                        "the model never saw")
     table = pd.DataFrame(rows)
     record.save_table(table, "generalisation.csv")
     record.log_metrics({"class_mapping": mappings, "generalisation": table.to_dict(orient="records")})

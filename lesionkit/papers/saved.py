@@ -64,12 +64,41 @@ class SavedRun:
 
     def test_set(self, path: str | Path) -> Any:
         """The folder ``path`` read as the notebook reads ``test_dir``: its held-out official part, classes mapped
-        onto the model's (a binary model: its positive class against the rest)."""
-        return _hook(self).test_set(self, str(path))
+        onto the model's (a binary model: its positive class against the rest). A set with classes a multiclass
+        model never saw (ISIC 2020's "unknown", an archive's "other") is read as melanoma against the rest when
+        both have melanoma: ``ds.info["scored_as"]`` says so."""
+        try:
+            return _hook(self).test_set(self, str(path))
+        except ValueError as err:
+            melanoma = self._melanoma()
+            if self.task != "multiclass" or melanoma is None or "never saw them" not in str(err):
+                raise
+            ds = _external(self, str(path), ["rest", melanoma], melanoma)
+            ds.info["scored_as"] = f"{melanoma} vs rest ({err})"
+            print(f"{path}: classes the model never saw, scored as {melanoma} vs rest", flush=True)
+            return ds
 
     def evaluation(self, ds: Any) -> Any:
-        """The notebook's :class:`lesionkit.engine.evaluation.Evaluation` built on dataset ``ds``."""
-        return _hook(self).evaluation(self, _recipe_cfg(self.cfg), ds)
+        """The notebook's :class:`lesionkit.engine.evaluation.Evaluation` built on dataset ``ds``; on a
+        melanoma-vs-rest set (``test_set``'s fallback) the model's melanoma column read as P(melanoma)."""
+        if ds is None or list(ds.classes) == self.classes or self.notebook == "attention_b3":
+            return _hook(self).evaluation(self, _recipe_cfg(self.cfg), ds)
+        from lesionkit.engine import score  # lazy
+        from lesionkit.engine.evaluation import Evaluation  # lazy
+
+        model_ds = _in_model_classes(self, ds)
+        ev = _hook(self).evaluation(self, _recipe_cfg(self.cfg), model_ds)
+        models = [v if v.test_dl else replace(v, test_dl=_test_loader_on(model_ds)) for v in ev.variants]
+        return Evaluation(models, report=lambda y, p: score(y, p, list(ds.classes)), folds=ev.folds,
+                          positive_column=self.classes.index(self._melanoma()))
+
+    def _melanoma(self) -> str | None:
+        from lesionkit.data.tasks import find_class  # lazy
+
+        try:
+            return find_class("mel", self.classes)
+        except ValueError:
+            return None
 
     def learners(self, ev: Any, ds: Any) -> dict[str, list[Any]]:
         """{variant key: its fold models as fastai Learners on ``ds``'s loaders}, weights read from the record."""
@@ -216,6 +245,23 @@ def _loader_parts(ds: Any) -> tuple[np.ndarray, np.ndarray]:
     if first.all():
         raise RunLoadError(f"{ds.root}: every image belongs to one lesion or patient; give at least two lesions")
     return np.flatnonzero(first), np.flatnonzero(~first)
+
+
+def _in_model_classes(saved: SavedRun, ds: Any) -> Any:
+    """``ds``'s rows in the model's classes (every label its first class): what its recipe's loaders are built on
+    when the truth is another task's; predictions never read these labels."""
+    from lesionkit.data.table import LesionDataset  # lazy
+
+    df = ds.df.assign(label=saved.classes[0], label_idx=0)
+    return LesionDataset(ds.name, ds.root, df, saved.classes, saved.task, dict(ds.info))
+
+
+def _test_loader_on(model_ds: Any) -> Callable[[Any, np.ndarray], Any]:
+    def test_loader(learn: Any, rows: np.ndarray) -> Any:
+        from lesionkit.data.loaders import test_dl  # lazy
+
+        return test_dl(learn.dls, model_ds, rows, with_labels=True)
+    return test_loader
 
 
 def _recipe_cfg(cfg: Any) -> Any:

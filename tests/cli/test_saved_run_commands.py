@@ -113,6 +113,26 @@ def test_evaluate_on_a_set_with_some_of_the_classes_says_so(trained, runs_here, 
     assert 0 <= row["mel_auc"] <= 1 and 0 <= row["bma"] <= 1
 
 
+def test_a_set_with_classes_the_model_never_saw_is_scored_melanoma_vs_rest(trained, runs_here, synthetic_dir,
+                                                                           tmp_path) -> None:
+    labels = pd.read_csv(synthetic_dir / "labels.csv")
+    root = tmp_path / "archive"
+    for dx, folder in (("mel", "melanoma"), ("nv", "other"), ("bkl", "other")):  # ISIC 2020's "other" / unknown
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for f in labels.loc[labels["dx"] == dx, "filename"].head(6):
+            shutil.copy(synthetic_dir / f, root / folder / Path(f).name)
+    assert evaluate_cli.main([str(trained), str(root), "--bootstrap", "0"]) == 0
+    (record,) = (runs_here / "evaluate").iterdir()
+    row = pd.read_csv(record / "generalisation.csv").iloc[-1]
+    assert row["classes_present"] == "rest, mel" and row["note"].startswith("scored as mel vs rest")
+    saved = load_run(trained)
+    ds = saved.test_set(root)
+    scores = json.loads((record / "metrics.json").read_text())[f"{trained.name}__archive_model"]
+    probs = pd.read_csv(record / "predictions" / f"{trained.name}__archive_model.csv")
+    assert list(probs.columns) == ["image", "MEL"] and len(probs) == len(ds) == 18
+    assert 0 <= scores["auc"] <= 1, "a binary report of the model's melanoma column"
+
+
 def test_evaluate_refuses_a_run_that_did_not_complete(trained, runs_here, tmp_path, synthetic_dir, capsys) -> None:
     run_dir = _copy_run(trained, tmp_path)
     info = json.loads((run_dir / "run.json").read_text())
