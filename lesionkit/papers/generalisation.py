@@ -217,7 +217,9 @@ def explain_images(saved: SavedRun, ds: Any, methods: Sequence[str], record: Any
     makes them (``SavedRun.explain``), in the store layout the viewer reads (under ``record.dir``), and a PNG grid
     (figures/attribution_grid.png)."""
     from lesionkit.attribution.figures import plot_store_grid  # lazy
+    from lesionkit.papers.saved import in_model_classes  # lazy
 
+    ds = in_model_classes(saved, ds)  # maps are of the model's own classes
     ev = saved.evaluation(ds)
     v = _headline(saved, ev)
     learn = saved.learners(type(ev)([v], ev.report, ev.folds, ev.positive_column), ds)[v.key][0]

@@ -86,7 +86,7 @@ class SavedRun:
         from lesionkit.engine import score  # lazy
         from lesionkit.engine.evaluation import Evaluation  # lazy
 
-        model_ds = _in_model_classes(self, ds)
+        model_ds = in_model_classes(self, ds)
         ev = _hook(self).evaluation(self, _recipe_cfg(self.cfg), model_ds)
         models = [v if v.test_dl else replace(v, test_dl=_test_loader_on(model_ds)) for v in ev.variants]
         return Evaluation(models, report=lambda y, p: score(y, p, list(ds.classes)), folds=ev.folds,
@@ -247,12 +247,18 @@ def _loader_parts(ds: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(first), np.flatnonzero(~first)
 
 
-def _in_model_classes(saved: SavedRun, ds: Any) -> Any:
-    """``ds``'s rows in the model's classes (every label its first class): what its recipe's loaders are built on
-    when the truth is another task's; predictions never read these labels."""
+def in_model_classes(saved: SavedRun, ds: Any) -> Any:
+    """``ds``'s rows in the model's classes: what its recipe's loaders are built on when the truth is another
+    task's (a melanoma-vs-rest set). Predictions never read these labels; a positive row keeps the model's
+    melanoma class, every other row gets the model's first class."""
     from lesionkit.data.table import LesionDataset  # lazy
 
-    df = ds.df.assign(label=saved.classes[0], label_idx=0)
+    if list(ds.classes) == saved.classes:
+        return ds
+    positive = ds.df["label_idx"].to_numpy() == 1 if len(ds.classes) == 2 else np.zeros(len(ds), bool)
+    melanoma = saved._melanoma() or saved.classes[0]
+    df = ds.df.assign(label=np.where(positive, melanoma, saved.classes[0]),
+                      label_idx=np.where(positive, saved.classes.index(melanoma), 0))
     return LesionDataset(ds.name, ds.root, df, saved.classes, saved.task, dict(ds.info))
 
 
@@ -368,4 +374,4 @@ def _hook(saved: SavedRun) -> _Hook:
     return HOOKS[saved.notebook]
 
 
-__all__ = ["LOADABLE", "RunLoadError", "SavedRun", "load_run"]
+__all__ = ["LOADABLE", "RunLoadError", "SavedRun", "in_model_classes", "load_run"]
