@@ -90,8 +90,11 @@ def algorithm_flags(monkeypatch):
 
 def test_deterministic_is_a_parameter_of_every_notebook_off_by_default() -> None:
     from lesionkit.papers import NOTEBOOK_CONFIGS
+    from lesionkit.papers.common import TrainConfig
 
-    for name, cls in NOTEBOOK_CONFIGS.items():
+    training = {name: cls for name, cls in NOTEBOOK_CONFIGS.items() if issubclass(cls, TrainConfig)}
+    assert set(NOTEBOOK_CONFIGS) - set(training) == {"evaluate"}, "every notebook but evaluate (it trains nothing)"
+    for name, cls in training.items():
         assert cls.from_params({}).engine_settings().deterministic is False, name
         assert cls.from_params({"deterministic": "true"}).engine_settings().deterministic is True, name
 

@@ -78,7 +78,8 @@ def test_same_seed_same_metrics_and_sigkill_then_resume_matches(tmp_path: Path) 
     hist = _history(killed)
     assert hist["epoch"].tolist() == [0, 1, 2], "each epoch once"
     pd.testing.assert_frame_equal(hist, _history(a))
-    assert not (killed / "checkpoints").exists(), "checkpoints go once the run completes"
+    kept = sorted(p.name for p in (killed / "checkpoints").iterdir())
+    assert kept and all(n.endswith("_final.pth") for n in kept), f"per-epoch state goes once the run completes: {kept}"
 
     refused = subprocess.run(_cmd(tmp_path / "x.ipynb", resume=str(a)), env=env, capture_output=True, text=True)
     assert refused.returncode != 0 and "completed; nothing to resume" in refused.stderr + refused.stdout
