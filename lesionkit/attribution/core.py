@@ -21,6 +21,9 @@ from torch import nn
 
 from lesionkit.attribution.cams import cam_maps, chunks, native_map, upsample
 from lesionkit.attribution.inplace import disable_inplace
+from lesionkit.attribution.outputs import (
+    SelectHead, TwoSided, head_index, logits_of, model_cfg, then_two_sided, two_sided,
+)
 from lesionkit.engine.speed import choose_for_attribution, formatted
 
 METHODS = ("integrated_gradients", "smoothgrad", "occlusion", "gradient_shap", "gradcam", "gradcam++", "native")
@@ -80,16 +83,6 @@ def as_plain_tensor(x: Any) -> torch.Tensor:
     return x.float()
 
 
-def model_cfg(model: nn.Module) -> dict[str, Any]:
-    """timm-style config of the model, looking through fastai's ``Sequential(TimmBody, head)``."""
-    inner = getattr(model[0], "model", None) if isinstance(model, nn.Sequential) and len(model) else None
-    for candidate in (model, inner):
-        cfg = getattr(candidate, "pretrained_cfg", None) or getattr(candidate, "default_cfg", None)
-        if isinstance(cfg, dict) and cfg:
-            return dict(cfg)
-    return {}
-
-
 def denormalize(x: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> np.ndarray:
     """Undo input normalisation for display; without statistics each image is min-max scaled instead."""
     x = x.detach().float().cpu()
@@ -144,47 +137,6 @@ def _seeded(seed: int, device: torch.device) -> Iterator[None]:
         np.random.set_state(state)
 
 
-class SelectHead(nn.Module):
-    """Multi-head models return (N, n_heads, n_classes) logits (the artefact classifier): attribute one head."""
-
-    def __init__(self, model: nn.Module, head: int) -> None:
-        super().__init__()
-        self.model = model
-        self.head = head
-
-    def forward(self, *args: Any) -> torch.Tensor:
-        return self.model(*args)[:, self.head]
-
-
-def _head_index(model: nn.Module, head: int | str | None, shape: tuple[int, ...]) -> int | None:
-    names = list(model_cfg(model).get("heads") or [])
-    if len(shape) == 2:
-        if head is not None:
-            raise ValueError(f"head={head!r} given, but the model returns plain (N, n_classes) logits")
-        return None
-    if len(shape) != 3:
-        task = model_cfg(model).get("task")
-        hint = " (a segmentation model: attribute a classifier instead)" if task == "segmentation" else ""
-        raise ValueError(f"the model must return (N, n_classes) logits, got shape {shape}{hint}")
-    if head is None:
-        listing = f" ({', '.join(names)})" if names else ""
-        raise ValueError(
-            f"the model returns {shape[1]} heads of logits{listing}, shape {shape}: pass head=<index or name>")
-    if isinstance(head, str):
-        if head not in names:
-            raise ValueError(f"unknown head {head!r}; the model's heads are: {', '.join(names) or '(unnamed)'}")
-        return names.index(head)
-    if not 0 <= int(head) < shape[1]:
-        raise ValueError(f"head={head} out of range for {shape[1]} heads")
-    return int(head)
-
-
-def _logits_of(model: nn.Module, head: int | str | None, out: torch.Tensor) -> torch.Tensor:
-    """(N, n_classes) logits from a model's output: a multi-head model's ``head``."""
-    idx = _head_index(model, head, tuple(out.shape))
-    return out if idx is None else out[:, idx]
-
-
 def _resolve_target(target: Any, n: int, logits: torch.Tensor) -> torch.Tensor:
     if target is None:
         return torch.zeros(n, dtype=torch.long) if logits.shape[1] == 1 else logits.argmax(1).cpu()
@@ -200,23 +152,6 @@ def _resolve_target(target: Any, n: int, logits: torch.Tensor) -> torch.Tensor:
 
 def _probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
-
-
-def two_sided(logits: torch.Tensor) -> torch.Tensor:
-    """A binary model's one logit z as two class logits [-z/2, z/2]: their softmax is [1 - sigmoid(z), sigmoid(z)],
-    so class 0 (the rest) and class 1 (the positive class) each have a score to explain. Other logits unchanged."""
-    return torch.cat([-logits / 2, logits / 2], dim=1) if logits.ndim == 2 and logits.shape[1] == 1 else logits
-
-
-class TwoSided(nn.Module):
-    """``fwd``'s output through :func:`two_sided` (what the pixel methods attribute for a one-logit model)."""
-
-    def __init__(self, fwd: nn.Module) -> None:
-        super().__init__()
-        self.fwd = fwd
-
-    def forward(self, *args: Any) -> torch.Tensor:
-        return two_sided(self.fwd(*args))
 
 
 def _reduce(attr: torch.Tensor, sign: str) -> torch.Tensor:
@@ -295,9 +230,9 @@ def attribute(
         speed = choose_for_attribution(net, [x, *(_extra(meta_t) or ())], speedups)
         with formatted(net, speed), speed.autocast(device.type):  # the logits pass too
             if method in CAM_METHODS:  # their own forward gives the logits: one pass
-                to_logits = partial(_logits_of, net, head)
+                to_logits = partial(logits_of, net, head)
                 if binary_as_two:
-                    to_logits = partial(_then_two_sided, to_logits)
+                    to_logits = partial(then_two_sided, to_logits)
                 maps, layer_name, logits, tgt = cam_maps(
                     net, x, method, meta_t, layer, internal_batch_size, kw, to_logits,
                     lambda lg, sl: _resolve_target(target, len(x), lg)[sl] if target is not None else
@@ -306,9 +241,9 @@ def attribute(
             else:
                 with torch.no_grad():
                     logits = net(x, *(_extra(meta_t) or ())).float()
-                head_idx = _head_index(net, head, tuple(logits.shape))
+                head_idx = head_index(net, head, tuple(logits.shape))
                 fwd = net if head_idx is None else SelectHead(net, head_idx)
-                logits = _logits_of(net, head, logits)
+                logits = logits_of(net, head, logits)
                 if binary_as_two:
                     logits, fwd = two_sided(logits), TwoSided(fwd)
                 tgt = _resolve_target(target, len(x), logits)
@@ -325,10 +260,6 @@ def attribute(
         layer=layer_name,
         info=info,
     )
-
-
-def _then_two_sided(to_logits: Any, out: torch.Tensor) -> torch.Tensor:
-    return two_sided(to_logits(out))
 
 
 def as_plain_tensor_meta(meta: Any, n: int) -> torch.Tensor:

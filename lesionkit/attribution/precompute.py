@@ -22,7 +22,6 @@ from torch import nn
 
 from lesionkit.attribution.core import (
     Attribution,
-    _head_index,
     _probs,
     as_plain_tensor,
     as_plain_tensor_meta,
@@ -30,8 +29,8 @@ from lesionkit.attribution.core import (
     attribution_mode,
     canonical_method,
     denormalize,
-    model_cfg,
 )
+from lesionkit.attribution.outputs import head_index, model_cfg
 from lesionkit.attribution.scores import binarize_mask, score_maps
 
 NPZ_NAME = "attributions.npz"
@@ -245,7 +244,7 @@ def predict_proba(
         for i in range(0, len(x), batch_size):
             args = () if meta_t is None else (meta_t[i : i + batch_size].to(device),)
             logits = net(x[i : i + batch_size].to(device), *args)
-            head = _head_index(net, attr_kw.get("head"), tuple(logits.shape))
+            head = head_index(net, attr_kw.get("head"), tuple(logits.shape))
             probs.append(_probs(logits if head is None else logits[:, head]).float().cpu())
     return torch.cat(probs).numpy(), denormalize(x, mean, std)
 
