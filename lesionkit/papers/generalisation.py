@@ -31,7 +31,7 @@ def evaluate_runs(runs: Sequence[SavedRun], datasets: Sequence[str], record: Any
     per (run, model, fold, dataset) with :data:`TABLE_METRICS`, a bootstrap 95 % interval of the melanoma AUC over
     images (``n_boot`` resamples) and which classes the set holds."""
     from lesionkit.data.external import mapping_line  # lazy
-    from lesionkit.engine.evaluation import evaluate_models  # lazy
+    from lesionkit.engine.evaluation import as_task, evaluate_models  # lazy
 
     rows: list[dict[str, Any]] = []
     mappings: dict[str, Any] = {}
@@ -45,9 +45,9 @@ def evaluate_runs(runs: Sequence[SavedRun], datasets: Sequence[str], record: Any
             scores = evaluate_models(record, ev, saved.learners(ev, ds), ds,
                                      name=f"{slug(saved.dir.name)}__{slug(Path(path).name)}", figures=True)
             for name, row in scores.table.iterrows():
-                probs = _task_probs(scores.probs[name], ev.positive_column)
+                probs = as_task(scores.probs[name], ev.positive_column)
                 rows.append(_row(saved, row["model"], row["fold"], str(path), scores.y, probs, list(ds.classes),
-                                 _positive_of(saved, ds), n_boot, seed))
+                                 _positive_of(ds.classes), n_boot, seed))
                 if ds.info.get("scored_as"):
                     rows[-1]["note"] = ("scored as " + ds.info["scored_as"].split(" (")[0] + ": the set has classes "
                                         "the model never saw")
@@ -57,21 +57,15 @@ def evaluate_runs(runs: Sequence[SavedRun], datasets: Sequence[str], record: Any
     return table
 
 
-def _task_probs(probs: np.ndarray, positive_column: int | None) -> np.ndarray:
-    from lesionkit.engine.evaluation import as_task  # lazy
-
-    return as_task(probs, positive_column)
-
-
-def _positive_of(saved: SavedRun, ds: Any) -> str | None:
+def _positive_of(classes: Sequence[str]) -> str | None:
     """The class the melanoma columns read: a binary set's second, else the model's melanoma class (by name or
     synonym), else none."""
     from lesionkit.data.tasks import find_class  # lazy
 
-    if len(ds.classes) == 2:
-        return ds.classes[1]
+    if len(classes) == 2:
+        return str(classes[1])
     try:
-        return find_class("mel", ds.classes)
+        return find_class("mel", classes)
     except ValueError:
         return None
 
@@ -121,9 +115,8 @@ def _in_domain_rows(saved: SavedRun, n_boot: int, seed: int) -> list[dict[str, A
                 pair = load_pair(truth, pred)
                 probs = pair.scores if pair.scores.ndim == 2 else np.stack([1 - pair.scores, pair.scores], 1)
                 classes = saved.classes if probs.shape[1] == len(saved.classes) else ["rest", str(saved.positive)]
-                shape = type("Classes", (), {"classes": classes})
                 rows.append(_row(saved, v.label, 0, "in-domain test (the run's own)", np.asarray(pair.y_true), probs,
-                                 classes, _positive_of(saved, shape), n_boot, seed))
+                                 classes, _positive_of(classes), n_boot, seed))
                 break
     return rows
 
@@ -190,9 +183,7 @@ def predict_images(saved: SavedRun, ds: Any, out: str | Path, record: Any) -> pd
     from lesionkit.engine.runner import test_predictions  # lazy
     from lesionkit.metrics.formats import write_predictions  # lazy
 
-    ev = saved.evaluation(ds)
-    v = _headline(saved, ev)
-    learners = saved.learners(type(ev)([v], ev.report, ev.folds, ev.positive_column), ds)[v.key]
+    ev, v, learners = _headline(saved, ds)
     rows = np.arange(len(ds))
     probs = np.mean([test_predictions(learn, v, ds, rows)[0] for learn in learners], axis=0)
     classes = list(saved.classes)
@@ -202,14 +193,20 @@ def predict_images(saved: SavedRun, ds: Any, out: str | Path, record: Any) -> pd
     out.parent.mkdir(parents=True, exist_ok=True)
     write_predictions(out.parent, ds.df["image_id"].tolist(), probs, classes, stem=out.stem,
                       positive_column=str(classes[1]).upper() if len(classes) == 2 else "MEL")
-    record.save_table(pd.read_csv(out), "predictions.csv")
+    table = pd.read_csv(out)
+    record.save_table(table, "predictions.csv")
     print(f"{len(ds)} images, model {v.label} ({len(learners)} fold model(s)), views {v.views}: {out}", flush=True)
-    return pd.read_csv(out)
+    return table
 
 
-def _headline(saved: SavedRun, ev: Any) -> Any:
+def _headline(saved: SavedRun, ds: Any) -> tuple[Any, Any, list[Any]]:
+    """(the run's evaluation on ``ds``, its headline variant, that variant's fold models)."""
+    from dataclasses import replace
+
+    ev = saved.evaluation(ds)
     headline = getattr(saved.cfg, "headline", "")
-    return next((v for v in ev.variants if v.key == headline), ev.variants[-1])
+    v = next((v for v in ev.variants if v.key == headline), ev.variants[-1])
+    return ev, v, saved.learners(replace(ev, variants=[v]), ds)[v.key]
 
 
 def explain_images(saved: SavedRun, ds: Any, methods: Sequence[str], record: Any, limit: int = 16) -> Any:
@@ -220,10 +217,8 @@ def explain_images(saved: SavedRun, ds: Any, methods: Sequence[str], record: Any
     from lesionkit.papers.saved import in_model_classes  # lazy
 
     ds = in_model_classes(saved, ds)  # maps are of the model's own classes
-    ev = saved.evaluation(ds)
-    v = _headline(saved, ev)
-    learn = saved.learners(type(ev)([v], ev.report, ev.folds, ev.positive_column), ds)[v.key][0]
-    store = saved.explain(learn, ds, np.arange(min(limit, len(ds))), list(methods), record)
+    _, v, learners = _headline(saved, ds)
+    store = saved.explain(learners[0], ds, np.arange(min(limit, len(ds))), list(methods), record)
     record.save_figure(plot_store_grid(store), "attribution_grid")
     return store
 
