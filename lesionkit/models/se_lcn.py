@@ -28,7 +28,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lesionkit.layers.e_layer import ELayer
-from lesionkit.layers.gradcam_pp import GRADCAM_PP_FORMS, grad_cam_plus_plus, minmax_normalise
+from lesionkit.layers.gradcam_pp import (
+    GRADCAM_PP_FORMS,
+    grad_cam_plus_plus,
+    minmax_normalise,
+)
 from lesionkit.models._base import LesionModel, build_model
 from lesionkit.models._registry import register_model
 
