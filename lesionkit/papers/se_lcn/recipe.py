@@ -77,8 +77,8 @@ class SELCNConfig(TrainConfig):
     image_size: int = param(256, "resolution of all three networks (paper: 256; a multiple of 16)", ge=32, le=1024)
     epochs: int = param(100, "classifier epochs (paper: at most 100, early stopping)", ge=1, le=10_000)
     batch_size: int = param(32, "classifier batch size (paper: 32)", ge=2, le=4096)
-    lr: float = param(1.2009e-4, "peak learning rate of the classifier's schedule (constant under schedule=paper; "
-                                 "paper: its tuned 1.2009e-4)", ge=1e-7, le=10.0)
+    lr: float = param(1.2009e-4, "peak learning rate of the classifier's schedule (constant under the paper "
+                                 "schedule; paper: its tuned 1.2009e-4)", ge=1e-7, le=10.0)
     wd: float = param(1.0796e-4, "classifier Adam weight decay (L2, as torch.optim.Adam)", ge=0, le=1.0)
     patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0: off)", ge=0)
     balanced: bool = param(True, "class-balanced sampling of classifier training rows (the paper trains on an "
@@ -91,8 +91,8 @@ class SELCNConfig(TrainConfig):
                                        "(torchvision's B4 default 0.2, which the code trains with)", ge=0, le=0.9)
     baseline: bool = param(True, "also train the paper's standalone EfficientNet baseline with its own recipe (the "
                                  "baseline_* settings), the row SE-LCN's gain is measured against")
-    baseline_lr: float = param(1e-5, "peak learning rate of the baseline's schedule (constant under schedule=paper; "
-                                     "paper: 1e-5)", ge=1e-7, le=10.0)
+    baseline_lr: float = param(1e-5, "peak learning rate of the baseline's schedule (constant under the paper "
+                                     "schedule; paper: 1e-5)", ge=1e-7, le=10.0)
     baseline_wd: float = param(5e-4, "baseline Adam weight decay (L2, as torch.optim.Adam; paper: 5e-4)", ge=0.0,
                                le=1.0)
     baseline_batch_size: int = param(16, "baseline batch size (paper: 16)", ge=2, le=4096)
@@ -121,13 +121,13 @@ class SELCNConfig(TrainConfig):
                           choices=("paper", "smp"))
     seg_epochs: int = param(500, "segmentation epochs (paper: 500; 0: same as epochs)", ge=0, le=10_000)
     seg_batch_size: int = param(32, "segmentation batch size (paper: 32)", ge=2, le=4096)
-    seg_lr: float = param(1e-3, "peak learning rate of the segmenter's schedule (Adam, no weight decay; under "
-                                "schedule=paper poly-decayed from it, power 0.9)", ge=1e-7, le=10.0)
+    seg_lr: float = param(1e-3, "peak learning rate of the segmenter's schedule (Adam, no weight decay; the "
+                                "paper schedule decays it polynomially, power 0.9)", ge=1e-7, le=10.0)
     rank_lambda: float = param(0.05, "weight of the rank loss beside Dice (paper: 0.05)", ge=0.0, le=10.0)
     sym_epochs: int = param(0, "symmetry net epochs (0: same as epochs; paper: at most 100)", ge=0, le=10_000)
     sym_batch_size: int = param(8, "symmetry net batch size (paper: 8)", ge=2, le=4096)
-    sym_lr: float = param(3.3445e-5, "peak learning rate of the symmetry net's schedule (constant under "
-                                     "schedule=paper; paper: its tuned 3.3445e-5)", ge=1e-7, le=10.0)
+    sym_lr: float = param(3.3445e-5, "peak learning rate of the symmetry net's schedule (constant under the "
+                                     "paper schedule; paper: its tuned 3.3445e-5)", ge=1e-7, le=10.0)
     sym_wd: float = param(9.669e-4, "symmetry net Adam weight decay (L2, as torch.optim.Adam)", ge=0.0, le=1.0)
     sym_patience: int = param(10, "symmetry net early stopping on validation loss (0: off)", ge=0)
     sym_weighted: bool = param(True, "1/count class weights in the symmetry loss (paper: yes)")
