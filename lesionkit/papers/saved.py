@@ -5,8 +5,9 @@ The run's own recipe rebuilds each model (its notebook's Variant: architecture, 
 test-time views and averaging) with ImageNet weights off, and the weights come from the record: every finished
 stage's ``checkpoints/<stage>_final.pth`` (each fold's), else the fold-0 ``model*.pth`` that every notebook saves.
 Each fold model predicts in the precision its fit used (stages.json's ``speedups``), so an evaluation here repeats
-the notebook's numbers. SE-LCN's cascade and the comparison's entries need their cascade inputs rebuilt, which
-these commands do not do yet: such a run is refused by name.
+the notebook's numbers. An SE-LCN run's segmenter and symmetry net are read back too, and every image set goes
+through its cascade (hair removal, masks, LAE inputs, Grad-CAM++ maps) before its classifiers see it
+(``papers.se_lcn.reuse``).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import yaml
 from lesionkit.config import coerce
 from lesionkit.papers import notebook_configs
 
-LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal")
+LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn")
 
 
 class RunLoadError(ValueError):
@@ -41,6 +42,7 @@ class SavedRun:
     classes: list[str]
     task: str
     info: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict, repr=False)  # what a hook built once (SE-LCN's cascade)
 
     @property
     def name(self) -> str:
@@ -62,13 +64,14 @@ class SavedRun:
         return {"image_size": self.cfg.image_size, "norm": spec.get("norm", "the model's (timm default_cfg)"),
                 "views": {v.key: v.views for v in models}, "averaging": {v.key: v.average for v in models}}
 
-    def test_set(self, path: str | Path) -> Any:
+    def test_set(self, path: str | Path, model_inputs: bool = True) -> Any:
         """The folder ``path`` read as the notebook reads ``test_dir``: its held-out official part, classes mapped
         onto the model's (a binary model: its positive class against the rest). A set with classes a multiclass
         model never saw (ISIC 2020's "unknown", an archive's "other") is read as melanoma against the rest when
-        both have melanoma: ``ds.info["scored_as"]`` says so."""
+        both have melanoma: ``ds.info["scored_as"]`` says so. ``model_inputs``: as the models read it
+        (:meth:`model_inputs`), else as the folder holds it."""
         try:
-            return _hook(self).test_set(self, str(path))
+            ds = _hook(self).test_set(self, str(path))
         except ValueError as err:
             melanoma = self._melanoma()
             if self.task != "multiclass" or melanoma is None or "never saw them" not in str(err):
@@ -76,7 +79,13 @@ class SavedRun:
             ds = _external(self, str(path), ["rest", melanoma], melanoma)
             ds.info["scored_as"] = f"{melanoma} vs rest ({err})"
             print(f"{path}: classes the model never saw, scored as {melanoma} vs rest", flush=True)
-            return ds
+        return self.model_inputs(ds) if model_inputs else ds
+
+    def model_inputs(self, ds: Any) -> Any:
+        """``ds`` as the run's models read it: unchanged, except for SE-LCN, whose classifiers read the output of
+        its cascade (hair-free images, their masks' LAE crops, the symmetry net's maps)."""
+        inputs = _hook(self).inputs
+        return ds if inputs is None else inputs(self, ds)
 
     def evaluation(self, ds: Any) -> Any:
         """The notebook's :class:`lesionkit.engine.evaluation.Evaluation` built on dataset ``ds``; on a
@@ -102,12 +111,20 @@ class SavedRun:
 
     def learners(self, ev: Any, ds: Any) -> dict[str, list[Any]]:
         """{variant key: its fold models as fastai Learners on ``ds``'s loaders}, weights read from the record."""
+        out = self.models(ev.variants, ds)
+        if not out:
+            raise RunLoadError(f"{self.dir}: no weights of {[v.key for v in ev.variants]} (no checkpoints/<stage>"
+                               "_final.pth nor model*.pth): the run saved no model; train it again")
+        return out
+
+    def models(self, variants: list[Any], ds: Any) -> dict[str, list[Any]]:
+        """{key: fold Learners} of the ``variants`` whose weights the record holds, loaders built on ``ds``."""
         from lesionkit.engine.runner import stage_states  # lazy
         from lesionkit.engine.speed import keep_speed, recorded_speed  # lazy
 
         stages, out = stage_states(self), {}
         train, valid = _loader_parts(ds)
-        for v in ev.variants:
+        for v in variants:
             files = self._weight_files(v.key, stages)
             models = []
             for path, record in files:
@@ -120,9 +137,6 @@ class SavedRun:
                 models.append(learn)
             if models:
                 out[v.key] = models
-        if not out:
-            raise RunLoadError(f"{self.dir}: no weights of {[v.key for v in ev.variants]} (no checkpoints/<stage>"
-                               "_final.pth nor model*.pth): the run saved no model; train it again")
         return out
 
     def _weight_files(self, key: str, stages: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
@@ -291,6 +305,7 @@ class _Hook:
     test_set: Callable[[SavedRun, str], Any]
     evaluation: Callable[[SavedRun, Any, Any], Any]
     explain: Callable[..., Any] | None = None  # the notebook's own (learn, ds, rows, cfg, run); None: loader inputs
+    inputs: Callable[[SavedRun, Any], Any] | None = None  # a set -> what the models read (None: the set itself)
 
 
 def _external(saved: SavedRun, path: str, classes: list[str], positive: str | None) -> Any:
@@ -361,12 +376,36 @@ def _patch_explain(*args: Any) -> Any:
     return recipe.explain(*args)
 
 
+def _se_lcn_cascade(saved: SavedRun) -> Any:
+    """The run's segmenter and symmetry net, read once."""
+    if "cascade" not in saved.parts:
+        from lesionkit.papers.se_lcn.reuse import load_cascade  # lazy
+
+        spec = _read_json(saved.dir / "model_symmetry.json") if (saved.dir / "model_symmetry.json").is_file() else {}
+        if not isinstance(spec.get("classes"), list):
+            raise RunLoadError(f"{saved.dir / 'model_symmetry.json'}: missing or without \"classes\"; the symmetry "
+                               "net cannot be rebuilt, so no CAMs: train the run again")
+        saved.parts["cascade"] = load_cascade(_recipe_cfg(saved.cfg), saved.models, spec["classes"])
+    return saved.parts["cascade"]
+
+
+def _se_lcn_inputs(saved: SavedRun, ds: Any) -> Any:
+    return _se_lcn_cascade(saved).inputs(ds)
+
+
+def _se_lcn_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.se_lcn import recipe  # lazy
+
+    return recipe.evaluation(ds, _se_lcn_cascade(saved).cams, cfg)
+
+
 HOOKS = {
     "00_quickstart": _Hook(_same_classes, _quickstart_eval),
     "arl": _Hook(_same_classes, _arl_eval, _arl_explain),
     "patch_attention": _Hook(_same_classes, _patch_eval, _patch_explain),
     "attention_b3": _Hook(_b3_test_set, _b3_eval),
     "multimodal": _Hook(_multimodal_test_set, _multimodal_eval),
+    "se_lcn": _Hook(_same_classes, _se_lcn_eval, inputs=_se_lcn_inputs),
 }
 
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from lesionkit.papers.patch_attention.recipe import with_dx_factor
 from lesionkit.papers.se_lcn import recipe as se
+from lesionkit.papers.se_lcn.cams import lent
 from lesionkit.papers.se_lcn.lae import masked_inputs, predict_masks
 from lesionkit.papers.se_lcn.recipe import SELCNConfig, cache_cams
 
@@ -115,16 +116,9 @@ def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
 @contextmanager
 def lend(ctx: Any, name: str) -> Iterator[None]:
     """The CAMs of set ``name`` in ``ctx.cams`` (what the CAM entry's loaders read) while the block runs, then taken
-    back: an id that both sets use (two synthetic sets, say) keeps the map of its own set outside the block."""
-    cams = ctx.lent.get(name, {})
-    kept = {k: ctx.cams[k] for k in cams if k in ctx.cams}
-    ctx.cams.update(cams)
-    try:
+    back (``se_lcn.cams.lent``)."""
+    with lent(ctx.cams, ctx.lent.get(name, {})):
         yield
-    finally:
-        for k in cams:
-            ctx.cams.pop(k, None)
-        ctx.cams.update(kept)
 
 
 __all__ = ["Cascade", "cascade_config", "lend", "train_cascade", "unseen", "with_inputs"]
