@@ -7,7 +7,8 @@ stage's ``checkpoints/<stage>_final.pth`` (each fold's), else the fold-0 ``model
 Each fold model predicts in the precision its fit used (stages.json's ``speedups``), so an evaluation here repeats
 the notebook's numbers. An SE-LCN run's segmenter and symmetry net are read back too, and every image set goes
 through its cascade (hair removal, masks, LAE inputs, Grad-CAM++ maps) before its classifiers see it
-(``papers.se_lcn.reuse``).
+(``papers.se_lcn.reuse``); a comparison run's entries get their metadata encoder and CAM cascade the same way
+(``papers.compare.reuse``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import yaml
 from lesionkit.config import coerce
 from lesionkit.papers import notebook_configs
 
-LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn")
+LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn", "compare")
 
 
 class RunLoadError(ValueError):
@@ -190,8 +191,8 @@ def load_run(path: str | Path) -> SavedRun:
     if notebook not in configs:
         raise RunLoadError(f"{info_path}: notebook {notebook!r} is not one of lesionkit's {sorted(configs)}")
     if notebook not in LOADABLE:
-        raise RunLoadError(f"{run_dir}: a {notebook} run is not loadable yet (its models read cascade inputs: "
-                           f"masks, CAMs) — use its notebook's test_dir; loadable: {', '.join(LOADABLE)}")
+        raise RunLoadError(f"{run_dir}: a {notebook} run trains no model (it scores other runs); give a run of "
+                           f"one of {', '.join(LOADABLE)}")
     cfg = _recorded_config(configs[notebook], run_dir / "config.yaml")
     classes, task = _classes(run_dir, notebook, cfg)
     return SavedRun(dir=run_dir, notebook=notebook, cfg=cfg, classes=classes, task=task, info=info)
@@ -376,16 +377,23 @@ def _patch_explain(*args: Any) -> Any:
     return recipe.explain(*args)
 
 
+def _symmetry_classes(saved: SavedRun) -> list[str] | None:
+    """The symmetry net's classes (model_symmetry.json), None when the record has none."""
+    path = saved.dir / "model_symmetry.json"
+    classes = _read_json(path).get("classes") if path.is_file() else None
+    return classes if isinstance(classes, list) else None
+
+
 def _se_lcn_cascade(saved: SavedRun) -> Any:
     """The run's segmenter and symmetry net, read once."""
     if "cascade" not in saved.parts:
         from lesionkit.papers.se_lcn.reuse import load_cascade  # lazy
 
-        spec = _read_json(saved.dir / "model_symmetry.json") if (saved.dir / "model_symmetry.json").is_file() else {}
-        if not isinstance(spec.get("classes"), list):
+        classes = _symmetry_classes(saved)
+        if classes is None:
             raise RunLoadError(f"{saved.dir / 'model_symmetry.json'}: missing or without \"classes\"; the symmetry "
                                "net cannot be rebuilt, so no CAMs: train the run again")
-        saved.parts["cascade"] = load_cascade(_recipe_cfg(saved.cfg), saved.models, spec["classes"])
+        saved.parts["cascade"] = load_cascade(_recipe_cfg(saved.cfg), saved.models, classes)
     return saved.parts["cascade"]
 
 
@@ -399,6 +407,28 @@ def _se_lcn_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
     return recipe.evaluation(ds, _se_lcn_cascade(saved).cams, cfg)
 
 
+def _compare_context(saved: SavedRun) -> Any:
+    """The entries' shared inputs (metadata encoder, the CAM entry's cascade), read once."""
+    if "context" not in saved.parts:
+        from lesionkit.papers.compare.reuse import saved_context  # lazy
+
+        saved.parts["context"] = saved_context(_recipe_cfg(saved.cfg), saved.dir, _shape_only(saved), saved.models,
+                                               _symmetry_classes(saved))
+    return saved.parts["context"]
+
+
+def _compare_inputs(saved: SavedRun, ds: Any) -> Any:
+    from lesionkit.papers.compare.reuse import inputs  # lazy
+
+    return inputs(_compare_context(saved), ds)
+
+
+def _compare_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.compare.reuse import evaluation  # lazy
+
+    return evaluation(_compare_context(saved), ds)
+
+
 HOOKS = {
     "00_quickstart": _Hook(_same_classes, _quickstart_eval),
     "arl": _Hook(_same_classes, _arl_eval, _arl_explain),
@@ -406,6 +436,7 @@ HOOKS = {
     "attention_b3": _Hook(_b3_test_set, _b3_eval),
     "multimodal": _Hook(_multimodal_test_set, _multimodal_eval),
     "se_lcn": _Hook(_same_classes, _se_lcn_eval, inputs=_se_lcn_inputs),
+    "compare": _Hook(_same_classes, _compare_eval, inputs=_compare_inputs),
 }
 
 
