@@ -133,8 +133,8 @@ def image_set(saved: SavedRun, source: str | Path) -> tuple[Any, list[str]]:
     if source.is_dir():
         try:
             resolve_format(source)
-            ds = saved.test_set(source)
-            return _readable(ds)
+            ds = saved.test_set(source, model_inputs=False)
+            return _inputs(saved, *_readable(ds))
         except Exception:  # noqa: BLE001 - not a dataset layout: a plain folder of images
             files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     elif source.is_file():
@@ -151,7 +151,12 @@ def image_set(saved: SavedRun, source: str | Path) -> tuple[Any, list[str]]:
     df.loc[dup, "image_id"] = [str(Path(p).relative_to(Path(p).anchor)) for p in df.loc[dup, "path"]]
     df = df.reindex(columns=[*CANONICAL_COLUMNS]).assign(label=saved.classes[0], label_idx=0)
     ds = LesionDataset(source.name, source if source.is_dir() else source.parent, df, saved.classes, saved.task)
-    return _readable(ds)
+    return _inputs(saved, *_readable(ds))
+
+
+def _inputs(saved: SavedRun, ds: Any, skipped: list[str]) -> tuple[Any, list[str]]:
+    """The readable images as the run's models read them (SE-LCN: through its cascade)."""
+    return saved.model_inputs(ds), skipped
 
 
 def _readable(ds: Any, min_side: int = 16) -> tuple[Any, list[str]]:

@@ -5,8 +5,10 @@ The run's own recipe rebuilds each model (its notebook's Variant: architecture, 
 test-time views and averaging) with ImageNet weights off, and the weights come from the record: every finished
 stage's ``checkpoints/<stage>_final.pth`` (each fold's), else the fold-0 ``model*.pth`` that every notebook saves.
 Each fold model predicts in the precision its fit used (stages.json's ``speedups``), so an evaluation here repeats
-the notebook's numbers. SE-LCN's cascade and the comparison's entries need their cascade inputs rebuilt, which
-these commands do not do yet: such a run is refused by name.
+the notebook's numbers. An SE-LCN run's segmenter and symmetry net are read back too, and every image set goes
+through its cascade (hair removal, masks, LAE inputs, Grad-CAM++ maps) before its classifiers see it
+(``papers.se_lcn.reuse``); a comparison run's entries get their metadata encoder and CAM cascade the same way
+(``papers.compare.reuse``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import yaml
 from lesionkit.config import coerce
 from lesionkit.papers import notebook_configs
 
-LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal")
+LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn", "compare")
 
 
 class RunLoadError(ValueError):
@@ -41,6 +43,7 @@ class SavedRun:
     classes: list[str]
     task: str
     info: dict[str, Any] = field(default_factory=dict)
+    parts: dict[str, Any] = field(default_factory=dict, repr=False)  # what a hook built once (SE-LCN's cascade)
 
     @property
     def name(self) -> str:
@@ -62,13 +65,14 @@ class SavedRun:
         return {"image_size": self.cfg.image_size, "norm": spec.get("norm", "the model's (timm default_cfg)"),
                 "views": {v.key: v.views for v in models}, "averaging": {v.key: v.average for v in models}}
 
-    def test_set(self, path: str | Path) -> Any:
+    def test_set(self, path: str | Path, model_inputs: bool = True) -> Any:
         """The folder ``path`` read as the notebook reads ``test_dir``: its held-out official part, classes mapped
         onto the model's (a binary model: its positive class against the rest). A set with classes a multiclass
         model never saw (ISIC 2020's "unknown", an archive's "other") is read as melanoma against the rest when
-        both have melanoma: ``ds.info["scored_as"]`` says so."""
+        both have melanoma: ``ds.info["scored_as"]`` says so. ``model_inputs``: as the models read it
+        (:meth:`model_inputs`), else as the folder holds it."""
         try:
-            return _hook(self).test_set(self, str(path))
+            ds = _hook(self).test_set(self, str(path))
         except ValueError as err:
             melanoma = self._melanoma()
             if self.task != "multiclass" or melanoma is None or "never saw them" not in str(err):
@@ -76,7 +80,13 @@ class SavedRun:
             ds = _external(self, str(path), ["rest", melanoma], melanoma)
             ds.info["scored_as"] = f"{melanoma} vs rest ({err})"
             print(f"{path}: classes the model never saw, scored as {melanoma} vs rest", flush=True)
-            return ds
+        return self.model_inputs(ds) if model_inputs else ds
+
+    def model_inputs(self, ds: Any) -> Any:
+        """``ds`` as the run's models read it: unchanged, except for SE-LCN, whose classifiers read the output of
+        its cascade (hair-free images, their masks' LAE crops, the symmetry net's maps)."""
+        inputs = _hook(self).inputs
+        return ds if inputs is None else inputs(self, ds)
 
     def evaluation(self, ds: Any) -> Any:
         """The notebook's :class:`lesionkit.engine.evaluation.Evaluation` built on dataset ``ds``; on a
@@ -102,12 +112,20 @@ class SavedRun:
 
     def learners(self, ev: Any, ds: Any) -> dict[str, list[Any]]:
         """{variant key: its fold models as fastai Learners on ``ds``'s loaders}, weights read from the record."""
+        out = self.models(ev.variants, ds)
+        if not out:
+            raise RunLoadError(f"{self.dir}: no weights of {[v.key for v in ev.variants]} (no checkpoints/<stage>"
+                               "_final.pth nor model*.pth): the run saved no model; train it again")
+        return out
+
+    def models(self, variants: list[Any], ds: Any) -> dict[str, list[Any]]:
+        """{key: fold Learners} of the ``variants`` whose weights the record holds, loaders built on ``ds``."""
         from lesionkit.engine.runner import stage_states  # lazy
         from lesionkit.engine.speed import keep_speed, recorded_speed  # lazy
 
         stages, out = stage_states(self), {}
         train, valid = _loader_parts(ds)
-        for v in ev.variants:
+        for v in variants:
             files = self._weight_files(v.key, stages)
             models = []
             for path, record in files:
@@ -120,9 +138,6 @@ class SavedRun:
                 models.append(learn)
             if models:
                 out[v.key] = models
-        if not out:
-            raise RunLoadError(f"{self.dir}: no weights of {[v.key for v in ev.variants]} (no checkpoints/<stage>"
-                               "_final.pth nor model*.pth): the run saved no model; train it again")
         return out
 
     def _weight_files(self, key: str, stages: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
@@ -176,8 +191,8 @@ def load_run(path: str | Path) -> SavedRun:
     if notebook not in configs:
         raise RunLoadError(f"{info_path}: notebook {notebook!r} is not one of lesionkit's {sorted(configs)}")
     if notebook not in LOADABLE:
-        raise RunLoadError(f"{run_dir}: a {notebook} run is not loadable yet (its models read cascade inputs: "
-                           f"masks, CAMs) — use its notebook's test_dir; loadable: {', '.join(LOADABLE)}")
+        raise RunLoadError(f"{run_dir}: a {notebook} run trains no model (it scores other runs); give a run of "
+                           f"one of {', '.join(LOADABLE)}")
     cfg = _recorded_config(configs[notebook], run_dir / "config.yaml")
     classes, task = _classes(run_dir, notebook, cfg)
     return SavedRun(dir=run_dir, notebook=notebook, cfg=cfg, classes=classes, task=task, info=info)
@@ -291,6 +306,7 @@ class _Hook:
     test_set: Callable[[SavedRun, str], Any]
     evaluation: Callable[[SavedRun, Any, Any], Any]
     explain: Callable[..., Any] | None = None  # the notebook's own (learn, ds, rows, cfg, run); None: loader inputs
+    inputs: Callable[[SavedRun, Any], Any] | None = None  # a set -> what the models read (None: the set itself)
 
 
 def _external(saved: SavedRun, path: str, classes: list[str], positive: str | None) -> Any:
@@ -361,12 +377,66 @@ def _patch_explain(*args: Any) -> Any:
     return recipe.explain(*args)
 
 
+def _symmetry_classes(saved: SavedRun) -> list[str] | None:
+    """The symmetry net's classes (model_symmetry.json), None when the record has none."""
+    path = saved.dir / "model_symmetry.json"
+    classes = _read_json(path).get("classes") if path.is_file() else None
+    return classes if isinstance(classes, list) else None
+
+
+def _se_lcn_cascade(saved: SavedRun) -> Any:
+    """The run's segmenter and symmetry net, read once."""
+    if "cascade" not in saved.parts:
+        from lesionkit.papers.se_lcn.reuse import load_cascade  # lazy
+
+        classes = _symmetry_classes(saved)
+        if classes is None:
+            raise RunLoadError(f"{saved.dir / 'model_symmetry.json'}: missing or without \"classes\"; the symmetry "
+                               "net cannot be rebuilt, so no CAMs: train the run again")
+        saved.parts["cascade"] = load_cascade(_recipe_cfg(saved.cfg), saved.models, classes)
+    return saved.parts["cascade"]
+
+
+def _se_lcn_inputs(saved: SavedRun, ds: Any) -> Any:
+    return _se_lcn_cascade(saved).inputs(ds)
+
+
+def _se_lcn_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.se_lcn import recipe  # lazy
+
+    return recipe.evaluation(ds, _se_lcn_cascade(saved).cams, cfg)
+
+
+def _compare_context(saved: SavedRun) -> Any:
+    """The entries' shared inputs (metadata encoder, the CAM entry's cascade), read once."""
+    if "context" not in saved.parts:
+        from lesionkit.papers.compare.reuse import saved_context  # lazy
+
+        saved.parts["context"] = saved_context(_recipe_cfg(saved.cfg), saved.dir, _shape_only(saved), saved.models,
+                                               _symmetry_classes(saved))
+    return saved.parts["context"]
+
+
+def _compare_inputs(saved: SavedRun, ds: Any) -> Any:
+    from lesionkit.papers.compare.reuse import inputs  # lazy
+
+    return inputs(_compare_context(saved), ds)
+
+
+def _compare_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
+    from lesionkit.papers.compare.reuse import evaluation  # lazy
+
+    return evaluation(_compare_context(saved), ds)
+
+
 HOOKS = {
     "00_quickstart": _Hook(_same_classes, _quickstart_eval),
     "arl": _Hook(_same_classes, _arl_eval, _arl_explain),
     "patch_attention": _Hook(_same_classes, _patch_eval, _patch_explain),
     "attention_b3": _Hook(_b3_test_set, _b3_eval),
     "multimodal": _Hook(_multimodal_test_set, _multimodal_eval),
+    "se_lcn": _Hook(_same_classes, _se_lcn_eval, inputs=_se_lcn_inputs),
+    "compare": _Hook(_same_classes, _compare_eval, inputs=_compare_inputs),
 }
 
 

@@ -63,3 +63,24 @@ def tiny_attribution_run(run_dir: str | Path, synthetic_dir: str | Path, n_image
                             labels=[HAM_CLASSES.index(d) for d in df.dx], image_ids=list(df.image_id), masks=masks,
                             method_kw=method_kw or {}, model_name="resnet18")
     return Path(run_dir)
+
+
+def untrained_quickstart_run(run_dir: str | Path, arch: str = "resnet18", image_size: int = 48) -> Path:
+    """A completed 00_quickstart record (run.json, config.yaml, model.json, model.pth) whose model is an untrained
+    ``arch`` (seed 0): what ``load_run`` and the saved-run commands read, in seconds instead of a training run."""
+    import json
+
+    import torch
+
+    from lesionkit.papers.quickstart.recipe import QuickstartConfig  # lazy: the papers layer only when called
+    from lesionkit.papers.saved import load_run
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "run.json").write_text(json.dumps({"notebook": "00_quickstart", "status": "completed"}))
+    QuickstartConfig(arch=arch, image_size=image_size, pretrained=False, tta=False).save(run_dir / "config.yaml")
+    (run_dir / "model.json").write_text(json.dumps({"name": arch, "classes": HAM_CLASSES}))
+    torch.manual_seed(0)
+    (variant,) = load_run(run_dir).variants()
+    torch.save(variant.model().state_dict(), run_dir / "model.pth")
+    return run_dir

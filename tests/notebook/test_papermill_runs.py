@@ -89,6 +89,28 @@ def test_smoke_run_leaves_complete_record(nb: Path, runs_dir: Path, tmp_path, mo
 
 
 @pytest.mark.slow
+def test_compare_cam_entry_scores_again_through_its_saved_cascade(runs_dir: Path, tmp_path, monkeypatch,
+                                                                   synthetic_dir) -> None:
+    """The comparison's se_lcn_cam entry (absent from the smoke entries): `evaluate` rebuilds its segmenter and
+    symmetry net from the record, leaves out the images they trained on, and repeats the notebook's numbers."""
+    nb = REPO / "notebooks" / "compare.ipynb"
+    tiny = {"image_size": 48, "epochs": 1, "cascade_epochs": 1, "sym_epochs": 1, "max_images": 140,
+            "pretrained": False, "n_maps": 2, "n_boot": 100, "attribution_methods": "gradcam", "map_steps": 4}
+    params = {**tiny, "entries": "baseline,se_lcn_cam", "data_dir": str(synthetic_dir), "test_dir": str(synthetic_dir)}
+    _execute(nb, tmp_path / "out.ipynb", params, monkeypatch)
+    run_dir = _only_run(runs_dir, "compare")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"external_baseline", "external_se_lcn_cam"} <= set(metrics)
+    assert len(pd.read_csv(run_dir / "cascade_trained_on.csv")) > 0
+    scored = len(pd.read_csv(run_dir / "predictions" / "external_se_lcn_cam.csv"))
+    assert 0 < scored < len(pd.read_csv(synthetic_dir / "labels.csv"))  # the cascade's training images left out
+    _evaluate_repeats_the_notebook(run_dir, synthetic_dir, metrics, runs_dir)
+    (record,) = (runs_dir / "evaluate").iterdir()
+    table = pd.read_csv(record / "generalisation.csv")
+    assert set(table.loc[table["dataset"] == str(synthetic_dir), "images"]) == {scored}  # the same rows again
+
+
+@pytest.mark.slow
 def test_evaluate_notebook_scores_a_finished_run(runs_dir: Path, tmp_path, monkeypatch, synthetic_dir) -> None:
     """notebooks/evaluate.ipynb on a finished quickstart run: its table, heat map, ROC grid and maps, and the
     quickstart's own test_dir numbers again."""

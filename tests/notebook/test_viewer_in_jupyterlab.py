@@ -343,6 +343,52 @@ def test_compare_viewer_shows_one_cell_per_entry_and_follows_the_slider(tmp_path
     _assert_no_js_errors(page_errors, console_errors)
 
 
+def _explain_record(tmp_path: Path) -> Path:
+    """What `python -m lesionkit explain RUN IMAGES` writes for a saved quickstart run (an untrained ResNet-18) on
+    three synthetic images: the record a user opens with lesionkit.viewer."""
+    env = {**os.environ, "LESIONKIT_RUNS": str(tmp_path / "records"), "OMP_NUM_THREADS": "1"}
+    code = ("import sys\nfrom lesionkit.data.synthetic import make_synthetic\n"
+            "from lesionkit.testing import untrained_quickstart_run\nfrom lesionkit.cli.explain import main\n"
+            f"images = make_synthetic({str(tmp_path / 'synthetic')!r}, n_lesions=8, size=48, seed=0)\n"
+            f"run = untrained_quickstart_run({str(tmp_path / 'runs' / '00_quickstart' / 'r1')!r})\n"
+            "sys.exit(main([str(run), str(images), '--method', 'gradcam,occlusion', '--limit', '3']))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (record,) = (tmp_path / "records" / "explain").iterdir()
+    return record
+
+
+def test_explain_output_opens_in_the_viewer(tmp_path: Path) -> None:
+    """The saved-run command's maps are a viewer record: the image and its map show, and the slider moves to the
+    next image (three were explained)."""
+    record = _explain_record(tmp_path)
+    shots = _screenshots_dir(tmp_path)
+    nb = _notebook(REPO, tmp_path, binary=True)
+    nb["cells"] = [dict(nb["cells"][0], source=f"import sys\nsys.path.insert(0, {str(REPO)!r})\nimport lesionkit\n"
+                                               f"lesionkit.viewer({str(record)!r}, interactive=True)")]
+    with _lab_notebook(tmp_path, "explained.ipynb", nb, shots) as (page, page_errors, console_errors):
+        img = page.locator(".lesionkit-viewer img.widget-image").first
+        img.wait_for(state="visible", timeout=480_000)
+        page.wait_for_function(
+            "() => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
+            " return i && i.complete && i.naturalWidth > 0; }", timeout=60_000)
+        before, src_before = img.screenshot(path=str(shots / "explain_before.png")), img.get_attribute("src")
+        methods = " ".join(page.locator(".lesionkit-viewer .widget-dropdown").filter(has_text="method")
+                           .locator("option").all_inner_texts())
+        readout = _press_right(page, ".lesionkit-viewer", 2)
+        page.wait_for_function(
+            "(old) => { const i = document.querySelector('.lesionkit-viewer img.widget-image');"
+            " return i && i.src !== old && i.complete && i.naturalWidth > 0; }", arg=src_before, timeout=60_000)
+        page.wait_for_timeout(500)
+        after = img.screenshot(path=str(shots / "explain_after.png"))
+        page.screenshot(path=str(shots / "explain_page.png"), full_page=True)
+        assert readout.inner_text().strip() == "2"
+    assert "gradcam" in methods and "occlusion" in methods, methods
+    _assert_different_pictures(before, after, "the explained image's map")
+    _assert_no_js_errors(page_errors, console_errors)
+
+
 def test_viewer_of_a_one_logit_model_names_both_classes(tmp_path: Path) -> None:
     """ARL-style binary model (one logit): the viewer shows P(mel) under "mel" (and P(rest)), and its target list
     offers both classes, the predicted one first."""

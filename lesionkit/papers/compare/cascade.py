@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lesionkit.papers.patch_attention.recipe import with_dx_factor
 from lesionkit.papers.se_lcn import recipe as se
-from lesionkit.papers.se_lcn.lae import masked_inputs, predict_masks
-from lesionkit.papers.se_lcn.recipe import SELCNConfig, cache_cams
+from lesionkit.papers.se_lcn.cams import lent
+from lesionkit.papers.se_lcn.recipe import SELCNConfig
+from lesionkit.papers.se_lcn.reuse import cascade_on
 
 
 @dataclass
@@ -34,6 +36,8 @@ class Cascade:
     symmetry: dict[str, float]
     trained_on: frozenset[str]  # image files the segmenter or the symmetry net trained or selected on
 
+
+TRAINED_ON = "cascade_trained_on.csv"  # the images the CAM entry's segmenter or symmetry net trained or selected on
 
 # The symmetry net's peak rate: SqueezeNet's last ReLU dies at 1e-3 and 5e-4 on the synthetic set (a constant
 # output, AUC 0.500, valid loss ln 2 from the first epoch); at 1e-4 it learns (SE-LCN's own demo rate).
@@ -75,6 +79,7 @@ def train_cascade(ctx: Any) -> Cascade:
     sym_scores = {k: float(v) for k, v in sym.table.iloc[0].items() if k in ("accuracy", "balanced_accuracy", "auc")}
     seen = {str(Path(p).resolve()) for d, sp in ((sym_ds, sym_splits), (seg_ds, seg_splits))
             for p in d.df["path"].iloc[np.concatenate(sp.folds[0])]}
+    run.save_table(pd.DataFrame({"path": sorted(seen)}), TRAINED_ON)  # what a saved run leaves out again
     return Cascade(scfg, seg_learn, sym_learn, seg["scores"], sym_scores, frozenset(seen))
 
 
@@ -105,26 +110,17 @@ def with_inputs(ext: Any, ctx: Any, name: str) -> Any:
     ext = unseen(ext, ctx, name)
     cascade = getattr(ctx, "cascade", None)
     if cascade is not None:
-        scfg = cascade.cfg
-        cam_in = masked_inputs(ext, predict_masks(cascade.seg_learn, ext), scfg.cam_source, scfg.image_size,
-                               ctx.run.dir / "inputs" / name, scfg.lae_enlarge)
-        ctx.lent[name] = cache_cams(cascade.sym_learn, cam_in, scfg, ctx.run, name=name)
+        _, ctx.lent[name] = cascade_on(ext, cascade.cfg, cascade.seg_learn, cascade.sym_learn,
+                                       ctx.run.dir / "inputs" / name, ctx.run.dir / "cams" / f"{name}.npz")
     return ext
 
 
 @contextmanager
 def lend(ctx: Any, name: str) -> Iterator[None]:
     """The CAMs of set ``name`` in ``ctx.cams`` (what the CAM entry's loaders read) while the block runs, then taken
-    back: an id that both sets use (two synthetic sets, say) keeps the map of its own set outside the block."""
-    cams = ctx.lent.get(name, {})
-    kept = {k: ctx.cams[k] for k in cams if k in ctx.cams}
-    ctx.cams.update(cams)
-    try:
+    back (``se_lcn.cams.lent``)."""
+    with lent(ctx.cams, ctx.lent.get(name, {})):
         yield
-    finally:
-        for k in cams:
-            ctx.cams.pop(k, None)
-        ctx.cams.update(kept)
 
 
-__all__ = ["Cascade", "cascade_config", "lend", "train_cascade", "unseen", "with_inputs"]
+__all__ = ["TRAINED_ON", "Cascade", "cascade_config", "lend", "train_cascade", "unseen", "with_inputs"]

@@ -314,6 +314,13 @@ def differences(res: Any, ctx: EntryContext) -> pd.DataFrame:
     return table
 
 
+def evaluation(entries: Any, ds: Any, cfg: CompareConfig) -> Evaluation:
+    """How the entries are scored (``lesionkit.engine.evaluation``): fold 0, the table's metrics (:func:`report`)
+    with ``ds``'s classes and positive class."""
+    positive = positive_class(ds, cfg)
+    return Evaluation(list(entries), report=lambda y, p: report(y, p, list(ds.classes), positive))
+
+
 def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     """Every entry's fold-0 model on ``test_dir`` (classes mapped to data_dir's), beside its in-distribution test
     scores: one row per entry, columns ``<metric> (test)`` and ``<metric> (external)``. None without test_dir."""
@@ -322,10 +329,9 @@ def evaluate_external(res: Any, ctx: EntryContext) -> pd.DataFrame | None:
     if ext is None:
         return None
     ext = with_inputs(ext, ctx, name="external")
-    positive = positive_class(ds, cfg)
-    ev = Evaluation(list(res.variants.values()), report=lambda y, p: report(y, p, list(ds.classes), positive))
     with lend(ctx, "external"):
-        scores = evaluate_models(ctx.run, ev, {k: [learn] for k, learn in res.learners.items()}, ext, log=False)
+        scores = evaluate_models(ctx.run, evaluation(res.variants.values(), ds, cfg),
+                                 {k: [learn] for k, learn in res.learners.items()}, ext)
     inside = fold0_scores(res)
     table = pd.DataFrame([{"entry": key, **{f"{m} (test)": inside[key][m] for m in ("bma", "auc_macro", "mel_auc")},
                            **{f"{m} (external)": scores.reports[f"external_{key}"][m]
@@ -351,7 +357,7 @@ def summarize(table: pd.DataFrame, diffs: pd.DataFrame, maps: pd.DataFrame | Non
     return record_summary(run, run.cfg, summary, comparison=table.to_dict(orient="records"))["summary"]
 
 
-__all__ = ["budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external",
+__all__ = ["budget_epochs", "CompareConfig", "differences", "entry_table", "evaluate_external", "evaluation",
            "fold0_scores", "fold_mean_probs", "load", "positive_class", "prepare", "recording", "report",
            "results_table", "same_rows", "split", "split_table", "summarize", "TABLE_METRICS",
            "train", "variants"]

@@ -3,6 +3,8 @@
 the diagnosis classifier's (image, CAM) → label loaders."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,20 @@ class GetCam:
         return torch.from_numpy(np.asarray(cam, np.float32))[None]
 
 
+@contextmanager
+def lent(cams: dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> Iterator[None]:
+    """``extra``'s maps in ``cams`` (the dict a trained classifier's loaders read) while the block runs, then taken
+    back: a training image whose id an external one shares keeps its own map outside the block."""
+    kept = {k: cams[k] for k in extra if k in cams}
+    cams.update(extra)
+    try:
+        yield
+    finally:
+        for k in extra:
+            cams.pop(k, None)
+        cams.update(kept)
+
+
 def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_idx: np.ndarray, size: int, bs: int,
             seed: int = 0, num_workers: int = 0, zero: bool = False, norm: Any = None, balanced: bool = False) -> Any:
     """(image, CAM) → label loaders (n_inp=2), no augmentation (the original's online transforms are identity,
@@ -91,4 +107,4 @@ def cam_dls(ds: Any, cams: dict[str, np.ndarray], train_idx: np.ndarray, valid_i
                              ds.df["label"].to_numpy()[tr], None)
 
 
-__all__ = ["GetCam", "cached_cams", "cam_dls", "cam_scores", "compute_cams", "load_cams", "save_cams"]
+__all__ = ["GetCam", "cached_cams", "cam_dls", "cam_scores", "compute_cams", "lent", "load_cams", "save_cams"]

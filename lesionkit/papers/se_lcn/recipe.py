@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,13 +37,14 @@ from lesionkit.papers import common
 from lesionkit.papers.common import (
     TrainConfig, lesion_subsample, load_external, record_summary, resolve_data_dir, save_models,
 )
-from lesionkit.papers.se_lcn.cams import cached_cams, cam_scores, compute_cams
+from lesionkit.papers.se_lcn.cams import cached_cams, cam_scores, compute_cams, lent
 from lesionkit.papers.se_lcn.deviations import DEVIATIONS
 from lesionkit.papers.se_lcn.hair import hair_free
 from lesionkit.papers.se_lcn.lae import (
-    INPUT_MODES, TARGETS, cascade_inputs, lae_table, load_stage_data, masked_inputs, predict_masks, same_images,
+    INPUT_MODES, TARGETS, cascade_inputs, lae_table, load_stage_data, predict_masks, same_images,
     true_masks,
 )
+from lesionkit.papers.se_lcn.reuse import cascade_on
 from lesionkit.papers.se_lcn.segmentation import segmentation_scores
 from lesionkit.papers.se_lcn.stages import (
     CLASSIFIERS, baseline_variant, classifier_variants, own_split, segmenter_variant, split_table, symmetry_variant,
@@ -316,6 +316,12 @@ def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SE
 _CAM_INPUT = {"with_cam": "cached", "without_cam": "zeros", "baseline": "none"}  # each classifier's second input
 
 
+def evaluation(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) -> Evaluation:
+    """How the classifiers are scored (``lesionkit.engine.evaluation``): fold 0 on (image, CAM) loaders over ``ds``,
+    its maps read from ``cams`` (the standalone baseline's on the images alone), the paper's metrics."""
+    return Evaluation(classifier_variants(ds, cams, cfg), report=lambda y, p: score(y, p, ds.classes))
+
+
 def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results: Any, cams: dict[str, np.ndarray],
                       run: Run, ds: Any = None) -> pd.DataFrame:
     """The whole cascade on `test_dir` (``common.load_external``: its held-out part, classes renamed to those of
@@ -328,20 +334,11 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
     ext = load_external(cfg, classes, positive=classes[1] if binary else None)
     if ext is None:
         raise ValueError("evaluate_external: test_dir is empty; give an external labelled test set folder")
-    ext = _hair(ext, cfg)
-    make = partial(masked_inputs, masks=predict_masks(seg_learn, ext), size=cfg.image_size, enlarge=cfg.lae_enlarge,
-                   out_dir=run.dir / "inputs" / "external")
-    cam_in, cls_in = make(ext, mode=cfg.cam_source), make(ext, mode=cfg.classifier_input)
-    ext_cams = cache_cams(sym_learn, cam_in, cfg, run, name="external")
-    kept = {k: cams[k] for k in ext_cams if k in cams}
-    cams.update(ext_cams)
-    ev = Evaluation(classifier_variants(cls_in, cams, cfg), report=lambda y, p: score(y, p, cls_in.classes))
-    try:
-        reports = evaluate_models(run, ev, {k: [learn] for k, learn in results.learners.items()}, cls_in).reports
-    finally:
-        for k in ext_cams:
-            cams.pop(k, None)
-        cams.update(kept)
+    cls_in, ext_cams = cascade_on(ext, cfg, seg_learn, sym_learn, run.dir / "inputs" / "external",
+                                  run.dir / "cams" / "external.npz")
+    with lent(cams, ext_cams):
+        reports = evaluate_models(run, evaluation(cls_in, cams, cfg), {k: [learn] for k, learn in
+                                                                       results.learners.items()}, cls_in).reports
     return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **_pick(reports[f"external_{k}"], METRICS)}
                          for k in results.learners])
 
@@ -419,4 +416,5 @@ def cleanup_inputs(run: Run) -> None:
 __all__ = ["CLASSIFIERS", "DEVIATIONS", "METRICS", "SELCNConfig", "load_data", "split", "segmenter_data", "split_table",
            "segmenter_variant", "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter",
            "build_inputs", "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers",
-           "evaluate_external", "explain", "headline_table", "summarize", "cleanup_inputs", "baseline_variant"]
+           "evaluate_external", "evaluation", "explain", "headline_table", "summarize", "cleanup_inputs",
+           "baseline_variant"]
