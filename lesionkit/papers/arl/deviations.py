@@ -17,8 +17,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "rotation of up to ±10° with black corners, on the batch (fastai, bilinear; torchvision 0.2's "
               "RandomRotation resamples nearest-neighbour). The paper's own augmentation is not in the spec, which "
               "prescribes the code's. `augment=\"arl_dihedral\"` (lesionkit's earlier default) uses fastai's Dihedral "
-              "instead, which adds 90° turns and transposes, with reflection padding; `augment=\"fastai\"` is fastai's "
-              "aug_transforms without the crops.", "augment", "arl", "code", option="arl_dihedral"),
+              "instead, which adds 90° turns and transposes, with reflection padding; `augment=\"fastai\"` is "
+              "fastai's aug_transforms without the crops.", "augment", "arl", "code", option="arl_dihedral"),
     Deviation("Crops", "Crops are drawn anew every epoch (the code reuses its 61 fixed files every epoch), and the "
               "scale is drawn per visit (the whole image 1 time in 61, each scale equally often on average; the code "
               "has exactly 15 per scale)."),

@@ -2,11 +2,13 @@
 
 Pipeline (spec methods-a §2): the task is ISIC 2017 Part 3's melanoma classification, made here from multiclass
 labels (mel vs every other class). Training uses ARL's multi-scale crops (a random crop at scale 0.2-0.8 of the
-image, or the whole image, resized; the code's H/V flips and rotation ±10°, or fastai's Dihedral with ``augment="arl_dihedral"``)
-computed on the fly instead of the code's 122k offline PNGs: an epoch visits every training image `crops_per_image` times (the code's 61 files per image), each visit a
-fresh crop whose window is measured in the original file's pixels. One logit with BCE, and the code's schedule: SGD (momentum 0.9, weight decay 1e-4), LR halved at 30/60/90 of
-100 epochs. Validation, like testing, sees the 9 views by default (``valid_views``). Testing averages the logits of 9 views (2 crops per scale + the whole image; ``tta_average``) and
-thresholds their sigmoid at 0.5; reported are melanoma AUC, accuracy, sensitivity and specificity.
+image, or the whole image, resized; the code's H/V flips and rotation ±10°, or fastai's Dihedral with
+``augment="arl_dihedral"``) computed on the fly instead of the code's 122k offline PNGs: an epoch visits every
+training image `crops_per_image` times (the code's 61 files per image), each visit a fresh crop whose window is
+measured in the original file's pixels. One logit with BCE, and the code's schedule: SGD (momentum 0.9, weight decay
+1e-4), LR halved at 30/60/90 of 100 epochs. Validation, like testing, sees the 9 views by default (``valid_views``).
+Testing averages the logits of 9 views (2 crops per scale + the whole image; ``tta_average``) and thresholds their
+sigmoid at 0.5; reported are melanoma AUC, accuracy, sensitivity and specificity.
 
 Paper vs code: "paper" (default) is a spatial softmax per channel with a learnable α; "code" is the unofficial
 repository's softmax across channels with a fixed α = 0.001. Model selection: the code keeps the best validation

@@ -109,9 +109,9 @@ class PatchAttentionConfig(TrainConfig):
     pretrained: bool | str = param(True, "ImageNet init of the backbone, as the paper: true (inception_v3's timm "
                                          "weights from the Hugging Face cache or a download; installed offline: "
                                          "tf_efficientnet_lite0/lite2 only), false, or a weight file")
-    weights: str = param("torchvision", "which ImageNet weights pretrained=true loads: 'torchvision' (the code's: "
-                                        "timm's tv_in1k copy where timm has one, e.g. densenet121, inception_v3; "
-                                        "else timm's default) or 'timm' (timm's default tag, e.g. "
+    weights: str = param("torchvision", "which ImageNet weights a pretrained backbone loads: 'torchvision' (the "
+                                        "code's: timm's tv_in1k copy where timm has one, e.g. densenet121, "
+                                        "inception_v3; else timm's default) or 'timm' (timm's default tag, e.g. "
                                         "densenet121.ra_in1k)", choices=WEIGHTS)
     baseline: bool = param(True, "also train the plain patch model without attention (same backbone, loss, folds "
                                  "and recipe) and report attention's gain in mean sensitivity, as the paper compares")
