@@ -265,5 +265,5 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: ARLConfig, run: Run) -> A
                         method_kw={"integrated_gradients": {"n_steps": 16}}, mean=mean, std=std)
 
 
-__all__ = ["DEVIATIONS", "ARLConfig", "load", "split", "train_dls", "model_name", "optimizer", "variants", "train_and_test",
-           "evaluation", "evaluate_external", "summarize", "alphas", "explain"]
+__all__ = ["DEVIATIONS", "ARLConfig", "load", "split", "train_dls", "model_name", "optimizer", "variants",
+           "train_and_test", "evaluation", "evaluate_external", "summarize", "alphas", "explain"]
