@@ -15,6 +15,9 @@ describes (placement and reduction unverified against the PDF); "code" is the re
 per patch at the input. Both average the per-patch logits. The weighting factor goes to every class (what the code
 ran, by its stale-key bug); ``dx_only_class="nv"`` gives the "only for nevus" reading of its comment.
 Both compared runs use the same batch-mean loss (L = mean d·w·CE), so weighting is the only difference between them.
+The backbone starts from timm's copy of the torchvision ImageNet weights the code loaded (``weights``), and the
+factor reads HAM10000's dx_type codes or ISIC 2018's LesionGroupings strings. Every remaining departure is in
+`DEVIATIONS`.
 """
 from __future__ import annotations
 
