@@ -8,10 +8,14 @@
   2.x's plain elastic field. Validation: Resize only.
 - "arl": methods-a §2.3 crops computed on the fly (no 122k files): the whole image (1 in 61, as the code's 61 files
   per image hold one) or a random scale s in {0.2, 0.4, 0.6, 0.8}, a random s*H x s*W crop inside a centred window
-  enlarged by 500*s px (the intended rule; the code swaps H and W), resized to SxS; then flips and rotation up to
-  10 degrees on the batch. The 500*s px are pixels of the original file: the loader decodes large JPEGs at a
-  reduced scale and records it (`DECODE_SCALE`), and the window is scaled by it (`arl_box`). `arl_decode_side`:
-  the decode the loader needs so the smallest crop still holds `size` pixels.
+  enlarged by 500*s px (the intended rule; the code swaps H and W), resized to SxS; then, on the batch, the code's
+  train_mel.py transforms: horizontal and vertical flips (p=0.5 each; no 90-degree turn, no transpose) and a
+  rotation of up to 10 degrees with black corners (torchvision's RandomRotation fill). The 500*s px are pixels of
+  the original file: the loader decodes large JPEGs at a reduced scale and records it (`DECODE_SCALE`), and the
+  window is scaled by it (`arl_box`). `arl_decode_side`: the decode the loader needs so the smallest crop still
+  holds `size` pixels.
+- "arl_dihedral": the same crops, then fastai's `Dihedral` (any of the 8 flips, quarter turns and transposes, p=0.5)
+  and the rotation with reflection padding: lesionkit's ARL augmentation before issue 30.
 - "none": Resize only.
 """
 from __future__ import annotations
@@ -26,14 +30,25 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no network call at import
 
-from fastai.vision.augment import Dihedral, RandTransform, Resize, ResizeMethod, aug_transforms  # noqa: E402
+from fastai.vision.augment import (  # noqa: E402
+    Dihedral,
+    PadMode,
+    RandTransform,
+    Resize,
+    ResizeMethod,
+    Rotate,
+    aug_transforms,
+    setup_aug_tfms,
+)
 from fastai.vision.core import PILImage  # noqa: E402
 
-PRESETS = ("fastai", "first_place", "arl", "dihedral", "none")
+PRESETS = ("fastai", "first_place", "arl", "arl_dihedral", "dihedral", "none")
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 ARL_ISIC2017_STATS = ((0.7079, 0.5916, 0.5469), (0.0937, 0.1114, 0.1258))
 ARL_SCALES = (0.2, 0.4, 0.6, 0.8)
 ARL_P_WHOLE = 1 / 61  # generate_patch_images.py: 15 crops x 4 scales + 1 whole-image resize per image
+ARL_PRESETS = ("arl", "arl_dihedral")  # the multi-scale crops, with the code's flips or with fastai's Dihedral
+HV_FLIPS = (0, 1, 2, 4)  # fastai dihedral_mat indices of identity, horizontal, vertical and both flips
 DECODE_SCALE = "lesionkit_decode_scale"  # PIL info key: decoded pixels per pixel of the original file
 ELASTIC = ("0.4.6", "albumentations2")
 
@@ -268,6 +283,22 @@ class ARLMultiScaleCrop(RandTransform):
         return PILImage.create(img.resize((self.size, self.size), Image.BILINEAR))
 
 
+def hv_flip_draw(x: Any) -> Any:
+    """One of identity, horizontal, vertical or both flips per image, uniformly (fastai's dihedral indices): the
+    code's independent RandomHorizontalFlip and RandomVerticalFlip at p=0.5, without quarter turns or transposes."""
+    import torch
+
+    choices = torch.tensor(HV_FLIPS, device=x.device)
+    return choices[torch.randint(0, len(HV_FLIPS), (x.size(0),), device=x.device)]
+
+
+def arl_code_flips_rotation(max_deg: float = 10.0) -> list:
+    """train_mel.py's batch augmentation as one fastai affine step: H/V flips and a rotation in ±`max_deg` degrees
+    on every image, corners filled black (torchvision's RandomRotation fills with 0 before normalisation)."""
+    return setup_aug_tfms([Dihedral(p=1.0, draw=hv_flip_draw, pad_mode=PadMode.Zeros),
+                           Rotate(max_deg=max_deg, p=1.0, pad_mode=PadMode.Zeros)])
+
+
 def preset_tfms(preset: str, size: int, resize: str = "squish", seed: int | None = None) -> tuple[list, list]:
     """(item_tfms, batch_tfms) for `preset` at `size`; normalisation is added by the loader."""
     if preset not in PRESETS:
@@ -278,6 +309,8 @@ def preset_tfms(preset: str, size: int, resize: str = "squish", seed: int | None
     if preset == "first_place":
         return [AlbumentationsTfm(first_place_train(size, seed), first_place_valid(size))], []
     if preset == "arl":
+        return [ARLMultiScaleCrop(size, seed=seed)], arl_code_flips_rotation()
+    if preset == "arl_dihedral":
         batch = aug_transforms(do_flip=True, flip_vert=True, max_rotate=10.0, max_zoom=1.0, max_lighting=0.0,
                                max_warp=0.0, p_affine=1.0, p_lighting=0.0)
         return [ARLMultiScaleCrop(size, seed=seed)], batch

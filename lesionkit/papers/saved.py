@@ -13,7 +13,6 @@ through its cascade (hair removal, masks, LAE inputs, Grad-CAM++ maps) before it
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,12 +23,9 @@ import yaml
 
 from lesionkit.config import coerce
 from lesionkit.papers import notebook_configs
+from lesionkit.papers.saved_recipes import HOOKS, Hooks, RunLoadError, external, read_json, recipe_cfg, shape_only
 
 LOADABLE = ("00_quickstart", "arl", "patch_attention", "attention_b3", "multimodal", "se_lcn", "compare")
-
-
-class RunLoadError(ValueError):
-    """A folder that cannot be used as a trained model, with the file and the fix in its message."""
 
 
 @dataclass
@@ -60,7 +56,7 @@ class SavedRun:
 
     def preprocessing(self) -> dict[str, Any]:
         """What an image goes through before the model, as recorded: size, normalisation, views and averaging."""
-        spec = _read_json(self.dir / "model.json") if (self.dir / "model.json").is_file() else {}
+        spec = read_json(self.dir / "model.json") if (self.dir / "model.json").is_file() else {}
         models = self.variants()
         return {"image_size": self.cfg.image_size, "norm": spec.get("norm", "the model's (timm default_cfg)"),
                 "views": {v.key: v.views for v in models}, "averaging": {v.key: v.average for v in models}}
@@ -77,7 +73,7 @@ class SavedRun:
             melanoma = self._melanoma()
             if self.task != "multiclass" or melanoma is None or "never saw them" not in str(err):
                 raise
-            ds = _external(self, str(path), ["rest", melanoma], melanoma)
+            ds = external(self, str(path), ["rest", melanoma], melanoma)
             ds.info["scored_as"] = f"{melanoma} vs rest ({err})"
             print(f"{path}: classes the model never saw, scored as {melanoma} vs rest", flush=True)
         return self.model_inputs(ds) if model_inputs else ds
@@ -92,12 +88,12 @@ class SavedRun:
         """The notebook's :class:`lesionkit.engine.evaluation.Evaluation` built on dataset ``ds``; on a
         melanoma-vs-rest set (``test_set``'s fallback) the model's melanoma column read as P(melanoma)."""
         if ds is None or list(ds.classes) == self.classes or self.notebook == "attention_b3":
-            return _hook(self).evaluation(self, _recipe_cfg(self.cfg), ds)
+            return _hook(self).evaluation(self, recipe_cfg(self.cfg), ds)
         from lesionkit.engine import score  # lazy
         from lesionkit.engine.evaluation import Evaluation  # lazy
 
         model_ds = in_model_classes(self, ds)
-        ev = _hook(self).evaluation(self, _recipe_cfg(self.cfg), model_ds)
+        ev = _hook(self).evaluation(self, recipe_cfg(self.cfg), model_ds)
         models = [v if v.test_dl else replace(v, test_dl=_test_loader_on(model_ds)) for v in ev.variants]
         return Evaluation(models, report=lambda y, p: score(y, p, list(ds.classes)), folds=ev.folds,
                           positive_column=self.classes.index(self._melanoma()))
@@ -155,14 +151,14 @@ class SavedRun:
 
     def variants(self, ds: Any = None) -> list[Any]:
         """The run's models as its recipe declares them (on ``ds``; default: an empty set in its classes)."""
-        return list(self.evaluation(ds if ds is not None else _shape_only(self)).variants)
+        return list(self.evaluation(ds if ds is not None else shape_only(self)).variants)
 
     def explain(self, learn: Any, ds: Any, rows: np.ndarray, methods: list[str], record: Any) -> Any:
         """Attribution maps of ``learn`` for ``rows``, made as the notebook makes them (its inputs, sizes and method
         settings), stored under ``record.dir`` for the viewer."""
         hook = _hook(self).explain
         if hook is not None:
-            cfg = replace(_recipe_cfg(self.cfg), attribution_methods=",".join(methods))
+            cfg = replace(recipe_cfg(self.cfg), attribution_methods=",".join(methods))
             return hook(learn, ds, rows, cfg, record)
         from lesionkit.attribution import explain_rows  # lazy
 
@@ -181,7 +177,7 @@ def load_run(path: str | Path) -> SavedRun:
     if not info_path.is_file():
         raise RunLoadError(f"{run_dir}: no run.json, so this is not a run record; give a folder under "
                            "runs/<notebook>/<run-id>/")
-    info = _read_json(info_path)
+    info = read_json(info_path)
     status = info.get("status")
     if status != "completed":
         raise RunLoadError(f"{info_path}: status {status!r}, not completed; finish it with -p resume {run_dir} "
@@ -199,13 +195,6 @@ def load_run(path: str | Path) -> SavedRun:
 
 
 # --- reading the record --------------------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise RunLoadError(f"{path}: cannot be read as JSON ({err}); the run record is damaged") from None
-
-
 def _recorded_config(cls: type, path: Path) -> Any:
     """config.yaml as ``cls`` without re-checking paths (the data folder may live elsewhere now); renamed keys
     follow ``cls.renamed``, unknown ones mean another layout."""
@@ -229,7 +218,7 @@ def _classes(run_dir: Path, notebook: str, cfg: Any) -> tuple[list[str], str]:
     specs = sorted(run_dir.glob("model*.json"), key=lambda p: p.name != "model.json")
     if not specs:
         raise RunLoadError(f"{run_dir}: no model.json / model_<key>.json; the run saved no model")
-    classes = next((c for c in (_read_json(p).get("classes") for p in specs) if isinstance(c, list)), None)
+    classes = next((c for c in (read_json(p).get("classes") for p in specs) if isinstance(c, list)), None)
     if classes is None or len(classes) < 2:
         raise RunLoadError(f"{specs[0]}: no class list (\"classes\"); the model cannot be scored")
     task = "binary" if len(classes) == 2 and notebook != "attention_b3" else "multiclass"
@@ -285,162 +274,7 @@ def _test_loader_on(model_ds: Any) -> Callable[[Any, np.ndarray], Any]:
     return test_loader
 
 
-def _recipe_cfg(cfg: Any) -> Any:
-    """The run's settings with ImageNet weights off: the saved weights replace them."""
-    return replace(cfg, pretrained=False) if hasattr(cfg, "pretrained") else cfg
-
-
-def _shape_only(saved: SavedRun) -> Any:
-    """An empty dataset in the model's classes (what building a recipe's variants needs to know)."""
-    import pandas as pd
-
-    from lesionkit.data.table import CANONICAL_COLUMNS, LesionDataset  # lazy
-
-    return LesionDataset("none", saved.dir, pd.DataFrame(columns=list(CANONICAL_COLUMNS)), saved.classes,
-                         saved.task)
-
-
-# --- what each notebook means by "score its models on this set" ----------------------------------------------------
-@dataclass(frozen=True)
-class _Hook:
-    test_set: Callable[[SavedRun, str], Any]
-    evaluation: Callable[[SavedRun, Any, Any], Any]
-    explain: Callable[..., Any] | None = None  # the notebook's own (learn, ds, rows, cfg, run); None: loader inputs
-    inputs: Callable[[SavedRun, Any], Any] | None = None  # a set -> what the models read (None: the set itself)
-
-
-def _external(saved: SavedRun, path: str, classes: list[str], positive: str | None) -> Any:
-    from lesionkit.papers.common import load_external  # lazy
-
-    return load_external(replace(saved.cfg, test_dir=path), classes, positive)
-
-
-def _quickstart_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.papers.quickstart import recipe  # lazy
-
-    return recipe.evaluation(ds, cfg)
-
-
-def _arl_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.papers.arl import recipe  # lazy
-
-    return recipe.evaluation(ds, cfg)
-
-
-def _patch_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.papers.patch_attention import recipe  # lazy
-
-    return recipe.evaluation(ds, cfg)
-
-
-def _b3_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.papers.attention_b3 import recipe  # lazy
-
-    return recipe.evaluation(ds, cfg, saved.classes)
-
-
-def _b3_test_set(saved: SavedRun, path: str) -> Any:
-    from lesionkit.data.tasks import find_class  # lazy
-
-    return _external(saved, path, ["rest", find_class(saved.cfg.positive, saved.classes)], saved.cfg.positive)
-
-
-def _multimodal_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.data.metadata import MetaEncoder  # lazy
-    from lesionkit.papers.multimodal import recipe  # lazy
-
-    path = saved.dir / "meta_encoder.json"
-    if not path.is_file():
-        raise RunLoadError(f"{path}: missing; the metadata model cannot encode age, sex and site without it")
-    return recipe.evaluation(ds, cfg, MetaEncoder.load(path))
-
-
-def _multimodal_test_set(saved: SavedRun, path: str) -> Any:
-    from lesionkit.papers.multimodal import recipe  # lazy
-
-    return recipe.load_external_set(replace(saved.cfg, test_dir=path), _shape_only(saved))
-
-
-def _same_classes(saved: SavedRun, path: str) -> Any:
-    return _external(saved, path, saved.classes, saved.positive)
-
-
-def _arl_explain(*args: Any) -> Any:
-    from lesionkit.papers.arl import recipe  # lazy
-
-    return recipe.explain(*args)
-
-
-def _patch_explain(*args: Any) -> Any:
-    from lesionkit.papers.patch_attention import recipe  # lazy
-
-    return recipe.explain(*args)
-
-
-def _symmetry_classes(saved: SavedRun) -> list[str] | None:
-    """The symmetry net's classes (model_symmetry.json), None when the record has none."""
-    path = saved.dir / "model_symmetry.json"
-    classes = _read_json(path).get("classes") if path.is_file() else None
-    return classes if isinstance(classes, list) else None
-
-
-def _se_lcn_cascade(saved: SavedRun) -> Any:
-    """The run's segmenter and symmetry net, read once."""
-    if "cascade" not in saved.parts:
-        from lesionkit.papers.se_lcn.reuse import load_cascade  # lazy
-
-        classes = _symmetry_classes(saved)
-        if classes is None:
-            raise RunLoadError(f"{saved.dir / 'model_symmetry.json'}: missing or without \"classes\"; the symmetry "
-                               "net cannot be rebuilt, so no CAMs: train the run again")
-        saved.parts["cascade"] = load_cascade(_recipe_cfg(saved.cfg), saved.models, classes)
-    return saved.parts["cascade"]
-
-
-def _se_lcn_inputs(saved: SavedRun, ds: Any) -> Any:
-    return _se_lcn_cascade(saved).inputs(ds)
-
-
-def _se_lcn_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.papers.se_lcn import recipe  # lazy
-
-    return recipe.evaluation(ds, _se_lcn_cascade(saved).cams, cfg)
-
-
-def _compare_context(saved: SavedRun) -> Any:
-    """The entries' shared inputs (metadata encoder, the CAM entry's cascade), read once."""
-    if "context" not in saved.parts:
-        from lesionkit.papers.compare.reuse import saved_context  # lazy
-
-        saved.parts["context"] = saved_context(_recipe_cfg(saved.cfg), saved.dir, _shape_only(saved), saved.models,
-                                               _symmetry_classes(saved))
-    return saved.parts["context"]
-
-
-def _compare_inputs(saved: SavedRun, ds: Any) -> Any:
-    from lesionkit.papers.compare.reuse import inputs  # lazy
-
-    return inputs(_compare_context(saved), ds)
-
-
-def _compare_eval(saved: SavedRun, cfg: Any, ds: Any) -> Any:
-    from lesionkit.papers.compare.reuse import evaluation  # lazy
-
-    return evaluation(_compare_context(saved), ds)
-
-
-HOOKS = {
-    "00_quickstart": _Hook(_same_classes, _quickstart_eval),
-    "arl": _Hook(_same_classes, _arl_eval, _arl_explain),
-    "patch_attention": _Hook(_same_classes, _patch_eval, _patch_explain),
-    "attention_b3": _Hook(_b3_test_set, _b3_eval),
-    "multimodal": _Hook(_multimodal_test_set, _multimodal_eval),
-    "se_lcn": _Hook(_same_classes, _se_lcn_eval, inputs=_se_lcn_inputs),
-    "compare": _Hook(_same_classes, _compare_eval, inputs=_compare_inputs),
-}
-
-
-def _hook(saved: SavedRun) -> _Hook:
+def _hook(saved: SavedRun) -> Hooks:
     return HOOKS[saved.notebook]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from fastai.callback.core import Callback
 from fastai.data.core import DataLoaders, Datasets
@@ -18,6 +19,27 @@ from lesionkit.data.loaders import GetLabel, ReadImage, batch_tfms_for, build_da
 from lesionkit.data.table import LesionDataset
 from lesionkit.data.views import PatchGrid
 from lesionkit.losses import DiagnosisGuidedCrossEntropy
+
+
+# ISIC2018_Task3_Training_LesionGroupings.csv's diagnosis_confirm_type -> HAM10000's dx_type code (the same images;
+# the code's cfgs read the long strings, methods-a §1.2, and spell the follow-up one "showed" where the CSV says
+# "showing")
+CONFIRM_TYPES: dict[str, str] = {
+    "histopathology": "histo",
+    "confocal microscopy with consensus dermoscopy": "confocal",
+    "serial imaging showing no change": "follow_up",
+    "serial imaging showed no change": "follow_up",
+    "single image expert consensus": "consensus",
+}
+
+
+def dx_type_codes(values: pd.Series) -> pd.Series:
+    """HAM10000's dx_type codes (histo, confocal, follow_up, consensus) from either vocabulary: HAM's own codes or
+    ISIC 2018's LesionGroupings strings; missing values count as consensus (factor 1). Unknown values pass through
+    (the caller names them)."""
+    kinds = values.fillna("consensus").astype(str).str.strip().str.lower()
+    kinds = kinds.map(lambda k: CONFIRM_TYPES.get(" ".join(k.split()), k))
+    return kinds.str.replace("-", "_")
 
 
 class FactorColumn:
@@ -86,4 +108,5 @@ class FactorCallback(Callback):
             self.learn.yb = yb[:1]
 
 
-__all__ = ["FactorCallback", "FactorColumn", "FactorCrossEntropy", "factor_image_dls", "factor_patch_dls"]
+__all__ = ["CONFIRM_TYPES", "FactorCallback", "FactorColumn", "FactorCrossEntropy", "dx_type_codes", "factor_image_dls",
+           "factor_patch_dls"]

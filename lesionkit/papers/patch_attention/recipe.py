@@ -15,6 +15,9 @@ describes (placement and reduction unverified against the PDF); "code" is the re
 per patch at the input. Both average the per-patch logits. The weighting factor goes to every class (what the code
 ran, by its stale-key bug); ``dx_only_class="nv"`` gives the "only for nevus" reading of its comment.
 Both compared runs use the same batch-mean loss (L = mean d·w·CE), so weighting is the only difference between them.
+The backbone starts from timm's copy of the torchvision ImageNet weights the code loaded (``weights``), and the
+factor reads HAM10000's dx_type codes or ISIC 2018's LesionGroupings strings. Every remaining departure is in
+`DEVIATIONS`.
 """
 from __future__ import annotations
 
@@ -34,7 +37,14 @@ from lesionkit.metrics import fastai_metrics, fold_summary
 from lesionkit.metrics.classification import f1, predict_labels
 from lesionkit.models import create_model
 from lesionkit.papers.common import TrainConfig, load_data, load_external, record_summary, save_models
-from lesionkit.papers.patch_attention.dx_factor import FactorCallback, FactorCrossEntropy, factor_patch_dls
+from lesionkit.papers.patch_attention.deviations import DEVIATIONS
+from lesionkit.papers.patch_attention.dx_factor import (
+    CONFIRM_TYPES,
+    FactorCallback,
+    FactorCrossEntropy,
+    dx_type_codes,
+    factor_patch_dls,
+)
 from lesionkit.records.runs import Run
 
 FULL_IMAGE = (450, 600)  # the code's load size (HAM10000 originals), cut into 224-px patches
@@ -51,6 +61,18 @@ PAPER_METRICS = {"balanced_accuracy": "mean sensitivity", "f1_weighted": "weight
 OPTIMIZER = OptimizerSpec("adam", betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)  # train.py:280-291, no decay
 STEPS = {"step_start": 0.2, "step_every": 0.2, "step_gamma": 0.5}  # StepLR(10, 0.5) from epoch 10 of 50 (§1.4)
 PER_CLASS = ("auc", "sensitivity", "specificity")
+WEIGHTS = ("torchvision", "timm")
+
+
+def torchvision_weights(backbone: str) -> str:
+    """timm's copy of the torchvision ImageNet weights of `backbone` (``<name>.tv_in1k``, what the code's
+    torchvision models loaded) where timm has one; else `backbone` unchanged (a name with a tag is kept as given)."""
+    import timm  # lazy: only a config that needs the name pays the import
+
+    if "." in backbone:
+        return backbone
+    tagged = f"{backbone}.tv_in1k"
+    return tagged if timm.list_pretrained(tagged) else backbone
 
 
 @dataclass(frozen=True)
@@ -83,13 +105,17 @@ class PatchAttentionConfig(TrainConfig):
     dx_only_class: str = param("", "restrict the diagnosis factor to one class (e.g. 'nv'); empty: all classes")
     epochs: int = param(50, "training epochs per fold model", ge=1, le=10_000)
     batch_size: int = param(5, "images per batch (each gives n_patches backbone passes)", ge=1, le=1024)
-    lr: float = param(2.08e-5, "torch Adam learning rate (betas 0.9/0.999, eps 1e-8), no weight decay (the HAM cfg's "
-                               "1.25e-5 * 5/3)", ge=1e-7, le=10.0)
+    lr: float = param(2.08e-5, "peak learning rate of the schedule (torch Adam, betas 0.9/0.999, eps 1e-8, no "
+                               "weight decay; the HAM cfg's 1.25e-5 * 5/3, halved by 'step')", ge=1e-7, le=10.0)
     schedule: str = param("step", "LR schedule: 'step' (the code's StepLR: halve at 40, 60, 80% of training), "
                           + ", ".join(s for s in SCHEDULES if s != "step"), choices=SCHEDULES)
     pretrained: bool | str = param(True, "ImageNet init of the backbone, as the paper: true (inception_v3's timm "
                                          "weights from the Hugging Face cache or a download; installed offline: "
                                          "tf_efficientnet_lite0/lite2 only), false, or a weight file")
+    weights: str = param("torchvision", "which ImageNet weights a pretrained backbone loads: 'torchvision' (the "
+                                        "code's: timm's tv_in1k copy where timm has one, e.g. densenet121, "
+                                        "inception_v3; else timm's default) or 'timm' (timm's default tag, e.g. "
+                                        "densenet121.ra_in1k)", choices=WEIGHTS)
     baseline: bool = param(True, "also train the plain patch model without attention (same backbone, loss, folds "
                                  "and recipe) and report attention's gain in mean sensitivity, as the paper compares")
     folds: int = param(3, "grouped CV folds, each model scored on the same test set (1: one train/valid split)",
@@ -116,6 +142,15 @@ class PatchAttentionConfig(TrainConfig):
         return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
 
     @property
+    def backbone_arch(self) -> str:
+        """The timm name the backbone is built and initialised from: `backbone` with the `weights` chosen."""
+        return torchvision_weights(self.backbone) if self.weights == "torchvision" else self.backbone
+
+    def weights_needed(self) -> dict[str, tuple[str, str]]:
+        """The ImageNet weights of `backbone_arch` (e.g. densenet121.tv_in1k) when pretrained is true."""
+        return {self.backbone_arch: ("pretrained", "backbone")} if self.pretrained is True else {}
+
+    @property
     def full_size(self) -> tuple[int, int]:
         """The 450×600 load size scaled so that a patch is `image_size` pixels."""
         s = self.image_size / PAPER_PATCH
@@ -138,13 +173,14 @@ def load(cfg: PatchAttentionConfig) -> Any:
 
 
 def with_dx_factor(ds: Any, only_class: str = "") -> Any:
-    """``ds`` with column ``dx_factor``: d per image from ``dx_type`` (missing: 1, as consensus); with
-    ``only_class``, images of other classes get 1."""
-    kinds = ds.df["dx_type"].fillna("consensus").astype(str).str.strip().str.lower().str.replace("-", "_")
+    """``ds`` with column ``dx_factor``: d per image from ``dx_type``, HAM10000's codes or ISIC 2018's
+    LesionGroupings strings (missing: 1, as consensus); with ``only_class``, images of other classes get 1."""
+    kinds = dx_type_codes(ds.df["dx_type"])
     unknown = sorted(set(kinds) - set(DX_TYPE_FACTORS))
     if unknown:
         raise ConfigError(f"dataset {ds.root}: column dx_type has values {unknown} that diagnosis-guided weighting "
-                          f"cannot map; expected {sorted(DX_TYPE_FACTORS)} (HAM10000's dx_type)")
+                          f"cannot map; expected HAM10000's dx_type {sorted(DX_TYPE_FACTORS)} or ISIC 2018's "
+                          f"diagnosis_confirm_type {sorted(set(CONFIRM_TYPES) - {'serial imaging showed no change'})}")
     d = kinds.map(DX_TYPE_FACTORS).to_numpy(np.float32)
     if only_class:
         if only_class not in ds.classes:
@@ -161,10 +197,11 @@ def patch_dls(ds: Any, train_idx: np.ndarray, valid_idx: np.ndarray, cfg: PatchA
 
 
 def build_model(cfg: PatchAttentionConfig, n_classes: int, attention: bool = True) -> torch.nn.Module:
-    """The patch-attention network of `variant` on `backbone` (registry name ``patch_attention``): 'code' is the
+    """The patch-attention network of `variant` on `backbone` with the chosen ImageNet `weights` (registry name
+    ``patch_attention``): 'code' is the
     released ``CNN_FC`` (input gate on, end gate off, mean of per-patch logits), 'paper' the in-block PatchSE.
     ``attention=False``: the same patch model with no attention module (the baseline)."""
-    return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone,
+    return create_model("patch_attention", pretrained=cfg.pretrained, backbone=cfg.backbone_arch,
                         n_patches=cfg.n_patches, num_classes=n_classes, patch_size=cfg.image_size,
                         image_size=cfg.full_size, input_gate=attention and cfg.variant == "code",
                         feature_gate=False, in_block=attention and cfg.variant == "paper",
@@ -294,6 +331,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, cfg: PatchAttentionConfig, run
                                    "occlusion": {"window": window, "stride": window}})
 
 
-__all__ = ["BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "load", "with_dx_factor",
+__all__ = ["DEVIATIONS", "BASELINE", "OPTIMIZER", "PAPER_METRICS", "PatchAttentionConfig", "load", "with_dx_factor",
            "patch_dls", "build_model", "baseline_label", "variants", "score", "paper_table", "per_class_table",
            "summarize", "evaluation", "evaluate_external", "train", "explain", "FactorCrossEntropy", "FactorCallback"]
