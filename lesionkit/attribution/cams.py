@@ -60,7 +60,7 @@ def cam_maps(net: nn.Module, x: torch.Tensor, method: str, meta: torch.Tensor | 
             cam = LayerGradCam(score, module).attribute(x[sl], target=0, additional_forward_args=extra or None,
                                                         relu_attributions=True, **kw)
         else:
-            cam = grad_cam_pp(score, module, x[sl], zero, extra)
+            cam = grad_cam_pp(score, module, x[sl], zero, extra, form=kw.get("form", "paper"))
         cam = cam.detach().float()
         if cfg.get("n_patches") and name == cfg.get("cam_layer"):
             cam = unstack_patch_cam(cam, cfg, size)
@@ -76,12 +76,14 @@ def grad_cam_pp(
     x: torch.Tensor,
     target: torch.Tensor,
     additional_forward_args: tuple[Any, ...] = (),
+    form: str = "paper",
 ) -> torch.Tensor:
     """Grad-CAM++ (Chattopadhay et al. 2018, eq. 19) at ``layer``: a ``(N, 1, h, w)`` map, not yet upsampled.
 
-    With A the layer's activations and g = dS/dA for the target logit S, ``alpha = g² / (2g² + Σ_uv A · g³)``
+    With A the layer's activations and g = dS/dA for the target logit S, ``alpha = g² / (2g² + (Σ_uv A) · g³)``
     (zero denominators replaced by 1, as SE-LCN does), ``w_k = Σ_uv alpha · ReLU(g)``, ``M = ReLU(Σ_k w_k A_k)``;
-    the formula is shared with SE-LCN's in-graph CAM (``lesionkit.layers.gradcam_pp``). SE-LCN's code scales g by
+    ``form="code"`` takes SE-LCN's code's denominator ``2g² + Σ_uv (A · g³)`` instead (method option ``form``). The
+    formula is shared with SE-LCN's in-graph CAM (``lesionkit.layers.gradcam_pp``). SE-LCN's code scales g by
     exp(S): a positive per-image constant that the per-image normalisation of every score removes.
 
     The layer output is captured with a forward hook that hands a *clone* downstream (what Captum's layer methods do),
@@ -110,7 +112,7 @@ def grad_cam_pp(
     acts, grads = acts.detach(), grads.detach()
     if acts.dim() != 4:
         raise ValueError(f"Grad-CAM++ needs a 4-D (N, C, h, w) layer output, got shape {tuple(acts.shape)}")
-    return grad_cam_plus_plus(acts, grads)
+    return grad_cam_plus_plus(acts, grads, form)
 
 
 def native_map(

@@ -210,7 +210,8 @@ def attribute(
         binary_as_two: explain a one-logit (binary) model as two classes (:func:`two_sided`): target 0 is the rest,
             1 the positive class, and ``probs`` has both columns.
         **kw: method options: ``n_steps``/``baselines`` (IG), ``nt_samples``/``stdevs``/``base`` (SmoothGrad),
-            ``window``/``stride``/``baselines`` (Occlusion), ``n_samples``/``stdevs`` (GradientShap), ``key`` (native).
+            ``window``/``stride``/``baselines`` (Occlusion), ``n_samples``/``stdevs`` (GradientShap), ``key`` (native),
+            ``form`` (Grad-CAM++'s denominator, ``lesionkit.layers.gradcam_pp``).
     """
     method = canonical_method(method)
     x = as_plain_tensor(images)

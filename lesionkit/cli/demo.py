@@ -38,7 +38,7 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
     "se_lcn": {"seg_encoder": "tu-tf_efficientnet_lite0", "classifier_backbone": "tf_efficientnet_lite0",
                "pretrained": "true", "image_size": 64, "cam_size": 64, "max_images": 400, "seg_epochs": 2,
                "sym_epochs": 30, "sym_lr": 1e-4, "sym_patience": 0, "sym_augment": "dihedral", "epochs": 5,
-               "lr": 1e-3, "folds": 1,
+               "lr": 1e-3, "folds": 1, "baseline_lr": 1e-3, "baseline_patience": 0,
                "patience": 0, "seg_batch_size": 16, "sym_batch_size": 16, "batch_size": 32, "n_attribution": 4},
 }
 # The figures worth a glance in the summary, in order of preference.

@@ -28,12 +28,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lesionkit.layers.e_layer import ELayer
-from lesionkit.layers.gradcam_pp import grad_cam_plus_plus, minmax_normalise
+from lesionkit.layers.gradcam_pp import (
+    GRADCAM_PP_FORMS,
+    grad_cam_plus_plus,
+    minmax_normalise,
+)
 from lesionkit.models._base import LesionModel, build_model
 from lesionkit.models._registry import register_model
 
-__all__: list[str] = ["ASPP", "DeepLabV3PlusDecoder", "LesionSegmenter", "SEG_HEADS", "SymmetryNet", "SELCNClassifier",
-                     "lae_box", "lae_mask"]
+__all__: list[str] = ["ASPP", "DeepLabV3PlusDecoder", "LesionSegmenter", "SEG_HEADS", "SEG_INPUT_NORMS", "SymmetryNet",
+                     "SELCNClassifier", "encoder_norm", "lae_box", "lae_mask"]
 
 
 def lae_box(mask: np.ndarray | torch.Tensor, enlarge: float = 0.2) -> tuple[int, int, int, int] | None:
@@ -112,6 +116,19 @@ class DeepLabV3PlusDecoder(nn.Module):
 
 
 SEG_HEADS = ("paper", "smp")
+SEG_INPUT_NORMS = ("weights", "imagenet")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def encoder_norm(encoder: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the timm ImageNet weights of ``encoder`` (``tu-<timm name>``): what inputs must be normalised
+    with for those weights to see what they were trained on. ImageNet's when timm has no config for it."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(encoder.removeprefix("tu-"))
+    if cfg is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(cfg.mean), tuple(cfg.std)
 
 
 class LesionSegmenter(LesionModel):
@@ -122,13 +139,18 @@ class LesionSegmenter(LesionModel):
     ``head="smp"``: segmentation-models-pytorch's DeepLabV3Plus (separable convs, rates 12/24/36, one decoder block).
     Encoder names are smp's (``tu-<timm name>``); ``tu-xception65`` is timm's aligned Xception with the 16 middle
     blocks of the code's Xception. H and W must be divisible by 16. No weights are downloaded here.
+    ``input_norm``: the mean/std its inputs take (its cfg, which loaders read): "weights", those the encoder's timm
+    ImageNet weights were trained with (0.5/0.5 for xception65), or "imagenet" (ImageNet's; the earlier default).
     """
 
     def __init__(self, encoder: str = "tu-xception65", num_classes: int = 2, in_chans: int = 3,
-                 output_stride: int = 16, head: str = "paper", aspp_rates: tuple[int, ...] = (6, 12, 18)) -> None:
+                 output_stride: int = 16, head: str = "paper", aspp_rates: tuple[int, ...] = (6, 12, 18),
+                 input_norm: str = "imagenet") -> None:
         super().__init__()
         if head not in SEG_HEADS:
             raise ValueError(f"head={head!r}: choose one of {SEG_HEADS}")
+        if input_norm not in SEG_INPUT_NORMS:
+            raise ValueError(f"input_norm={input_norm!r}: choose one of {SEG_INPUT_NORMS}")
         self.encoder_name, self.head, self.output_stride = encoder, head, output_stride
         if head == "smp":
             import segmentation_models_pytorch as smp
@@ -152,8 +174,9 @@ class LesionSegmenter(LesionModel):
             self.classifier = self.new_classifier(num_classes)
         self.num_classes = num_classes
         self.head_hidden_size = self.num_features
+        mean, std = encoder_norm(encoder) if input_norm == "weights" else (IMAGENET_MEAN, IMAGENET_STD)
         self.set_default_cfg((3, 256, 256), None, cam_layer, num_classes=num_classes, task="segmentation",
-                             architecture=f"deeplabv3plus_{head}_{encoder}")
+                             architecture=f"deeplabv3plus_{head}_{encoder}", mean=mean, std=std)
 
     @classmethod
     def backbone_arch_of(cls, encoder: str = "tu-xception65", **_: Any) -> str:
@@ -192,14 +215,19 @@ class LesionSegmenter(LesionModel):
 
 
 class SymmetryNet(LesionModel):
-    """torchvision SqueezeNet 1.0 with a ``num_classes``-way final conv; ReLUs are not in place (hook-safe)."""
+    """torchvision SqueezeNet 1.0 with a ``num_classes``-way final conv; ReLUs are not in place (hook-safe).
+    ``cam_form``: the Grad-CAM++ denominator of its symmetry CAM (``lesionkit.layers.gradcam_pp``)."""
 
     cam_module = "features.12.expand3x3_activation"
     classifier_name = "classifier.1"
 
-    def __init__(self, num_classes: int = 2, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int = 2, dropout: float = 0.5, cam_form: str = "paper") -> None:
         super().__init__()
         from torchvision.models import squeezenet1_0
+
+        if cam_form not in GRADCAM_PP_FORMS:
+            raise ValueError(f"cam_form={cam_form!r}: choose one of {GRADCAM_PP_FORMS}")
+        self.cam_form = cam_form
 
         net = squeezenet1_0(weights=None, num_classes=num_classes, dropout=dropout)
         self.features, self.classifier = net.features, net.classifier
@@ -248,7 +276,7 @@ class SymmetryNet(LesionModel):
                 cls = logits.argmax(1) if target is None else torch.as_tensor(target, device=x.device).reshape(-1)
                 score = logits.gather(1, cls.expand(x.shape[0]).reshape(-1, 1)).sum()
                 grads = torch.autograd.grad(score, e3)[0]
-            cam = grad_cam_plus_plus(e3.detach(), grads)
+            cam = grad_cam_plus_plus(e3.detach(), grads, self.cam_form)
             cam = F.interpolate(cam, size=size or tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
             return minmax_normalise(cam)
         finally:

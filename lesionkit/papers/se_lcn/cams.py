@@ -19,7 +19,8 @@ from lesionkit.data.loaders import GetLabel, ReadImage, batch_tfms_for, build_da
 
 def compute_cams(sym_learn: Any, ds: Any, size: int, bs: int = 16) -> np.ndarray:
     """(N, size, size) Grad-CAM++ maps of the symmetry net for every row of ``ds`` (its argmax class, last Fire
-    expand3x3 activation, min-max normalised per image), with the learner's validation transforms."""
+    expand3x3 activation, the net's ``cam_form``, min-max normalised per image), with the learner's validation
+    transforms."""
     dl = sym_learn.dls.test_dl(ds.df, with_labels=False, bs=bs)
     model = sym_learn.model
     out = [model.symmetry_cam(x.as_subclass(torch.Tensor), size=(size, size))[:, 0].cpu().numpy() for (x,) in dl]

@@ -9,7 +9,8 @@ net on LAE inputs ("none_lae", the paper's best), at 224 px.
 Fixed on purpose (§3.7): one split rule (official parts, else grouped by lesion and patient); stages reading one
 dataset share the run's split, so no test image trains any stage (the original's symmetry set holds 322
 classification-test images). "Without CAM" is the
-same classifier with an all-zero CAM channel: the ablation isolates what the map adds.
+same classifier with an all-zero CAM channel: the ablation isolates what the map adds; the paper's own comparison
+row, the standalone EfficientNet, is trained beside them with its own recipe (``baseline``).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from lesionkit.attribution import explain_rows, summarize_scores
+from lesionkit.attribution import canonical_method, explain_rows, summarize_scores
 from lesionkit.attribution.figures import plot_store_grid
 from lesionkit.config import ConfigError, param, param_like
 from lesionkit.data.detect import detect_format
@@ -30,11 +31,14 @@ from lesionkit.data.splits import Splits
 from lesionkit.data.table import require_two_classes
 from lesionkit.engine import fold_means, run_folds, score, train_variant
 from lesionkit.engine.evaluation import Evaluation, evaluate_models
+from lesionkit.layers.gradcam_pp import GRADCAM_PP_FORMS
+from lesionkit.models.se_lcn import SEG_INPUT_NORMS
 from lesionkit.papers import common
 from lesionkit.papers.common import (
     TrainConfig, lesion_subsample, load_external, record_summary, resolve_data_dir, save_models,
 )
 from lesionkit.papers.se_lcn.cams import cached_cams, cam_scores, compute_cams, lent
+from lesionkit.papers.se_lcn.deviations import DEVIATIONS
 from lesionkit.papers.se_lcn.hair import hair_free
 from lesionkit.papers.se_lcn.lae import (
     INPUT_MODES, TARGETS, cascade_inputs, lae_table, load_stage_data, predict_masks, same_images,
@@ -43,7 +47,7 @@ from lesionkit.papers.se_lcn.lae import (
 from lesionkit.papers.se_lcn.reuse import cascade_on
 from lesionkit.papers.se_lcn.segmentation import segmentation_scores
 from lesionkit.papers.se_lcn.stages import (
-    CLASSIFIERS, classifier_variants, own_split, segmenter_variant, split_table, symmetry_variant,
+    CLASSIFIERS, baseline_variant, classifier_variants, own_split, segmenter_variant, split_table, symmetry_variant,
 )
 from lesionkit.records.runs import Run
 
@@ -73,7 +77,8 @@ class SELCNConfig(TrainConfig):
     image_size: int = param(256, "resolution of all three networks (paper: 256; a multiple of 16)", ge=32, le=1024)
     epochs: int = param(100, "classifier epochs (paper: at most 100, early stopping)", ge=1, le=10_000)
     batch_size: int = param(32, "classifier batch size (paper: 32)", ge=2, le=4096)
-    lr: float = param(1.2009e-4, "classifier Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
+    lr: float = param(1.2009e-4, "peak learning rate of the classifier's schedule (constant under the paper "
+                                 "schedule; paper: its tuned 1.2009e-4)", ge=1e-7, le=10.0)
     wd: float = param(1.0796e-4, "classifier Adam weight decay (L2, as torch.optim.Adam)", ge=0, le=1.0)
     patience: int = param(25, "classifier early stopping on validation loss (paper: 25; 0: off)", ge=0)
     balanced: bool = param(True, "class-balanced sampling of classifier training rows (the paper trains on an "
@@ -84,6 +89,17 @@ class SELCNConfig(TrainConfig):
     classifier_backbone: str = param("efficientnet_b4", "timm backbone of the diagnosis classifier (paper: B4)")
     drop_path_rate: float = param(0.2, "stochastic depth in the classifier backbone's blocks, rising to this rate "
                                        "(torchvision's B4 default 0.2, which the code trains with)", ge=0, le=0.9)
+    baseline: bool = param(True, "also train the paper's standalone EfficientNet baseline with its own recipe (the "
+                                 "baseline_* settings), the row SE-LCN's gain is measured against")
+    baseline_lr: float = param(1e-5, "peak learning rate of the baseline's schedule (constant under the paper "
+                                     "schedule; paper: 1e-5)", ge=1e-7, le=10.0)
+    baseline_wd: float = param(5e-4, "baseline Adam weight decay (L2, as torch.optim.Adam; paper: 5e-4)", ge=0.0,
+                               le=1.0)
+    baseline_batch_size: int = param(16, "baseline batch size (paper: 16)", ge=2, le=4096)
+    baseline_dropout: float = param(0.4, "dropout before the baseline's linear head (torchvision's B4: 0.4)", ge=0.0,
+                                    le=0.9)
+    baseline_weighted: bool = param(True, "1/count class weights in the baseline's cross-entropy (paper: yes)")
+    baseline_patience: int = param(10, "baseline early stopping on validation loss (paper: 10; 0: off)", ge=0)
     folds: int = param(4, "classifier fold models (paper: 4-fold CV, each tested on the same test set)", ge=1, le=20)
     classifier_input: str = param("none", "classifier input: none (image), mask (image x mask) or lae",
                                   choices=INPUT_MODES)
@@ -91,18 +107,27 @@ class SELCNConfig(TrainConfig):
                             choices=INPUT_MODES)
     lae_enlarge: float = param(0.2, "LAE box enlargement per side, share of the box size", ge=0.0, le=2.0)
     cam_size: int = param(224, "size of the cached CAMs (paper: fixed 224)", ge=8, le=1024)
+    cam_form: str = param("paper", "Grad-CAM++ denominator of the symmetry CAMs and the classifier's Grad-CAM++ "
+                                   "maps: paper (the Grad-CAM++ paper's (sum_uv A)*g^3) or code (SE-LCN's "
+                                   "gradcam.py: sum_uv(A*g^3), which produced SE-LCN's numbers)",
+                          choices=GRADCAM_PP_FORMS)
     seg_encoder: str = param("tu-xception65", "DeepLabV3+ encoder (tu-<timm name>; paper: Xception with 16 middle "
                                               "blocks, as timm's xception65)")
+    seg_norm: str = param("weights", "segmenter input normalisation: weights (the mean/std its encoder's timm "
+                                     "ImageNet weights were trained with: 0.5/0.5 for xception65) or imagenet "
+                                     "(ImageNet's mean/std)", choices=SEG_INPUT_NORMS)
     seg_head: str = param("paper", "DeepLabV3+ head: paper (the code's: ASPP 6/12/18, two 3x3 decoder convs with "
                                    "dropout) or smp (segmentation-models-pytorch's: rates 12/24/36, separable convs)",
                           choices=("paper", "smp"))
     seg_epochs: int = param(500, "segmentation epochs (paper: 500; 0: same as epochs)", ge=0, le=10_000)
     seg_batch_size: int = param(32, "segmentation batch size (paper: 32)", ge=2, le=4096)
-    seg_lr: float = param(1e-3, "segmentation Adam lr (no weight decay), poly-decayed (power 0.9)", ge=1e-7, le=10.0)
+    seg_lr: float = param(1e-3, "peak learning rate of the segmenter's schedule (Adam, no weight decay; the "
+                                "paper schedule decays it polynomially, power 0.9)", ge=1e-7, le=10.0)
     rank_lambda: float = param(0.05, "weight of the rank loss beside Dice (paper: 0.05)", ge=0.0, le=10.0)
     sym_epochs: int = param(0, "symmetry net epochs (0: same as epochs; paper: at most 100)", ge=0, le=10_000)
     sym_batch_size: int = param(8, "symmetry net batch size (paper: 8)", ge=2, le=4096)
-    sym_lr: float = param(3.3445e-5, "symmetry net Adam lr (paper's tuned value)", ge=1e-7, le=10.0)
+    sym_lr: float = param(3.3445e-5, "peak learning rate of the symmetry net's schedule (constant under the "
+                                     "paper schedule; paper: its tuned 3.3445e-5)", ge=1e-7, le=10.0)
     sym_wd: float = param(9.669e-4, "symmetry net Adam weight decay (L2, as torch.optim.Adam)", ge=0.0, le=1.0)
     sym_patience: int = param(10, "symmetry net early stopping on validation loss (0: off)", ge=0)
     sym_weighted: bool = param(True, "1/count class weights in the symmetry loss (paper: yes)")
@@ -277,19 +302,23 @@ def score_symmetry_cams(sym_learn: Any, sym_ds: Any, seg_ds: Any, idx: np.ndarra
 
 
 def train_classifiers(ds: Any, cams: dict[str, np.ndarray], splits: Any, cfg: SELCNConfig, run: Run) -> Any:
-    """Stage 5: both classifiers on every fold of the run's split (engine.run_folds: with_cam_fold<k>, ...), each
-    fold model scored on the same test rows (classifier_folds.csv); fold-0 models saved, fold means logged."""
+    """Stage 5: both classifiers and, with ``baseline``, the standalone baseline on every fold of the run's split
+    (engine.run_folds: with_cam_fold<k>, ...), each fold model scored on the same test rows (classifier_folds.csv);
+    fold-0 models saved, fold means logged."""
     res = run_folds(run, ds, splits, classifier_variants(ds, cams, cfg), seed=cfg.seed, table="classifier_folds.csv",
                     report=lambda y, p: score(y, p, ds.classes), settings=cfg.engine_settings())
     save_models(run, res.learners, prefix="model_classifier",
-                spec=lambda key: {"classes": ds.classes, "cam": "cached" if key == cfg.headline else "zeros"})
+                spec=lambda key: {"classes": ds.classes, "cam": _CAM_INPUT[key]})
     run.log_metrics({"test_classifiers": fold_means(res.table.drop(columns="params"))})
     return res
 
 
+_CAM_INPUT = {"with_cam": "cached", "without_cam": "zeros", "baseline": "none"}  # each classifier's second input
+
+
 def evaluation(ds: Any, cams: dict[str, np.ndarray], cfg: SELCNConfig) -> Evaluation:
     """How the classifiers are scored (``lesionkit.engine.evaluation``): fold 0 on (image, CAM) loaders over ``ds``,
-    its maps read from ``cams``, the paper's metrics."""
+    its maps read from ``cams`` (the standalone baseline's on the images alone), the paper's metrics."""
     return Evaluation(classifier_variants(ds, cams, cfg), report=lambda y, p: score(y, p, ds.classes))
 
 
@@ -298,7 +327,8 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
     """The whole cascade on `test_dir` (``common.load_external``: its held-out part, classes renamed to those of
     ``ds``, default the classifiers' vocab; hair-removed as the training images): masks → inputs → CAMs
     (cams/external.npz, lent to `cams`, which the classifiers' loaders read, then taken back: a training id equal to
-    an external one keeps its map) → both classifiers' fold-0 models, as external_<model>. One row per model."""
+    an external one keeps its map) → every classifier's fold-0 model (the baseline reads no map), as
+    external_<model>. One row per model."""
     classes = list(ds.classes) if ds is not None else list(next(iter(results.learners.values())).dls.vocab)
     binary = ds.task == "binary" if ds is not None else len(classes) == 2
     ext = load_external(cfg, classes, positive=classes[1] if binary else None)
@@ -317,36 +347,65 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
 def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNConfig,
             run: Run) -> tuple[Any, pd.DataFrame]:
     """Attribution maps of an SE-LCN classifier on test rows `idx` (its loaders' CAM input passed along, not
-    attributed), scored against `masks` (papers.se_lcn.lae.reference_masks), stored for the viewer: (grid, per-image scores)."""
+    attributed), scored against `masks` (papers.se_lcn.lae.reference_masks), stored for the viewer: (grid, per-image
+    scores). Grad-CAM++ takes ``cam_form``'s denominator, as the symmetry CAMs do."""
     idx = np.asarray(idx)[: cfg.n_attribution]
+    form = {m: {"form": cfg.cam_form} for m in cfg.methods if canonical_method(m) == "gradcam++"}
     store = explain_rows(learn.model, ds, idx, cfg.methods, run.dir, dls=learn.dls, masks=masks[: len(idx)],
-                         model_name="selcn_classifier")
+                         model_name="selcn_classifier", method_kw=form)
     fig = plot_store_grid(store)
     run.save_figure(fig, "attribution_grid")
     return fig, pd.read_csv(run.dir / "attribution_scores.csv")
 
 
+# The three rows the headline compares, each beside the paper row it reproduces (the zero-CAM control has none).
+HEADLINE_ROWS = {"baseline": "EfficientNet-B4 (standalone)", "with_cam": "SE-LCN ({input})", "without_cam": None}
+
+
+def headline_table(means: dict[str, dict[str, float]], cfg: SELCNConfig) -> pd.DataFrame:
+    """One row per trained classifier in the order baseline (as published), SE-LCN (with CAM), zero-CAM control:
+    its fold-mean scores beside the paper's for the row it reproduces (NaN where the paper has none)."""
+    from lesionkit.papers.reported import reported  # lazy
+
+    paper = {(r.model, r.metric): r.value for r in reported(cfg.paper)}
+    rows = []
+    for key, row in HEADLINE_ROWS.items():
+        if CLASSIFIERS[key] not in means:
+            continue
+        name = row.format(input=f"{cfg.classifier_input}_{cfg.cam_source}") if row else None
+        ours = means[CLASSIFIERS[key]]
+        rows.append({"model": CLASSIFIERS[key], "paper_row": name or "(not in the paper)",
+                     **{m: ours.get(m, float("nan")) for m in METRICS[:4]},
+                     **{f"{m} (paper)": paper.get((name, m), float("nan")) for m in METRICS[:4]}})
+    return pd.DataFrame(rows)
+
+
 def summarize(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFrame, cfg: SELCNConfig,
               cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> dict[str, Any]:
     """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
-    with the data it was measured on (comparison.csv); and the headline numbers the demo prints (the "summary")."""
+    with the data it was measured on (comparison.csv); the headline's three rows (:func:`headline_table`,
+    headline.csv); and the headline numbers the demo prints (the "summary")."""
     means = fold_means(folds)
     ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}
-    ours.update({f"{key}/{k}": v for key, label in CLASSIFIERS.items()
+    ours.update({f"{key}/{k}": v for key, label in CLASSIFIERS.items() if label in means
                  for k, v in _pick(means[label], METRICS[:4]).items()})  # the reported four
     ours.update({f"symmetry_cam/{c.removesuffix('_mean')}": float(cam_summary[c].iloc[0])
                  for c in ("pointing_game_mean", "iou_mean", "overlap_mean") if c in cam_summary.columns})
     keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": cfg.headline,
-            "EfficientNet-B4 (standalone)": "without_cam", "DeepLabV3+ segmentation": "seg"}
+            "EfficientNet-B4 (standalone)": "baseline", "DeepLabV3+ segmentation": "seg"}
     sd = seg_ds if segmenter_ds is None else segmenter_ds
     label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), segmenter: "
              f"{sd.name} ({len(sd)}), hair removal {'on' if cfg.hair_removal else 'off'}, {cfg.image_size} px, "
              f"{cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
     summary = {"bacc_cam": ours[f"{cfg.headline}/balanced_accuracy"], "bacc_no_cam": ours["without_cam/balanced_accuracy"],
                "dice": ours["seg/dice"]}
+    if "baseline/balanced_accuracy" in ours:
+        summary["bacc_baseline"] = ours["baseline/balanced_accuracy"]
     if "symmetry_cam/pointing_game" in ours:
         summary["pointing_game"] = ours["symmetry_cam/pointing_game"]
-    return record_summary(run, cfg, summary, ours, label, model_keys=keys)
+    headline = headline_table(means, cfg)
+    run.save_table(headline, "headline.csv")
+    return {**record_summary(run, cfg, summary, ours, label, model_keys=keys), "headline": headline}
 
 
 def cleanup_inputs(run: Run) -> None:
@@ -354,7 +413,8 @@ def cleanup_inputs(run: Run) -> None:
     shutil.rmtree(run.dir / "inputs", ignore_errors=True)
 
 
-__all__ = ["CLASSIFIERS", "METRICS", "SELCNConfig", "load_data", "split", "segmenter_data", "split_table",
+__all__ = ["CLASSIFIERS", "DEVIATIONS", "METRICS", "SELCNConfig", "load_data", "split", "segmenter_data", "split_table",
            "segmenter_variant", "symmetry_variant", "classifier_variants", "train_segmenter", "evaluate_segmenter",
            "build_inputs", "train_symmetry", "cache_cams", "score_symmetry_cams", "train_classifiers",
-           "evaluate_external", "evaluation", "explain", "summarize", "cleanup_inputs"]
+           "evaluate_external", "evaluation", "explain", "headline_table", "summarize", "cleanup_inputs",
+           "baseline_variant"]

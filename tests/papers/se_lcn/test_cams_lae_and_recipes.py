@@ -166,8 +166,9 @@ def test_split_is_the_runs_and_the_segmentation_stages_share_its_test_set_and_fo
 def test_recipes_are_the_papers_optimisers_schedules_and_selection(synthetic_dir: Path, tmp_path: Path) -> None:
     """methods-a §3.4 table: segmenter torch Adam lr 1e-3, no weight decay, poly decay (power 0.9), best val Jaccard,
     500 epochs; symmetry net Adam lr 3.3445e-5, wd 9.669e-4 (torch Adam's L2), patience 10 on val loss, weighted CE;
-    classifier Adam lr 1.2009e-4, wd 1.0796e-4, patience 25 on val loss, ≤ 100 epochs. Built from the module's own
-    recipes with the config's defaults (only the networks made small)."""
+    classifier Adam lr 1.2009e-4, wd 1.0796e-4, patience 25 on val loss, ≤ 100 epochs; the standalone baseline Adam
+    lr 1e-5, wd 5e-4, batch 16, dropout 0.4, weighted CE, patience 10. Built from the module's own recipes with the
+    config's defaults (only the networks made small)."""
     from lesionkit.engine import torch_optimizer
 
     cfg = dataclasses.replace(se.SELCNConfig(data_dir=str(synthetic_dir)), image_size=64,
@@ -179,7 +180,8 @@ def test_recipes_are_the_papers_optimisers_schedules_and_selection(synthetic_dir
         "segmenter": (1e-3, 0.0, "poly", "jaccard_coeff", 0, 500),
         "symmetry": (3.3445e-5, 9.669e-4, "constant", "valid_loss", 10, 100),
         "with_cam": (1.2009e-4, 1.0796e-4, "constant", "valid_loss", 25, 100),
-        "without_cam": (1.2009e-4, 1.0796e-4, "constant", "valid_loss", 25, 100)}
+        "without_cam": (1.2009e-4, 1.0796e-4, "constant", "valid_loss", 25, 100),
+        "baseline": (1e-5, 5e-4, "constant", "valid_loss", 10, 100)}
     variants = [se.segmenter_variant(seg_ds, cfg), se.symmetry_variant(seg_ds, cfg),
                 *se.classifier_variants(cls_ds, cams, cfg)]
     assert [v.key for v in variants] == list(expected)
@@ -188,7 +190,7 @@ def test_recipes_are_the_papers_optimisers_schedules_and_selection(synthetic_dir
         assert (v.lr, v.schedule.name, v.monitor, v.patience, v.epochs) == (pytest.approx(lr), schedule, monitor,
                                                                             patience, epochs), v.key
         learn = v.learner(*(seg_splits if v.key in ("segmenter", "symmetry") else splits).folds[0])
-        if v.key.endswith("_cam"):  # torchvision's B4 trains with stochastic depth 0.2, rising with depth
+        if v.key.endswith("_cam") or v.key == "baseline":  # torchvision's B4: stochastic depth 0.2, rising
             assert 0.15 < max_drop_path(learn.model) < 0.2, v.key
         opt = torch_optimizer(learn)
         assert type(opt) is torch.optim.Adam, v.key  # torch's Adam: coupled L2, not AdamW
@@ -201,12 +203,17 @@ def test_recipes_are_the_papers_optimisers_schedules_and_selection(synthetic_dir
             assert v.schedule.poly_power == 0.9
             f = v.schedule.scheds(v.lr, v.epochs)["lr"]
             assert f(0.0) == pytest.approx(1e-3) and f(0.5) == pytest.approx(1e-3 * 0.5 ** 0.9)
-        if v.key == "symmetry":  # w_c ∝ 1/count_c in class-index order (the original sorted by label name)
-            y = seg_ds.df["label_idx"].to_numpy()[seg_splits.folds[0][0]]
+        if v.key in ("symmetry", "baseline"):  # w_c ∝ 1/count_c in class-index order (the original: by label name)
+            ds, fold = (seg_ds, seg_splits) if v.key == "symmetry" else (cls_ds, splits)
+            y = ds.df["label_idx"].to_numpy()[fold.folds[0][0]]
             w = learn.loss_func.weight.cpu().numpy()
             assert w / w.sum() == pytest.approx((1 / np.bincount(y)) / (1 / np.bincount(y)).sum())
         if v.key.endswith("_cam"):
             assert getattr(learn.loss_func, "weight", None) is None  # unweighted CE
+            assert learn.dls.bs == 32 and hasattr(learn.model, "e_layer")
+        if v.key == "baseline":  # the plain network: dropout 0.4 before its linear head, images alone, batch 16
+            assert learn.model.drop_rate == 0.4 and not hasattr(learn.model, "e_layer") and learn.dls.n_inp == 1
+            assert learn.dls.bs == 16
     assert se.SELCNConfig().schedule == "paper"
     assert se.segmenter_variant(seg_ds, dataclasses.replace(cfg, schedule="one_cycle")).schedule.name == "one_cycle"
 

@@ -175,9 +175,13 @@ def test_external_test_set_runs_through_the_cascade_with_the_training_classes(sy
     clf = make_learner(cam_dls(cls_ds, cams, tr, va, 64, 4),
                        create_model("selcn_classifier", backbone=cfg.classifier_backbone,
                                     num_classes=cls_ds.n_classes, with_symmetry_net=False))
-    results = SimpleNamespace(learners={"with_cam": clf})
+    base = make_learner(image_dls(cls_ds, tr, va, size=64, bs=4, preset="none", norm=None),
+                        create_model(cfg.classifier_backbone, num_classes=cls_ds.n_classes))
+    results = SimpleNamespace(learners={"with_cam": clf, "baseline": base})  # the baseline reads no map
     table = se.evaluate_external(cfg, seg, sym, results, cams, run, ds=cls_ds)
-    assert table["images"].tolist() == [4] and table["model"].tolist() == [se.CLASSIFIERS["with_cam"]]
+    assert table["images"].tolist() == [4, 4]
+    assert table["model"].tolist() == [se.CLASSIFIERS["with_cam"], se.CLASSIFIERS["baseline"]]
+    assert pd.read_csv(run.dir / "predictions" / "external_baseline.csv")["image"].tolist() == list(TEST18)
     pred = pd.read_csv(run.dir / "predictions" / "external_with_cam.csv")
     assert pred["image"].tolist() == list(TEST18)  # exactly the external rows, in order
     truth = pd.read_csv(run.dir / "predictions" / "external_with_cam_truth.csv").set_index("image")
