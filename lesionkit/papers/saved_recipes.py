@@ -121,6 +121,14 @@ def _symmetry_classes(saved: Any) -> list[str] | None:
     return classes if isinstance(classes, list) else None
 
 
+def segmenter_norm(run_dir: Path) -> str:
+    """The segmenter's input normalisation as model_segmenter.json records it; "imagenet" for a record written
+    before the choice existed (its segmenter trained on ImageNet-normalised inputs)."""
+    path = run_dir / "model_segmenter.json"
+    kwargs = read_json(path).get("kwargs", {}) if path.is_file() else {}
+    return str(kwargs.get("input_norm", "imagenet"))
+
+
 def _se_lcn_cascade(saved: Any) -> Any:
     """The run's segmenter and symmetry net, read once."""
     if "cascade" not in saved.parts:
@@ -130,7 +138,7 @@ def _se_lcn_cascade(saved: Any) -> Any:
         if classes is None:
             raise RunLoadError(f"{saved.dir / 'model_symmetry.json'}: missing or without \"classes\"; the symmetry "
                                "net cannot be rebuilt, so no CAMs: train the run again")
-        saved.parts["cascade"] = load_cascade(recipe_cfg(saved.cfg), saved.models, classes)
+        saved.parts["cascade"] = load_cascade(recipe_cfg(saved.cfg), saved.models, classes, segmenter_norm(saved.dir))
     return saved.parts["cascade"]
 
 
@@ -150,7 +158,7 @@ def _compare_context(saved: Any) -> Any:
         from lesionkit.papers.compare.reuse import saved_context  # lazy
 
         saved.parts["context"] = saved_context(recipe_cfg(saved.cfg), saved.dir, shape_only(saved), saved.models,
-                                               _symmetry_classes(saved))
+                                               _symmetry_classes(saved), segmenter_norm(saved.dir))
     return saved.parts["context"]
 
 

@@ -26,9 +26,10 @@ class _Scratch:
     dir: Path
 
 
-def saved_context(cfg: Any, run_dir: Path, shape: Any, load_models: LoadModels,
-                  sym_classes: list[str] | None) -> EntryContext:
-    """The entries' shared inputs read back from ``run_dir``: the metadata encoder, the CAM entry's cascade."""
+def saved_context(cfg: Any, run_dir: Path, shape: Any, load_models: LoadModels, sym_classes: list[str] | None,
+                  seg_norm: str) -> EntryContext:
+    """The entries' shared inputs read back from ``run_dir``: the metadata encoder, the CAM entry's cascade (its
+    segmenter's input normalisation ``seg_norm`` as recorded)."""
     keys = cfg.entry_keys
     ctx = EntryContext(ds=with_dx_factor(shape) if {"dx_weighting", "patch_attention"} & set(keys) else shape,
                        splits=None, cfg=cfg, run=_Scratch(Path(tempfile.mkdtemp(prefix="lesionkit-compare-"))))
@@ -41,7 +42,7 @@ def saved_context(cfg: Any, run_dir: Path, shape: Any, load_models: LoadModels,
         if sym_classes is None:
             raise FileNotFoundError(f"{run_dir / 'model_symmetry.json'}: missing; the se_lcn_cam entry's symmetry net "
                                     "cannot be rebuilt, so no CAMs: train the run again")
-        saved = load_cascade(cascade_config(cfg), load_models, sym_classes)
+        saved = load_cascade(cascade_config(cfg), load_models, sym_classes, seg_norm)
         ctx.cascade = Cascade(saved.cfg, saved.seg_learn, saved.sym_learn, {}, {}, _trained_on(run_dir))
     return ctx
 

@@ -7,7 +7,7 @@ Used by ``lesionkit.papers.saved`` for an SE-LCN run and for a comparison run's 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -55,10 +55,13 @@ def cascade_on(ds: Any, cfg: Any, seg_learn: Any, sym_learn: Any, out: Path,
     return masked_inputs(ds, masks, cfg.classifier_input, cfg.image_size, out, cfg.lae_enlarge), cams
 
 
-def load_cascade(cfg: Any, load_models: LoadModels, sym_classes: list[str]) -> SavedCascade:
+def load_cascade(cfg: Any, load_models: LoadModels, sym_classes: list[str], seg_norm: str) -> SavedCascade:
     """The segmenter ("segmenter" stage) and symmetry net ("symmetry" stage) of a record, rebuilt from ``cfg`` (the
     SE-LCN config they ran under, ImageNet weights off) with their saved weights; their loaders are built on a
-    two-image stand-in (never read: predictions use test loaders over the evaluated images)."""
+    two-image stand-in (never read: predictions use test loaders over the evaluated images). ``seg_norm``: the
+    segmenter's input normalisation as its model spec records it (a record from before ``seg_norm`` existed trained
+    on ImageNet's mean/std, whatever today's default)."""
+    cfg = replace(cfg, seg_norm=seg_norm)
     work = Path(tempfile.mkdtemp(prefix="lesionkit-se_lcn-"))
     seg_ds, sym_ds = _stand_in(work, ["background", "lesion"], masks=True), _stand_in(work, sym_classes, masks=False)
     seg = load_models([segmenter_variant(seg_ds, cfg)], seg_ds)

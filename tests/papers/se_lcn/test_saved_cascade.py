@@ -72,3 +72,19 @@ def test_a_record_without_its_symmetry_net_is_named(tmp_path: Path, synthetic_di
     (run / "model_segmenter.pth").unlink()
     with pytest.raises(FileNotFoundError, match="segmenter"):
         load_run(run).test_set(synthetic_dir)
+
+
+@pytest.mark.parametrize("recorded, mean", [(None, (0.485, 0.456, 0.406)), ("weights", (0.5, 0.5, 0.5))])
+def test_the_segmenter_gets_the_normalisation_it_trained_with(tmp_path: Path, synthetic_dir: Path, cache: Path,
+                                                              recorded, mean) -> None:
+    """A record from before seg_norm existed trained its segmenter on ImageNet-normalised inputs: it keeps them,
+    whatever today's default; a newer record says which in model_segmenter.json."""
+    run, _, _ = _record(tmp_path, synthetic_dir)
+    if recorded:
+        (run / "model_segmenter.json").write_text(json.dumps({"kwargs": {"input_norm": recorded}}))
+    saved = load_run(run)
+    saved.test_set(synthetic_dir)
+    seg = saved.parts["cascade"].seg_learn
+    assert tuple(seg.model.default_cfg["mean"]) == pytest.approx(mean)
+    norm = [t for t in seg.dls.after_batch.fs if type(t).__name__ == "Normalize"][0]
+    assert norm.mean.flatten().tolist() == pytest.approx(list(mean))
