@@ -30,7 +30,7 @@ DEMO_PARAMS: dict[str, dict[str, Any]] = {
                      "epochs": 7, "max_images": 400, "batch_size": 32, "lr": 2e-3, "loss": "ce", "augment": "fastai",
                      "n_bootstrap": 200, "n_explain": 3},
     "multimodal": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "image_size": 64, "epochs": 5,
-                   "batch_size": 32, "max_images": 400, "lr": 2e-4, "artefact_epochs": 5, "artefact_lr": 1e-3,
+                   "batch_size": 32, "max_images": 400, "lr": 2e-3, "artefact_epochs": 5, "artefact_lr": 1e-3,
                    "n_attribution": 4},
     "patch_attention": {"backbone": "tf_efficientnet_lite0", "pretrained": "true", "image_size": 48, "epochs": 3,
                         "folds": 2, "max_images": 250, "batch_size": 8, "lr": 2e-3, "schedule": "one_cycle",
