@@ -12,7 +12,7 @@ from lesionkit.config import Config, param
 from lesionkit.papers.deviations import Deviation, problems, render
 
 ROOT = Path(__file__).resolve().parents[2]
-PAPERS: tuple[str, ...] = ()  # each paper joins as its notebook renders DEVIATIONS (issue 30)
+PAPERS: tuple[str, ...] = ("attention_b3", "multimodal")  # each paper joins as its notebook renders DEVIATIONS (issue 30)
 
 
 def _recipe(paper: str):

@@ -56,6 +56,7 @@ from lesionkit.records.runs import Run
 MODEL_NAMES = {"sge_b3": "SGE-B3", "spatial_b3": "Spatial-B3", "s2mlp_b3": "S2-MLP-B3", "s2cbam_b3": "S2-CBAM-B3",
                "effb3_baseline": "B3 baseline"}
 PAPER_CLASSES = 9
+NO_MAP = ("s2mlp_b3", "effb3_baseline")  # S2 attention re-weights channels; the plain B3 has no attention
 HEADLINE_COLUMNS = ("auc", "ap", "f1_weighted", "spec_at_sens95", "spec_at_sens95_bootstrap", "accuracy", "params")
 
 
@@ -353,7 +354,7 @@ def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Ru
     idx = test[pick_examples(res.y, res.probs[head][0], cfg.n_explain, cfg.seed)]
     stores = {}
     for name, learn in res.learners.items():
-        methods = [m for m in cfg.methods if m != "native" or name != "s2mlp_b3"]  # S2 attention has no map
+        methods = [m for m in cfg.methods if m != "native" or name not in NO_MAP]
         stores[name] = explain_rows(learn.model, ds, idx, methods, run.dir / "attribution" / name,
                                     size=cfg.image_size, norm=model_norm(learn.model), model_name=MODEL_NAMES[name])
     for f in (run.dir / "attribution" / head).iterdir():
