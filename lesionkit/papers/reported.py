@@ -102,8 +102,10 @@ _FIRST = [
 
 # The ISIC 2020 winners on ProveAI as "Going Smaller" scored them (its own preprocessing for every winner, §B.10-B.11):
 # what the attention_b3 notebook prints beside its models. Point specificity before the bootstrap one (seed 0).
+_WINNERS_ON = ("ProveAI (603 lesions, 95 melanomas), B's preprocessing (Resize + ImageNet Normalize) for every "
+               "winner's models, their own TTA and rank-mean ensemble")
 ISIC2020_WINNERS_PROVEAI = [r for r in _FIRST if r.model == "1st place ensemble (ProveAI)"] + [
-    Reported(k, v, _PROVE.replace("384 px", "B's preprocessing"), _B10, model)
+    Reported(k, v, _WINNERS_ON, _B10, model)
     for model, vals in {"2nd place ensemble (ProveAI)": (0.787, 0.454, 0.668, 0.617, 0.209, 0.248),
                         "3rd place ensemble (ProveAI)": (0.699, 0.350, 0.641, 0.585, 0.087, 0.184)}.items()
     for k, v in zip(_B_KEYS, vals)]
