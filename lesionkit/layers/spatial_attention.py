@@ -19,10 +19,11 @@ class SpatialAttention(RecordsMap, nn.Module):
 
     ``init``: "pytorch" (default) leaves ``nn.Conv2d``'s own initialisation, as CBAM's and External-Attention's
     spatial attention do (External-Attention's ``CBAMBlock.init_weights`` is never called); "zeros" starts the conv
-    weights at zero (a bias keeps its init), so the gate starts uniform (0.5 without bias) and an ImageNet backbone's features keep their pattern. lesionkit
-    used zeros because with PyTorch's init the gate saturated on pretrained activations (channel maxima of 10-20) in
-    a 5-epoch Lite0 demo and Spatial-B3 stayed at chance (AUC 0.46); the spec names no init, so the originals' is
-    the default. The parameter count is the same either way.
+    weights at zero (a bias keeps its init), so the gate starts uniform (0.5 without bias) and an ImageNet
+    backbone's features keep their pattern. lesionkit used zeros because with PyTorch's init the gate saturated on
+    pretrained activations (channel maxima of 10-20) in a short Lite0 demo and Spatial-B3 stayed at chance (AUC 0.46;
+    0.32 in the 7-epoch demo of issue 30, 0.998 with zeros); the spec names no init, so the originals' is the
+    default. The parameter count is the same either way.
     """
 
     def __init__(self, channels: int | None = None, kernel_size: int = 7, bias: bool = False,

@@ -81,7 +81,8 @@ class AttentionEfficientNet(LesionModel):
         elif attention == "s2mlp":
             attn = {str(s2_stage): S2Attention(chans[s2_stage])}
         elif attention == "s2cbam":
-            attn = {str(i): CBAM(chans[i], cbam_reduction, cbam_kernel, spatial_init=spatial_init) for i in range(last + 1)}
+            attn = {str(i): CBAM(chans[i], cbam_reduction, cbam_kernel, spatial_init=spatial_init)
+                    for i in range(last + 1)}
             attn[str(s2_stage)] = nn.Sequential(S2Attention(chans[s2_stage]), attn[str(s2_stage)])
         self.attn = nn.ModuleDict(attn)
         self.num_classes = num_classes

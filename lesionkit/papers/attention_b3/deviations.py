@@ -48,9 +48,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "code loaded) became in timm; timm's untagged `tf_efficientnet_b3` would load the Noisy Student ones "
               "(`ns_jft_in1k`, trained with extra JFT images).", "backbone", "tf_efficientnet_b3.aa_in1k", "code"),
     Deviation("External labels", "`test_dir` is scored as `positive` vs rest (the paper's binary truth); the code's "
-              "9-class relabelling of ProveAI (atypical melanocytic proliferation → NV) and its 20 offline TTA copies "
-              "per lesion are not reproduced (their recipe is unpublished). The code's 8-class option (`--out-dim 8`, "
-              "no unknown) is not offered."),
+              "9-class relabelling of ProveAI (atypical melanocytic proliferation → NV) and its 20 offline TTA "
+              "copies per lesion are not reproduced (their recipe is unpublished). The code's 8-class option "
+              "(`--out-dim 8`, no unknown) is not offered."),
     Deviation("Precision and bootstrap", "torch autocast (`speedups`) replaces apex O1; the bootstrap of "
               "specificity is seeded (`seed`), the code's is not."),
     Deviation("Smoke", "A smoke run trains one fold of Lite0 at 64 px for 1 epoch on about 80 images."),

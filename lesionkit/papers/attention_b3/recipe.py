@@ -2,9 +2,10 @@
 
 One engine Variant per model (spec methods-b §B.6-B.9): SGE-B3, Spatial-B3, S2-MLP-B3, S2-CBAM-B3 and the plain B3
 they are measured against, trained on the multiclass diagnosis with the LMF loss, torch AdamW (wd 1e-5), the code's lr
-3e-5 warmed up ×10 over one epoch to the peak ``lr`` 3e-4 then cosine, and the best macro one-vs-rest AUC epoch kept; each scored as a melanoma detector on P(melanoma)
-with the 8 flip/transpose views by the paper's metrics, on the held-out rows and (``test_dir``) on an external set
-with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st place's 9 classes (``papers.attention_b3.data``). Attention variants: "paper" = External-Attention-pytorch's
+3e-5 warmed up ×10 over one epoch to the peak ``lr`` 3e-4 then cosine, and the best macro one-vs-rest AUC epoch
+kept; each scored as a melanoma detector on P(melanoma) with the 8 flip/transpose views by the paper's metrics, on
+the held-out rows and (``test_dir``) on an external set with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st
+place's 9 classes (``papers.attention_b3.data``). Attention variants: "paper" = External-Attention-pytorch's
 defaults (the code's imports: SGE β 0, CBAM kernel 49), "module_papers" = the modules' own papers (β 1, kernel 7).
 The remaining departures are ``DEVIATIONS`` (``papers.attention_b3.deviations``).
 """

@@ -70,7 +70,8 @@ def test_lr_is_the_peak_the_optimiser_reaches_at_the_end_of_the_warmup(synthetic
 
 
 def test_stepping_once_per_epoch_is_the_codes_schedule(synthetic_dir: Path) -> None:
-    """§A.7: epoch 1 at lr/10, epoch 2 at lr, epoch e >= 3 at lr·½(1 + cos(π(e−2)/(N−1))): constant within an epoch."""
+    """§A.7: epoch 1 at lr/10, epoch 2 at lr, epoch e >= 3 at lr·½(1 + cos(π(e−2)/(N−1))), constant within each
+    epoch."""
     lr, lrs = _lr_trace(synthetic_dir, epochs=3, schedule_stepping="epoch")
     by_epoch = {e: {round(x, 12) for k, x in lrs if k == e} for e in range(3)}
     assert all(len(v) == 1 for v in by_epoch.values())       # one value per epoch
