@@ -32,7 +32,7 @@ declare -A ARGS=(
                   -p n_bootstrap 200 -p n_explain 2"
   # image only vs image + metadata on ISIC 2020 (600 images, 39 melanomas), plus the artefact heads
   [multimodal]="-p data_dir $ISIC20 -p backbone tf_efficientnet_lite0 -p image_size 96 -p epochs 4 -p batch_size 32
-                -p lr 2e-4 -p artefact_epochs 3 -p artefact_lr 1e-3 -p n_attribution 2"
+                -p lr 2e-3 -p artefact_epochs 3 -p artefact_lr 1e-3 -p n_attribution 2"
   # attention vs no-attention patch models, with and without the dx factor, HAM10000, 2 folds
   [patch_attention]="-p data_dir $HAM -p backbone tf_efficientnet_lite0 -p image_size 48 -p epochs 3 -p folds 2
                      -p max_images 500 -p batch_size 8 -p lr 2e-3 -p schedule one_cycle

@@ -4,7 +4,9 @@ One definition per schedule the papers use, so every fit (fresh or resumed) is t
 "one_cycle" and "flat_cos" (fastai's, with the same constants as ``fit_one_cycle`` / ``fit_flat_cos``), "constant",
 "step" (Gessert et al.: halve every 10 of 50 epochs after epoch 10; ARL: at 30/60/90 of 100), "warmup_cosine" (the
 ISIC 2020 1st place and "Going Smaller": one warmup epoch from lr/10, then cosine to 0) and "poly" (SE-LCN's
-segmenter: lr · (1 − pos)^0.9).
+segmenter: lr · (1 − pos)^0.9). Every schedule is stepped every batch by default; ``stepping="epoch"`` holds each
+epoch at the value of its first batch, as a torch scheduler stepped once per epoch does (the 1st place's and its
+followers' code: their warmup_cosine runs epoch 1 at lr/10, epoch 2 at lr and never reaches 0).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 SCHEDULES = ("one_cycle", "flat_cos", "constant", "step", "warmup_cosine", "poly")
+STEPPINGS = ("batch", "epoch")
 Sched = Callable[[float], float]
 
 
@@ -23,6 +26,7 @@ class Schedule:
     step: ``lr · gamma^floor((pos − step_start) / step_every)`` once past the first milestone;
     warmup_cosine: ``warmup_epochs`` linear warmup from lr/``warmup_factor``; poly: power ``poly_power``;
     one_cycle: ``pct_start``, ``div``, ``div_final`` and momentum ``moms`` as fastai's fit_one_cycle.
+    stepping: "batch" (a new value every batch) or "epoch" (each epoch at its first batch's value).
     """
 
     name: str = "one_cycle"
@@ -36,13 +40,22 @@ class Schedule:
     div: float = 25.0
     div_final: float = 1e5
     moms: tuple[float, float, float] = (0.95, 0.85, 0.95)
+    stepping: str = "batch"
 
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
             raise ValueError(f"schedule={self.name!r}: choose one of {SCHEDULES}")
+        if self.stepping not in STEPPINGS:
+            raise ValueError(f"stepping={self.stepping!r}: choose one of {STEPPINGS}")
 
     def scheds(self, lr: float, epochs: int) -> dict[str, Sched]:
         """{hyperparameter: f(pos)} for fastai's ParamScheduler."""
+        scheds = self._per_batch(lr, epochs)
+        if self.stepping == "epoch":
+            return {k: per_epoch(f, epochs) for k, f in scheds.items()}
+        return scheds
+
+    def _per_batch(self, lr: float, epochs: int) -> dict[str, Sched]:
         from fastai.callback.schedule import combined_cos
 
         if self.name == "one_cycle":
@@ -63,7 +76,8 @@ class Schedule:
         used = {"one_cycle": ("pct_start", "div", "div_final", "moms"), "flat_cos": ("div_final",), "constant": (),
                 "step": ("step_start", "step_every", "step_gamma"), "warmup_cosine": ("warmup_epochs", "warmup_factor"),
                 "poly": ("poly_power",)}[self.name]
-        return {"name": self.name, **{k: getattr(self, k) for k in used}}
+        return {"name": self.name, **{k: getattr(self, k) for k in used},
+                **({"stepping": self.stepping} if self.stepping != "batch" else {})}
 
 
 def step_schedule(lr: float, start: float = 0.0, every: float = 0.3, gamma: float = 0.5) -> Sched:
@@ -90,6 +104,14 @@ def warmup_cosine_schedule(lr: float, epochs: int, warmup_epochs: float = 1.0, w
 def poly_schedule(lr: float, power: float = 0.9) -> Sched:
     """lr · (1 − pos)^power (DeepLab's poly decay, SE-LCN's segmenter)."""
     return lambda pos: lr * max(0.0, 1.0 - pos) ** power
+
+
+def per_epoch(sched: Sched, epochs: int) -> Sched:
+    """``sched`` held constant through each epoch at its value at the epoch's start (a scheduler stepped once per
+    epoch): epoch k of ``epochs`` runs at ``sched(k / epochs)``."""
+    def stepped(pos: float) -> float:
+        return sched(min(math.floor(pos * epochs + 1e-6), epochs - 1) / epochs)
+    return stepped
 
 
 def resumed(sched: Sched, start: int, epochs: int) -> Sched:

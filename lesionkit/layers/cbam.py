@@ -22,14 +22,17 @@ class CBAM(RecordsMap, nn.Module):
         kernel_size: spatial kernel. 49 (default) is External-Attention's default, which "Going Smaller" most likely
             used, even on 12×12 maps; the CBAM paper uses 7.
         residual: add the input back (External-Attention's CBAMBlock does).
+        spatial_init: the spatial conv's initial weights, "pytorch" (External-Attention's: its ``init_weights`` is
+            never called) or "zeros" (see ``SpatialAttention``).
 
     Recorded map: the spatial map M_s, (B, 1, H, W).
     """
 
-    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 49, residual: bool = True) -> None:
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 49, residual: bool = True,
+                 spatial_init: str = "pytorch") -> None:
         super().__init__()
         self.channel = ChannelAttn(channels, rd_channels=max(1, channels // reduction), mlp_bias=False)
-        self.spatial = SpatialAttention(kernel_size=kernel_size, bias=True)
+        self.spatial = SpatialAttention(kernel_size=kernel_size, bias=True, init=spatial_init)
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,9 @@ s2cbam_b3         CBAM after blocks[0]…blocks[6], S2Attention(232) before the 
 
 The repository's attention file (``SA_models_multi.py``) is missing; the blocks follow External-Attention-pytorch,
 whose class names and signatures match (spec methods-b §B.3, assumed). Options: ``sge_beta_init`` (0 = External-
-Attention, 1 = SGE paper), ``cbam_kernel`` (49 = External-Attention, 7 = CBAM paper), ``spatial_kernel``.
+Attention, 1 = SGE paper), ``cbam_kernel`` (49 = External-Attention, 7 = CBAM paper), ``spatial_kernel``,
+``spatial_init`` (the spatial convs of Spatial-B3 and of every CBAM: "pytorch", the originals' default init, or
+"zeros").
 Unlike the original (which puts the modules into the ``blocks`` list and so shifts its indices), the attention
 modules sit in ``attn.<stage>``; the backbone keeps timm's names, so ImageNet B3 weights load by name.
 
@@ -52,6 +54,7 @@ class AttentionEfficientNet(LesionModel):
         num_classes: outputs (9 in the paper).
         sge_groups, sge_beta_init: SGE options.
         spatial_kernel: kernel of Spatial-B3's attention.
+        spatial_init: initial weights of the spatial convs (Spatial-B3's and every CBAM's): "pytorch" or "zeros".
         cbam_kernel, cbam_reduction: CBAM options.
         s2_stage: stage after which S2 attention sits (5: 232 channels on B3).
         **kwargs: timm options for the backbone (in_chans, drop_rate, drop_path_rate, ...). The paper has no dropout.
@@ -61,7 +64,7 @@ class AttentionEfficientNet(LesionModel):
 
     def __init__(self, attention: str = "sge", backbone: str = "tf_efficientnet_b3", num_classes: int = 9,
                  sge_groups: int = 8, sge_beta_init: float = 0.0, spatial_kernel: int = 7, cbam_kernel: int = 49,
-                 cbam_reduction: int = 16, s2_stage: int = 5, **kwargs: Any) -> None:
+                 cbam_reduction: int = 16, s2_stage: int = 5, spatial_init: str = "pytorch", **kwargs: Any) -> None:
         super().__init__()
         if attention not in ATTENTION_KINDS:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, not {attention!r}")
@@ -74,11 +77,12 @@ class AttentionEfficientNet(LesionModel):
         if attention == "sge":
             attn = {str(i): SpatialGroupEnhance(chans[i], sge_groups, sge_beta_init) for i in range(1, last + 1)}
         elif attention == "spatial":
-            attn = {str(i): SpatialAttention(chans[i], spatial_kernel) for i in range(1, last + 1)}
+            attn = {str(i): SpatialAttention(chans[i], spatial_kernel, init=spatial_init) for i in range(1, last + 1)}
         elif attention == "s2mlp":
             attn = {str(s2_stage): S2Attention(chans[s2_stage])}
         elif attention == "s2cbam":
-            attn = {str(i): CBAM(chans[i], cbam_reduction, cbam_kernel) for i in range(last + 1)}
+            attn = {str(i): CBAM(chans[i], cbam_reduction, cbam_kernel, spatial_init=spatial_init)
+                    for i in range(last + 1)}
             attn[str(s2_stage)] = nn.Sequential(S2Attention(chans[s2_stage]), attn[str(s2_stage)])
         self.attn = nn.ModuleDict(attn)
         self.num_classes = num_classes

@@ -100,6 +100,16 @@ _FIRST = [
 ] + [Reported(k, v, _PROVE.replace("384 px", "B's preprocessing"), _B10, "1st place ensemble (ProveAI)")
      for k, v in zip(_B_KEYS, (0.844, 0.596, 0.836, 0.869, 0.376, 0.379))]
 
+# The ISIC 2020 winners on ProveAI as "Going Smaller" scored them (its own preprocessing for every winner, §B.10-B.11):
+# what the attention_b3 notebook prints beside its models. Point specificity before the bootstrap one (seed 0).
+_WINNERS_ON = ("ProveAI (603 lesions, 95 melanomas), B's preprocessing (Resize + ImageNet Normalize) for every "
+               "winner's models, their own TTA and rank-mean ensemble")
+ISIC2020_WINNERS_PROVEAI = [r for r in _FIRST if r.model == "1st place ensemble (ProveAI)"] + [
+    Reported(k, v, _WINNERS_ON, _B10, model)
+    for model, vals in {"2nd place ensemble (ProveAI)": (0.787, 0.454, 0.668, 0.617, 0.209, 0.248),
+                        "3rd place ensemble (ProveAI)": (0.699, 0.350, 0.641, 0.585, 0.087, 0.184)}.items()
+    for k, v in zip(_B_KEYS, vals)]
+
 # --- methods-a §3.6: SE-LCN (HAM10000 test, 1999 images; numbers inflated by lesion leakage, §3.7) ------------------
 _SELCN_ON = "HAM10000 image-level test split (1999 images, lesion leakage), 256 px, mean±std over 4 fold models"
 _SELCN_SRC = "methods-a §3.6, computed from predictions/test_set/*.csv"

@@ -86,6 +86,35 @@ def test_spatial_attention_is_98_parameters_and_gates_positions() -> None:
     torch.testing.assert_close(block(x), 0.5 * x)
 
 
+@pytest.mark.parametrize("kernel, bias", [(7, False), (49, True)])
+def test_spatial_conv_keeps_pytorchs_init_by_default_and_starts_at_zero_as_option(kernel: int, bias: bool) -> None:
+    """The originals (CBAM, External-Attention) leave nn.Conv2d's init; "zeros" starts the weights (not a bias) at 0."""
+    torch.manual_seed(0)
+    default = SpatialAttention(kernel_size=kernel, bias=bias)
+    bound = 1 / (2 * kernel * kernel) ** 0.5  # kaiming_uniform(a=√5) of a 2-channel k×k conv: U(±1/√fan_in)
+    w = default.conv.weight
+    assert w.abs().max() <= bound and w.std() > bound / 3 and w.abs().min() < bound
+    zeros = SpatialAttention(kernel_size=kernel, bias=bias, init="zeros")
+    assert torch.count_nonzero(zeros.conv.weight) == 0 and n_params(zeros) == n_params(default)
+    if bias:
+        assert torch.count_nonzero(zeros.conv.bias) == 1  # the bias keeps its own init
+    with pytest.raises(ValueError, match="init='kaiming'"):
+        SpatialAttention(init="kaiming")
+
+
+@pytest.mark.parametrize("name, blocks", [("spatial_b3", 6), ("s2cbam_b3", 7)])
+def test_spatial_init_reaches_every_spatial_conv_and_keeps_the_counts(name: str, blocks: int) -> None:
+    def convs(model: torch.nn.Module) -> list[torch.Tensor]:
+        return [m.conv.weight for m in model.modules() if isinstance(m, SpatialAttention)]
+
+    default = create_model(name, backbone="tf_efficientnet_lite0")
+    zeros = create_model(name, backbone="tf_efficientnet_lite0", spatial_init="zeros")
+    assert len(convs(default)) == len(convs(zeros)) == blocks
+    assert all(torch.count_nonzero(w) == w.numel() for w in convs(default))
+    assert all(torch.count_nonzero(w) == 0 for w in convs(zeros))
+    assert n_params(default) == n_params(zeros)
+
+
 def test_cbam_has_the_residual() -> None:
     block = CBAM(32)
     with torch.no_grad():

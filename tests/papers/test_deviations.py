@@ -12,8 +12,7 @@ from lesionkit.config import Config, param
 from lesionkit.papers.deviations import Deviation, problems, render
 
 ROOT = Path(__file__).resolve().parents[2]
-PAPERS: tuple[str, ...] = ("arl", "patch_attention", "se_lcn")  # each paper joins as its notebook renders
-# DEVIATIONS (issue 30)
+PAPERS: tuple[str, ...] = ("arl", "patch_attention", "attention_b3", "multimodal", "se_lcn")
 
 
 def _recipe(paper: str):

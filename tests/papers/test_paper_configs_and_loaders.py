@@ -117,8 +117,9 @@ def test_arl_models_differ_only_by_the_arl_term() -> None:
 
 def test_b3_config_models_and_variants() -> None:
     cfg = attention_b3.AttentionB3Config.from_params({})
-    assert cfg.model_list == ["sge_b3", "spatial_b3", "s2mlp_b3", "s2cbam_b3"]
-    assert cfg.model_kwargs == {"backbone": "tf_efficientnet_b3.aa_in1k", "sge_beta_init": 0.0, "cbam_kernel": 49}
+    assert cfg.model_list == ["sge_b3", "spatial_b3", "s2mlp_b3", "s2cbam_b3", "effb3_baseline"]
+    assert cfg.model_kwargs == {"backbone": "tf_efficientnet_b3.aa_in1k", "sge_beta_init": 0.0, "cbam_kernel": 49,
+                                "spatial_init": "pytorch"}
     other = attention_b3.AttentionB3Config.from_params({"variant": "module_papers"})
     assert other.model_kwargs["sge_beta_init"] == 1.0 and other.model_kwargs["cbam_kernel"] == 7
     with pytest.raises(ConfigError, match="unknown"):

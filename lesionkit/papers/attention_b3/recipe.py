@@ -1,11 +1,13 @@
 """attention_b3 notebook: "Going Smaller" (iToBoS), four attention modules in EfficientNet-B3, side by side.
 
-One engine Variant per model (spec methods-b §B.6-B.9): SGE-B3, Spatial-B3, S2-MLP-B3, S2-CBAM-B3 (optionally the
-plain B3), trained on the multiclass diagnosis with the LMF loss, torch AdamW (wd 1e-5), lr 3e-5 warmed up ×10 over one
-epoch then cosine, and the best macro one-vs-rest AUC epoch kept; each scored as a melanoma detector on P(melanoma)
-with the 8 flip/transpose views by the paper's metrics, on the held-out rows and (``test_dir``) on an external set
-with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st place's 9 classes (``papers.attention_b3.data``). Attention variants: "paper" = External-Attention-pytorch's
+One engine Variant per model (spec methods-b §B.6-B.9): SGE-B3, Spatial-B3, S2-MLP-B3, S2-CBAM-B3 and the plain B3
+they are measured against, trained on the multiclass diagnosis with the LMF loss, torch AdamW (wd 1e-5), the code's lr
+3e-5 warmed up ×10 over one epoch to the peak ``lr`` 3e-4 then cosine, and the best macro one-vs-rest AUC epoch
+kept; each scored as a melanoma detector on P(melanoma) with the 8 flip/transpose views by the paper's metrics, on
+the held-out rows and (``test_dir``) on an external set with the fold ensemble. Data: ISIC 2019 + 2020 in the 1st
+place's 9 classes (``papers.attention_b3.data``). Attention variants: "paper" = External-Attention-pytorch's
 defaults (the code's imports: SGE β 0, CBAM kernel 49), "module_papers" = the modules' own papers (β 1, kernel 7).
+The remaining departures are ``DEVIATIONS`` (``papers.attention_b3.deviations``).
 """
 from __future__ import annotations
 
@@ -34,10 +36,13 @@ from lesionkit.engine import (
     train_variant,
 )
 from lesionkit.engine.evaluation import Evaluation, evaluate_models
+from lesionkit.engine.schedules import STEPPINGS
+from lesionkit.layers.spatial_attention import SPATIAL_INITS
 from lesionkit.losses import LMFLoss, class_counts
 from lesionkit.metrics import auc_ovr, binary_report, fastai_metrics, write_predictions
 from lesionkit.models import create_model
 from lesionkit.papers.attention_b3.data import TASKS, read_training_data
+from lesionkit.papers.attention_b3.deviations import DEVIATIONS
 from lesionkit.papers.common import (
     TrainConfig,
     lesion_subsample,
@@ -46,11 +51,13 @@ from lesionkit.papers.common import (
     record_summary,
     save_models,
 )
+from lesionkit.papers.reported import ISIC2020_WINNERS_PROVEAI, reported
 from lesionkit.records.runs import Run
 
 MODEL_NAMES = {"sge_b3": "SGE-B3", "spatial_b3": "Spatial-B3", "s2mlp_b3": "S2-MLP-B3", "s2cbam_b3": "S2-CBAM-B3",
                "effb3_baseline": "B3 baseline"}
 PAPER_CLASSES = 9
+NO_MAP = ("s2mlp_b3", "effb3_baseline")  # S2 attention re-weights channels; the plain B3 has no attention
 HEADLINE_COLUMNS = ("auc", "ap", "f1_weighted", "spec_at_sens95", "spec_at_sens95_bootstrap", "accuracy", "params")
 
 
@@ -74,8 +81,9 @@ class AttentionB3Config(TrainConfig):
     seed: int = param_like(TrainConfig, "seed", "random seed for splits, sampling, bootstrap and initialisation")
     smoke: bool = param_like(TrainConfig, "smoke", "tiny run (Lite0 with its installed ImageNet weights, 64 px, 1 "
                                                   "epoch, 1 fold, ~80 images) to check the pipeline")
-    models: str = param("sge_b3,spatial_b3,s2mlp_b3,s2cbam_b3", "comma-separated registry names to train (add "
-                                                                "effb3_baseline for the plain B3)")
+    models: str = param("sge_b3,spatial_b3,s2mlp_b3,s2cbam_b3,effb3_baseline", "comma-separated registry names "
+                        "to train: the four attention models and effb3_baseline, the plain B3 they are measured "
+                        "against")
     backbone: str = param("tf_efficientnet_b3.aa_in1k", "timm EfficientNet the modules go into (paper: geffnet's "
                                                         "tf_efficientnet_b3, whose ImageNet weights are timm's aa_in1k "
                                                         "tag, not the untagged default ns_jft_in1k; "
@@ -83,16 +91,23 @@ class AttentionB3Config(TrainConfig):
     variant: str = param("paper", "'paper' (External-Attention defaults the code imports: SGE beta 0, CBAM kernel "
                                   "49) or 'module_papers' (SGE beta 1, CBAM kernel 7)",
                          choices=("paper", "module_papers"))
+    spatial_init: str = param("pytorch", "initial weights of the spatial-attention convs (Spatial-B3 and every CBAM "
+                                         "of S2-CBAM-B3): pytorch (nn.Conv2d's default init, as the originals) or "
+                                         "zeros (a uniform gate at the start)", choices=SPATIAL_INITS)
     pretrained: bool | str = param(True, "true (the paper: ImageNet B3; offline only from the Hugging Face cache or "
                                          "for tf_efficientnet_lite0/lite2), false, or a weight file")
     image_size: int = param(384, "training resolution in pixels (paper: 384)", ge=32, le=1024)
     loss: str = param("lmf", "'lmf' (0.2 focal + 0.2 LDAM, the paper) or 'ce'", choices=("lmf", "ce"))
     epochs: int = param(35, "training epochs", ge=1, le=10_000)
     batch_size: int = param(64, "images per batch", ge=1, le=4096)
-    lr: float = param(3e-4, "peak learning rate (the paper's AdamW lr 3e-5, warmed up x10)", ge=1e-7, le=10.0)
+    lr: float = param(3e-4, "peak learning rate of the schedule (the paper's AdamW lr 3e-5, warmed up x10)",
+                      ge=1e-7, le=10.0)
     weight_decay: float = param(1e-5, "AdamW weight decay, on every parameter (paper: 1e-5)", ge=0.0, le=1.0)
     schedule: str = param("warmup_cosine", "LR schedule: warmup_cosine (the paper: 1 epoch from lr/10, then cosine), "
                           + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"), choices=SCHEDULES)
+    schedule_stepping: str = param("batch", "how often the schedule moves: batch (every batch, warmup_cosine "
+                                            "reaches 0) or epoch (the code: once per epoch, epoch 1 at lr/10)",
+                                   choices=STEPPINGS)
     augment: str = param("first_place", "training augmentation: 'first_place' (the code's albumentations list) or "
                                         "'fastai'", choices=("first_place", "fastai"))
     monitor: str = param("auc_macro", "validation metric for model selection: auc_macro (the code's macro one-vs-rest "
@@ -140,7 +155,8 @@ class AttentionB3Config(TrainConfig):
     @property
     def model_kwargs(self) -> dict[str, Any]:
         beta, kernel = (0.0, 49) if self.variant == "paper" else (1.0, 7)
-        return {"backbone": self.backbone, "sge_beta_init": beta, "cbam_kernel": kernel}
+        return {"backbone": self.backbone, "sge_beta_init": beta, "cbam_kernel": kernel,
+                "spatial_init": self.spatial_init}
 
 
 def load(cfg: AttentionB3Config) -> Any:
@@ -182,7 +198,8 @@ def loss_func(cfg: AttentionB3Config, train_labels: np.ndarray, n_classes: int) 
 
 def variant(name: str, ds: Any, cfg: AttentionB3Config, n_classes: int | None = None) -> Variant:
     """The paper's recipe for model ``name`` (§B.7): torch AdamW (β 0.9/0.999, eps 1e-8, weight decay on every
-    parameter), one warmup epoch from lr/10 to the peak lr then cosine to 0, LMF, the epoch with the best macro
+    parameter), one warmup epoch from lr/10 to the peak lr then cosine (to 0 stepped per batch;
+    ``schedule_stepping="epoch"``: the code's once per epoch), LMF, the epoch with the best macro
     one-vs-rest AUC, and the 8 flip/transpose views at test time. ``n_classes``: the model's head when ``ds`` is
     a set in other classes (an external positive-vs-rest set)."""
     n_classes = n_classes or ds.n_classes
@@ -194,7 +211,8 @@ def variant(name: str, ds: Any, cfg: AttentionB3Config, n_classes: int | None = 
                                                       preset=cfg.augment, seed=cfg.seed,
                                                       num_workers=cfg.num_workers, norm=norm), cfg.validation),
         optimizer=adamw(weight_decay=cfg.weight_decay, betas=(0.9, 0.999), eps=1e-8, decay_bn_bias=True),
-        schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=10.0), epochs=cfg.epochs, lr=cfg.lr,
+        schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=10.0, stepping=cfg.schedule_stepping),
+        epochs=cfg.epochs, lr=cfg.lr,
         monitor=cfg.monitor, loss=lambda tr: loss_func(cfg, labels[tr], n_classes),
         metrics=fastai_metrics("multiclass", n_classes), views="dihedral8" if cfg.tta else "none")
 
@@ -310,7 +328,22 @@ def summarize(df: pd.DataFrame, params: pd.DataFrame, run: Run, cfg: AttentionB3
     run.save_table(params, "params.csv")
     result = record_summary(run, cfg, summary, ours, label, include_unreported=False, headline_model=head,
                             **{"external" if external is not None else "test": means, "params": n_params})
-    return {**result, "headline": head}
+    return {**result, "headline": head, "ours": means, "ours_on": label}
+
+
+def beside_the_winners(result: dict[str, Any]) -> pd.DataFrame:
+    """This run's models (``summarize``'s result) beside the paper's four and the ISIC 2020 winners' ensembles on
+    ProveAI, as the paper scored them all (methods-b §B.10): one row per model, the paper's metrics, and what each
+    row was measured on."""
+    keys = [k for k in HEADLINE_COLUMNS if k != "params"]
+    rows = [{"model": m, "source": "this run", **{k: v.get(k, float("nan")) for k in keys}, "on": result["ours_on"]}
+            for m, v in result["ours"].items()]
+    theirs: dict[str, dict[str, Any]] = {}
+    for r in [*reported("attention_b3"), *ISIC2020_WINNERS_PROVEAI]:
+        if r.metric in keys:
+            theirs.setdefault(r.model, {"model": r.model, "source": "reported"})[r.metric] = r.value
+            theirs[r.model]["on"] = r.reported_on
+    return pd.DataFrame(rows + list(theirs.values()), columns=["model", "source", *keys, "on"])
 
 
 def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Run) -> dict[str, Any]:
@@ -322,7 +355,7 @@ def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Ru
     idx = test[pick_examples(res.y, res.probs[head][0], cfg.n_explain, cfg.seed)]
     stores = {}
     for name, learn in res.learners.items():
-        methods = [m for m in cfg.methods if m != "native" or name != "s2mlp_b3"]  # S2 attention has no map
+        methods = [m for m in cfg.methods if m != "native" or name not in NO_MAP]
         stores[name] = explain_rows(learn.model, ds, idx, methods, run.dir / "attribution" / name,
                                     size=cfg.image_size, norm=model_norm(learn.model), model_name=MODEL_NAMES[name])
     for f in (run.dir / "attribution" / head).iterdir():
@@ -332,4 +365,4 @@ def explain(res: Any, ds: Any, test: np.ndarray, cfg: AttentionB3Config, run: Ru
 
 __all__ = ["AttentionB3Config", "load", "build_model", "param_table", "loss_func", "variant",
            "validation_views", "train", "evaluate", "melanoma_report", "evaluation", "score_external", "side_by_side", "summarize",
-           "explain"]
+           "beside_the_winners", "explain", "DEVIATIONS"]

@@ -2,12 +2,14 @@
 the same network on the image alone, and the six-head artefact/bias classifier of the same paper (§C.6).
 
 Paper choices are the defaults: EfficientNet-B2 from ImageNet weights (timm's TF-ported ``aa_in1k``) at 256 px,
-torch Adam at 3e-5 without weight decay, one warm-up epoch ×10 then cosine (§A.7/§C.5), the 1st-place augmentation
-(§A.6, with albumentations 0.4.6's elastic warp) and 8-view flip/transpose TTA with averaged probabilities (§A.8),
-metadata = sex, age/90 and one-hot site (§A.3) fitted on training rows only; the artefact classifier: torch Adam
-1e-4 without weight decay, constant, 30 epochs, batch 16 (§C.6). Deliberate departures, each an option: the split
-is grouped by lesion and patient (`split_by="image"` is the code's stratified, non-grouped 80/20, which leaks
-patients), and `n_images` / `image_size` are off (they encode acquisition, not the patient).
+torch Adam without weight decay, one warm-up epoch from 3e-5 to the peak ``lr`` 3e-4 (the code's --init-lr 3e-5
+×10) then cosine (§A.7/§C.5), the 1st-place augmentation (§A.6, with albumentations 0.4.6's elastic warp) and
+8-view flip/transpose TTA with averaged probabilities (§A.8), metadata = sex, age/90 and one-hot site (§A.3) fitted
+on training rows only, missing sex/age imputed with the training mode/median (§C.3); the artefact classifier: torch
+Adam 1e-4 without weight decay, constant, 30 epochs, batch 16 (§C.6). Departures, each an option and listed in
+``DEVIATIONS`` (``papers.multimodal.deviations``): the split is grouped by lesion and patient (`split_by="image"`
+is the code's stratified, non-grouped 80/20, which leaks patients), `n_images` / `image_size` are off (they encode
+acquisition, not the patient), and the schedule is stepped every batch (``schedule_stepping="epoch"``: the code's).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from lesionkit.data.splits import make_splits as split_rows
 from lesionkit.data.table import require_two_classes
 from lesionkit.engine import Schedule, Variant, adam, predict_learner, run_folds, score, train_variant
 from lesionkit.engine.evaluation import Evaluation, evaluate_models
+from lesionkit.engine.schedules import STEPPINGS
 from lesionkit.losses import MultiHeadCrossEntropy
 from lesionkit.metrics import fastai_metrics, fold_summary, write_predictions
 from lesionkit.models import create_model, model_spec
@@ -49,6 +52,7 @@ from lesionkit.papers.multimodal.artefacts import (
     head_accuracy,
     head_accuracy_table,
 )
+from lesionkit.papers.multimodal.deviations import DEVIATIONS
 from lesionkit.papers.multimodal.melanoma import load_melanoma, split_table, to_melanoma
 from lesionkit.papers.multimodal.melanoma import metadata_preview as preview
 from lesionkit.records.runs import Run
@@ -86,11 +90,15 @@ class MultimodalConfig(TrainConfig):
     image_size: int = param(256, "training resolution in pixels (paper: 256)", ge=32, le=1024)
     epochs: int = param(20, "epochs per model (paper: 20)", ge=1, le=10_000)
     batch_size: int = param(64, "images per batch (paper: 64)", ge=2, le=4096)
-    lr: float = param(3e-5, "torch Adam base learning rate, no weight decay; warmup_cosine peaks at 10x (paper: "
-                            "3e-5)", ge=1e-7, le=10.0)
-    schedule: str = param("warmup_cosine", "lr schedule: warmup_cosine (the paper's warm-up x10 + cosine), "
+    lr: float = param(3e-4, "peak learning rate of the schedule (torch Adam, no weight decay; the paper's "
+                            "warmup_cosine rises from its --init-lr 3e-5 to 10x that, 3e-4)", ge=1e-7, le=10.0)
+    schedule: str = param("warmup_cosine", "lr schedule: warmup_cosine (the paper's warm-up from lr/10 over one "
+                                           "epoch, then cosine), "
                           + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"),
                           choices=SCHEDULES)
+    schedule_stepping: str = param("batch", "how often the schedule moves: batch (every batch, warmup_cosine "
+                                            "reaches 0) or epoch (the code: once per epoch, epoch 1 at lr/10)",
+                                   choices=STEPPINGS)
     split: str = param("grouped", "split rule: grouped (by lesion and patient, from seed; what this notebook has "
                                   "always done) or official (ISIC 2020's tfrecord folds, patient-grouped)",
                        choices=("official", "grouped"))
@@ -100,8 +108,9 @@ class MultimodalConfig(TrainConfig):
                           "model and their ensemble scored on the same test set", ge=1, le=20)
     preset: str = param("first_place", "augmentation preset: first_place (the paper), fastai or none",
                         choices=("first_place", "fastai", "none"))
-    meta_missing: str = param("first_place", "missing sex/age: first_place constants (-1 / 0) or impute "
-                                             "(training median / mode)", choices=("first_place", "impute"))
+    meta_missing: str = param("impute", "missing sex/age: impute (the code, §C.3: modal sex, median age of the "
+                                        "training rows) or first_place (the constants -1 / 0)",
+                              choices=("impute", "first_place"))
     use_n_images: bool = param(False, "add log1p(images per patient) (1st place; leaks acquisition)")
     use_image_size: bool = param(False, "add ln(JPEG bytes) (1st place; depends on the encoder)")
     backbone_drop_rate: float = param(0.3, "dropout on pooled image features (code: 0.3; 1st place: 0)", ge=0, le=0.9)
@@ -179,8 +188,9 @@ def metadata_preview(ds: Any, splits: Any, cfg: MultimodalConfig, n: int = 6) ->
 
 # --- the recipe: image only vs image + metadata ---------------------------------------------------------------------
 def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool, encoder: Any = None) -> Any:
-    """One model of the comparison (§C.4-C.5): torch Adam (β 0.9/0.999, eps 1e-8, no weight decay) at `lr`, one
-    warm-up epoch from lr to 10·lr then cosine to 0, best validation AUC kept, 8 views at test (§A.8).
+    """One model of the comparison (§C.4-C.5): torch Adam (β 0.9/0.999, eps 1e-8, no weight decay), one warm-up
+    epoch from lr/10 to the peak `lr` then cosine (to 0 stepped per batch; `schedule_stepping="epoch"`: the code's
+    once per epoch), best validation AUC kept, 8 views at test (§A.8).
     ``encoder``: a fitted metadata encoder (a saved run's) instead of one fitted on the split's training rows."""
     enc, key = encoder or meta_encoder(ds, splits, cfg), "meta" if use_meta else "image"
     name = "multimodal_b2" if use_meta else "multimodal_b2_image"
@@ -195,8 +205,9 @@ def variant(ds: Any, splits: Any, cfg: MultimodalConfig, use_meta: bool, encoder
                                                preset=cfg.preset, seed=cfg.seed, num_workers=cfg.num_workers,
                                                norm=norm, encoder=enc, leak_check=cfg.split_by == "patient"),
                    optimizer=adam(weight_decay=0.0),
-                   schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=WARMUP),
-                   epochs=cfg.epochs, lr=cfg.lr * WARMUP if cfg.schedule == "warmup_cosine" else cfg.lr,
+                   schedule=Schedule(cfg.schedule, warmup_epochs=1.0, warmup_factor=WARMUP,
+                                     stepping=cfg.schedule_stepping),
+                   epochs=cfg.epochs, lr=cfg.lr,
                    monitor="auc" if both else "valid_loss", metrics=fastai_metrics("binary", 2),
                    views="dihedral8" if cfg.tta else "none", average="probs")
 
@@ -336,6 +347,6 @@ def summarize(table: pd.DataFrame, artefacts: dict[str, Any] | None, cfg: Multim
                                                    f"epochs, {how}")
 
 
-__all__ = ["MultimodalConfig", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
+__all__ = ["DEVIATIONS", "MultimodalConfig", "load_data", "to_melanoma", "make_splits", "split_table", "meta_encoder",
            "metadata_preview", "variant", "variants", "train", "evaluate", "load_external_set", "evaluation", "evaluate_external",
            "plot_roc_pair", "artefact_variant", "train_artefacts", "explain", "summarize"]

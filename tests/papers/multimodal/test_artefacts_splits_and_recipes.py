@@ -162,8 +162,9 @@ def test_image_only_model_ignores_the_meta_batches_it_shares_with_the_multimodal
         assert torch.allclose(model(x, torch.rand(2, 5)), model(x))
 
 
-def test_schedule_warms_up_from_the_base_lr_to_ten_times_it_then_cosine() -> None:
-    """§A.7/§C.5: GradualWarmupScheduler(multiplier 10, total_epoch 1) + cosine to 0, from --init-lr 3e-5."""
+def test_schedule_warms_up_from_a_tenth_of_lr_to_lr_then_cosine() -> None:
+    """§A.7/§C.5: GradualWarmupScheduler(multiplier 10, total_epoch 1) + cosine to 0, from --init-lr 3e-5: `lr` is
+    the peak, 3e-4."""
     ds, cfg = _ds(n_patients=20), mm.MultimodalConfig(epochs=5, **LITE)
     v = mm.variant(ds, _toy_splits(ds), cfg, use_meta=True)
     assert (v.schedule.name, v.schedule.warmup_epochs, v.schedule.warmup_factor, v.epochs) == \
@@ -172,7 +173,7 @@ def test_schedule_warms_up_from_the_base_lr_to_ten_times_it_then_cosine() -> Non
     assert lr(0.0) == pytest.approx(3e-5) and lr(1 / 5) == pytest.approx(3e-4) and lr(1.0) == pytest.approx(0.0)
     assert (v.monitor, mm.MultimodalConfig().epochs) == ("auc", 20)
     other = mm.variant(ds, _toy_splits(ds), mm.MultimodalConfig(schedule="one_cycle", **LITE), use_meta=False)
-    assert (other.schedule.name, other.lr) == ("one_cycle", 3e-5)
+    assert (other.schedule.name, other.lr) == ("one_cycle", 3e-4)  # `lr` is the peak of every schedule
 
 
 def _assert_torch_adam_without_weight_decay(learn, lr: float) -> None:
@@ -201,7 +202,7 @@ def test_papers_optimisers_from_the_modules_recipes(synthetic_dir: Path) -> None
     tr, va = splits.folds[0]
     for use_meta in (False, True):
         v = mm.variant(ds, splits, cfg, use_meta)
-        assert v.optimizer.describe()["class"] == "torch.optim.Adam" and v.lr == pytest.approx(10 * cfg.lr)
+        assert v.optimizer.describe()["class"] == "torch.optim.Adam" and v.lr == pytest.approx(cfg.lr)
         learn = v.learner(tr, va)
         _assert_torch_adam_without_weight_decay(learn, v.lr)
         assert 0.15 < max_drop_path(learn.model) < 0.2  # efficientnet_pytorch's drop-connect 0.2 (§C.4), by depth
@@ -241,7 +242,7 @@ def test_evaluate_scores_the_fold_ensemble_with_the_fold_spread(new_run) -> None
 def test_config_defaults_are_the_papers_and_smoke_shrinks() -> None:
     cfg = mm.MultimodalConfig.from_params({"epochs": "100", "pretrained": "false"})
     assert (cfg.backbone, cfg.image_size, cfg.lr, cfg.batch_size, cfg.schedule) == \
-        ("tf_efficientnet_b2.aa_in1k", 256, 3e-5, 64, "warmup_cosine")
+        ("tf_efficientnet_b2.aa_in1k", 256, 3e-4, 64, "warmup_cosine")
     assert cfg.epochs == 100 and cfg.pretrained is False and cfg.effective() is cfg
     small = mm.MultimodalConfig.from_params({"smoke": True}).effective()
     assert small.epochs == 1 and small.image_size == 64 and small.backbone == "tf_efficientnet_lite0"
