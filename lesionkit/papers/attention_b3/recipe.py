@@ -105,8 +105,9 @@ class AttentionB3Config(TrainConfig):
     weight_decay: float = param(1e-5, "AdamW weight decay, on every parameter (paper: 1e-5)", ge=0.0, le=1.0)
     schedule: str = param("warmup_cosine", "LR schedule: warmup_cosine (the paper: 1 epoch from lr/10, then cosine), "
                           + ", ".join(s for s in SCHEDULES if s != "warmup_cosine"), choices=SCHEDULES)
-    schedule_stepping: str = param("batch", "how often the schedule moves: batch (every batch, warmup_cosine "
-                                            "reaches 0) or epoch (the code: once per epoch, epoch 1 at lr/10)",
+    schedule_stepping: str = param("epoch", "how often the schedule moves: epoch (the code: once per epoch, epoch 1 "
+                                            "at lr/10, epoch 2 at lr; smoke runs: batch) or batch (every batch, "
+                                            "warmup_cosine reaches 0)",
                                    choices=STEPPINGS)
     augment: str = param("first_place", "training augmentation: 'first_place' (the code's albumentations list) or "
                                         "'fastai'", choices=("first_place", "fastai"))
@@ -139,7 +140,8 @@ class AttentionB3Config(TrainConfig):
 
     def effective(self, **smoke_overrides: Any) -> "AttentionB3Config":
         defaults = {"image_size": 64, "batch_size": 16, "epochs": 1, "max_images": 80, "n_explain": 2,
-                    "n_bootstrap": 50, "backbone": "tf_efficientnet_lite0", "lr": 1e-3, "augment": "fastai", "folds": 1}
+                    "n_bootstrap": 50, "backbone": "tf_efficientnet_lite0", "lr": 1e-3, "augment": "fastai", "folds": 1,
+                    "schedule_stepping": "batch"}  # one epoch stepped per epoch would all run at lr/10
         return super().effective(**{**defaults, **smoke_overrides})  # type: ignore[return-value]
 
     @property
@@ -198,8 +200,8 @@ def loss_func(cfg: AttentionB3Config, train_labels: np.ndarray, n_classes: int) 
 
 def variant(name: str, ds: Any, cfg: AttentionB3Config, n_classes: int | None = None) -> Variant:
     """The paper's recipe for model ``name`` (§B.7): torch AdamW (β 0.9/0.999, eps 1e-8, weight decay on every
-    parameter), one warmup epoch from lr/10 to the peak lr then cosine (to 0 stepped per batch;
-    ``schedule_stepping="epoch"``: the code's once per epoch), LMF, the epoch with the best macro
+    parameter), one warmup epoch from lr/10 to the peak lr then cosine (stepped once per epoch as
+    the code; ``schedule_stepping="batch"``: every batch, to 0), LMF, the epoch with the best macro
     one-vs-rest AUC, and the 8 flip/transpose views at test time. ``n_classes``: the model's head when ``ds`` is
     a set in other classes (an external positive-vs-rest set)."""
     n_classes = n_classes or ds.n_classes

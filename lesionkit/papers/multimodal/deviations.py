@@ -17,11 +17,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "rows only and applied to every split; the code fills each split from its own rows (the test set from "
               "the test set). `first_place` keeps the 1st place's constants (sex -1, age 0).",
               "meta_missing", "impute", "code", option="first_place"),
-    Deviation("Schedule stepping", "The warm-up and cosine move every batch, so the rate rises smoothly through "
-              "epoch 1 and reaches 0 at the end; the code steps its scheduler once per epoch (epoch 1 at lr/10, "
-              "epoch 2 at lr, its last epoch above 0). Kept per batch by default so that a 1-epoch smoke run is not "
-              "trained entirely at lr/10; `epoch` gives the code's values.",
-              "schedule_stepping", "batch", "neither", option="epoch"),
+    Deviation("Schedule stepping", "The warm-up and cosine are stepped once per epoch, as the code steps its "
+              "scheduler: epoch 1 at lr/10, epoch 2 at lr, the last epoch above 0. Smoke runs step every batch, so "
+              "that their one epoch is not trained entirely at lr/10; `batch` (lesionkit's earlier default) moves "
+              "the rate every batch, rising smoothly through epoch 1 and reaching 0 at the end.",
+              "schedule_stepping", "epoch", "code", option="batch"),
     Deviation("Augmentation library", "albumentations 2.x instead of 0.4.6: RandomBrightness / RandomContrast → two "
               "RandomBrightnessContrast; ShiftScaleRotate → Affine (same ranges, black border); Cutout → "
               "CoarseDropout with one 0.375·S hole; GaussNoise variance 5-30 → the equivalent std range. "

@@ -64,11 +64,12 @@ class _Rows:
     df = pd.DataFrame({"label_idx": range(9)})
 
 
-def test_stepping_per_batch_by_default_and_the_codes_per_epoch_as_option() -> None:
-    batch = b3.AttentionB3Config(backbone="tf_efficientnet_lite0", pretrained=False)
-    epoch = b3.AttentionB3Config(backbone="tf_efficientnet_lite0", pretrained=False, schedule_stepping="epoch")
+def test_stepping_per_epoch_by_default_as_the_code_and_per_batch_as_option() -> None:
+    epoch = b3.AttentionB3Config(backbone="tf_efficientnet_lite0", pretrained=False)
+    batch = b3.AttentionB3Config(backbone="tf_efficientnet_lite0", pretrained=False, schedule_stepping="batch")
     lr = batch.lr
-    assert batch.schedule_stepping == "batch"
+    assert epoch.schedule_stepping == "epoch"
+    assert b3.AttentionB3Config(smoke=True).effective().schedule_stepping == "batch"  # 1 epoch, not all at lr/10
     assert _lr_at(batch, 0, 0.5) == pytest.approx(lr * (1 + 9 * 0.5) / 10)  # half-way up the warm-up
     assert _lr_at(batch, EPOCHS - 1, 0.999) < lr * 1e-4                      # down to ~0 at the end
     # the code (§B.7, §A.7): epoch 1 at lr/10, epoch 2 at lr, epoch e >= 3 at lr·½(1 + cos(π(e−2)/(N−1)))

@@ -169,8 +169,10 @@ def test_schedule_warms_up_from_a_tenth_of_lr_to_lr_then_cosine() -> None:
     v = mm.variant(ds, _toy_splits(ds), cfg, use_meta=True)
     assert (v.schedule.name, v.schedule.warmup_epochs, v.schedule.warmup_factor, v.epochs) == \
         ("warmup_cosine", 1.0, 10.0, 5)
+    assert v.schedule.stepping == "epoch"  # the code steps its scheduler once per epoch
     lr = v.schedule.scheds(v.lr, v.epochs)["lr"]
-    assert lr(0.0) == pytest.approx(3e-5) and lr(1 / 5) == pytest.approx(3e-4) and lr(1.0) == pytest.approx(0.0)
+    assert lr(0.0) == pytest.approx(3e-5) and lr(0.19) == pytest.approx(3e-5) and lr(1 / 5) == pytest.approx(3e-4)
+    assert lr(0.999) == pytest.approx(3e-4 * (1 + np.cos(np.pi * 3 / 4)) / 2)  # the last epoch stays above 0
     assert (v.monitor, mm.MultimodalConfig().epochs) == ("auc", 20)
     other = mm.variant(ds, _toy_splits(ds), mm.MultimodalConfig(schedule="one_cycle", **LITE), use_meta=False)
     assert (other.schedule.name, other.lr) == ("one_cycle", 3e-4)  # `lr` is the peak of every schedule

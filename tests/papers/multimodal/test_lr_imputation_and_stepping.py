@@ -61,7 +61,7 @@ def _lr_trace(synthetic_dir: Path, epochs: int, **params) -> tuple[float, list[t
 def test_lr_is_the_peak_the_optimiser_reaches_at_the_end_of_the_warmup(synthetic_dir: Path) -> None:
     """The paper's run: --init-lr 3e-5 warmed up x10 to 3e-4 (§A.7/§C.5), i.e. `lr` = 3e-4, the same training."""
     assert mm.MultimodalConfig().lr == pytest.approx(3e-4)
-    lr, lrs = _lr_trace(synthetic_dir, epochs=3)
+    lr, lrs = _lr_trace(synthetic_dir, epochs=3, schedule_stepping="batch")
     first, second = [x for e, x in lrs if e == 0], [x for e, x in lrs if e == 1]
     assert first[0] == pytest.approx(lr / 10)                # the code's 3e-5 at the first batch
     assert first == sorted(first) and first[-1] < lr          # rising through the warm-up epoch
@@ -71,13 +71,14 @@ def test_lr_is_the_peak_the_optimiser_reaches_at_the_end_of_the_warmup(synthetic
 
 def test_stepping_once_per_epoch_is_the_codes_schedule(synthetic_dir: Path) -> None:
     """§A.7: epoch 1 at lr/10, epoch 2 at lr, epoch e >= 3 at lr·½(1 + cos(π(e−2)/(N−1))), constant within each
-    epoch."""
-    lr, lrs = _lr_trace(synthetic_dir, epochs=3, schedule_stepping="epoch")
+    epoch: the default (smoke runs step every batch)."""
+    lr, lrs = _lr_trace(synthetic_dir, epochs=3)
     by_epoch = {e: {round(x, 12) for k, x in lrs if k == e} for e in range(3)}
     assert all(len(v) == 1 for v in by_epoch.values())       # one value per epoch
     values = [next(iter(by_epoch[e])) for e in range(3)]
     assert values == pytest.approx([lr / 10, lr, lr * (1 + np.cos(np.pi / 2)) / 2])
-    assert mm.MultimodalConfig().schedule_stepping == "batch"
+    assert mm.MultimodalConfig().schedule_stepping == "epoch"
+    assert mm.MultimodalConfig(smoke=True).effective().schedule_stepping == "batch"
 
 
 def _with_missing() -> pd.DataFrame:
