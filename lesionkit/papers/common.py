@@ -44,7 +44,7 @@ class TrainConfig(Config):
     image_size: int = param(128, "training resolution in pixels", ge=32, le=1024)
     epochs: int = param(5, "training epochs", ge=1, le=10_000)
     batch_size: int = param(32, "images per batch", ge=1, le=4096)
-    lr: float = param(2e-3, "peak learning rate", ge=1e-7, le=10.0)
+    lr: float = param(2e-3, "peak learning rate of the schedule", ge=1e-7, le=10.0)
     pretrained: bool | str = param(True, "true, false, or a path to a local weight file")
     split: str = param("official", "split rule: official (the dataset's own train/valid/test parts or folds where "
                                     "it has them: ISIC 2017/2018/2019 parts, derm7pt, ISIC 2020 tfrecord folds; else "

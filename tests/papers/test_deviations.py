@@ -1,6 +1,7 @@
 """Every notebook's deviation list is built from its paper package's DEVIATIONS and is true of its config."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from dataclasses import dataclass
@@ -43,6 +44,17 @@ def test_the_notebook_renders_its_deviations_from_the_code(paper):
     i = heading[0]
     assert "\n- " not in sources[i], f"{paper}: the deviation list is hand-written in markdown"
     assert cells[i + 1]["cell_type"] == "code" and "show_deviations(run, " in sources[i + 1]
+
+
+def test_every_learning_rate_means_the_peak_of_its_schedule():
+    """One meaning of `lr` in every notebook (issue 30): the peak of the schedule, said in its help text."""
+    from lesionkit.papers import notebook_configs
+
+    rates = [(nb, f) for nb, cls in notebook_configs().items() for f in dataclasses.fields(cls)
+             if f.name == "lr" or f.name.endswith("_lr")]
+    assert len(rates) >= 10
+    for nb, f in rates:
+        assert f.metadata["help"].startswith("peak learning rate of the"), f"{nb}.{f.name}: {f.metadata['help']}"
 
 
 @dataclass(frozen=True)

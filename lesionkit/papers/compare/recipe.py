@@ -62,7 +62,7 @@ class CompareConfig(TrainConfig):
     image_size: int = param(128, "training resolution; patch attention's patches have this size (a multiple of 16 "
                                  "for SE-LCN's segmenter)", ge=32, le=1024)
     epochs: int = param(5, "epochs per entry and fold (the maximum with budget seconds)", ge=1, le=10_000)
-    lr: float = param(2e-3, "peak learning rate of the shared AdamW recipe", ge=1e-7, le=10.0)
+    lr: float = param(2e-3, "peak learning rate of the shared AdamW recipe's schedule", ge=1e-7, le=10.0)
     schedule: str = param("one_cycle", "shared learning-rate schedule: one_cycle, flat_cos or constant",
                           choices=("one_cycle", "flat_cos", "constant"))
     balance: str = param("loss", "class imbalance, for every entry: loss (balanced class weights), sampler or none",

@@ -123,7 +123,8 @@ class MultimodalConfig(TrainConfig):
     artefact_epochs: int = param(30, "artefact classifier epochs (paper: 30)", ge=1, le=10_000)
     artefact_keep: str = param("last", "artefact classifier weights kept: last (the code: the final epoch) or best "
                                        "(lowest validation loss)", choices=("last", "best"))
-    artefact_lr: float = param(1e-4, "artefact classifier torch Adam lr, no weight decay, constant (paper: 1e-4)",
+    artefact_lr: float = param(1e-4, "peak learning rate of the artefact classifier's schedule (torch Adam, no "
+                                     "weight decay, constant; paper: 1e-4)",
                                ge=1e-7, le=10.0)
     artefact_batch_size: int = param(16, "artefact classifier batch size (paper: 16)", ge=2, le=4096)
     attribution: bool = param(True, "attribution maps of the image+metadata model on test images")
