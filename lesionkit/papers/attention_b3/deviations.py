@@ -44,8 +44,13 @@ DEVIATIONS: tuple[Deviation, ...] = (
     Deviation("Official ISIC layouts", "They carry no tfrecord: their 2020 duplicates "
               "(`ISIC_2020_Training_Duplicates.csv`) are not dropped and they have no `fold` column; 2019 rows "
               "without a fold (official 2019 beside Deotte's 2020) are always training rows."),
+    Deviation("Augmentation library", "The 1st place's albumentations list (the code's) runs on albumentations 2.x, "
+              "ported as in the multimodal notebook: RandomBrightnessContrast for RandomBrightness / RandomContrast, "
+              "Affine for ShiftScaleRotate, CoarseDropout for Cutout, 0.4.6's ElasticTransform re-implemented; the "
+              "random draws differ from 0.4.6's. `fastai` trains with fastai's aug_transforms instead.",
+              "augment", "first_place", "code", option="fastai"),
     Deviation("ImageNet weights", "`tf_efficientnet_b3.aa_in1k` is what geffnet's `tf_efficientnet_b3` (which the "
-              "code loaded) became in timm; timm's untagged `tf_efficientnet_b3` would load the Noisy Student ones "
+              "code loads with `--pretrained`; its default trains from scratch) became in timm; timm's untagged `tf_efficientnet_b3` would load the Noisy Student ones "
               "(`ns_jft_in1k`, trained with extra JFT images).", "backbone", "tf_efficientnet_b3.aa_in1k", "code"),
     Deviation("External labels", "`test_dir` is scored as `positive` vs rest (the paper's binary truth); the code's "
               "9-class relabelling of ProveAI (atypical melanocytic proliferation → NV) and its 20 offline TTA "

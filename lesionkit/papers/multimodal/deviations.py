@@ -14,8 +14,9 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "here is the embedded synthetic set, so that the notebook runs offline. Point `data_dir` at that "
               "folder to train on the paper's data.", "data_dir", "synthetic", "neither"),
     Deviation("Missing sex and age", "Filled with the modal sex and median age (§C.3), learnt from the training "
-              "rows only and applied to every split; the code fills each split from its own rows (the test set from "
-              "the test set). `first_place` keeps the 1st place's constants (sex -1, age 0).",
+              "rows only and applied to every split; the code fills train.csv from all of its rows before its 80/20 "
+              "split, so its held-out 20 % also shapes the fill values (and Kaggle's test.csv from its own rows). "
+              "`first_place` keeps the 1st place's constants (sex -1, age 0).",
               "meta_missing", "impute", "code", option="first_place"),
     Deviation("Schedule stepping", "The warm-up and cosine are stepped once per epoch, as the code steps its "
               "scheduler: epoch 1 at lr/10, epoch 2 at lr, the last epoch above 0. Smoke runs step every batch, so "

@@ -29,8 +29,8 @@ DEVIATIONS: tuple[Deviation, ...] = (
               "(0.5/0.5 for `xception65` and smoke's Lite0), as loading those weights requires; the code's own "
               "normalisation belonged to its unpublished VOC checkpoint. `seg_norm=\"imagenet\"` keeps ImageNet's "
               "mean/std, the earlier default.", "seg_norm", "weights", "neither", option="imagenet"),
-    Deviation("Segmenter training", "Inputs resized bilinearly (the code: bicubic), with fastai's flips and affine on "
-              "image and mask; the poly decay runs over the actual training (the code's max_it assumes 2000 images)."),
+    Deviation("Segmenter training", "Inputs resized bilinearly (the code: bicubic), with fastai's aug_transforms "
+              "(flips, rotation, zoom and warp on image and mask, lighting on the image); the poly decay runs over the actual training (the code's max_it assumes 2000 images)."),
     Deviation("Symmetry net", "SqueezeNet from scratch (no offline ImageNet weights; the paper's started from "
               "ImageNet), its final conv the code's fresh `Conv2d(512, 2, 1)`."),
     Deviation("CAM size", "The CAM is computed on the symmetry net's own input size (`image_size`, 256) and resized to "
