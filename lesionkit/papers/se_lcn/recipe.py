@@ -35,7 +35,7 @@ from lesionkit.layers.gradcam_pp import GRADCAM_PP_FORMS
 from lesionkit.models.se_lcn import SEG_INPUT_NORMS
 from lesionkit.papers import common
 from lesionkit.papers.common import (
-    TrainConfig, lesion_subsample, load_external, record_summary, resolve_data_dir, save_models,
+    TrainConfig, lesion_subsample, load_external, resolve_data_dir, save_models,
 )
 from lesionkit.papers.se_lcn.cams import cached_cams, cam_scores, compute_cams, lent
 from lesionkit.papers.se_lcn.deviations import DEVIATIONS
@@ -46,12 +46,12 @@ from lesionkit.papers.se_lcn.lae import (
 )
 from lesionkit.papers.se_lcn.reuse import cascade_on
 from lesionkit.papers.se_lcn.segmentation import segmentation_scores
+from lesionkit.papers.se_lcn.summary import METRICS, headline_table, pick, summarize
 from lesionkit.papers.se_lcn.stages import (
     CLASSIFIERS, baseline_variant, classifier_variants, own_split, segmenter_variant, split_table, symmetry_variant,
 )
 from lesionkit.records.runs import Run
 
-METRICS = ("balanced_accuracy", "accuracy", "f1_macro", "kappa", "auc_macro")  # the paper's four, and AUC
 SYMMETRY_METRICS = ("accuracy", "f1_weighted", "auc", "sensitivity", "specificity")
 
 
@@ -178,10 +178,6 @@ class SELCNConfig(TrainConfig):
         return super().effective(**{**small, **overrides})  # type: ignore[return-value]
 
 
-def _pick(report: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {k: report[k] for k in keys if k in report}
-
-
 # --- data and split ------------------------------------------------------------------------------------------------
 def _hair(ds: Any, cfg: SELCNConfig) -> Any:
     """``ds`` with hair-free images (papers.se_lcn.hair, cached) when ``hair_removal`` is on, else ``ds``."""
@@ -276,10 +272,10 @@ def train_symmetry(sym_ds: Any, seg_splits: Any, cfg: SELCNConfig, run: Run) -> 
     """Stage 3, "symmetry_fold0" (engine.run_folds over the segmentation split's one fold): test scores in
     symmetry.csv and metrics.json's symmetry_test; saved as model_symmetry. FoldResults."""
     res = run_folds(run, sym_ds, seg_splits, [symmetry_variant(sym_ds, cfg)], seed=cfg.seed, table="symmetry.csv",
-                    report=lambda y, p: _pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False,
+                    report=lambda y, p: pick(score(y, p, sym_ds.classes), SYMMETRY_METRICS), figures=False,
                     settings=cfg.engine_settings())
     save_models(run, res.learners, spec=lambda _: {"classes": sym_ds.classes, "input": cfg.cam_source})
-    run.log_metrics({"symmetry_test": _pick(res.table.iloc[0].to_dict(), SYMMETRY_METRICS)})
+    run.log_metrics({"symmetry_test": pick(res.table.iloc[0].to_dict(), SYMMETRY_METRICS)})
     return res
 
 
@@ -339,7 +335,7 @@ def evaluate_external(cfg: SELCNConfig, seg_learn: Any, sym_learn: Any, results:
     with lent(cams, ext_cams):
         reports = evaluate_models(run, evaluation(cls_in, cams, cfg), {k: [learn] for k, learn in
                                                                        results.learners.items()}, cls_in).reports
-    return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **_pick(reports[f"external_{k}"], METRICS)}
+    return pd.DataFrame([{"model": CLASSIFIERS[k], "images": len(cls_in), **pick(reports[f"external_{k}"], METRICS)}
                          for k in results.learners])
 
 
@@ -356,56 +352,6 @@ def explain(learn: Any, ds: Any, idx: np.ndarray, masks: np.ndarray, cfg: SELCNC
     fig = plot_store_grid(store)
     run.save_figure(fig, "attribution_grid")
     return fig, pd.read_csv(run.dir / "attribution_scores.csv")
-
-
-# The three rows the headline compares, each beside the paper row it reproduces (the zero-CAM control has none).
-HEADLINE_ROWS = {"baseline": "EfficientNet-B4 (standalone)", "with_cam": "SE-LCN ({input})", "without_cam": None}
-
-
-def headline_table(means: dict[str, dict[str, float]], cfg: SELCNConfig) -> pd.DataFrame:
-    """One row per trained classifier in the order baseline (as published), SE-LCN (with CAM), zero-CAM control:
-    its fold-mean scores beside the paper's for the row it reproduces (NaN where the paper has none)."""
-    from lesionkit.papers.reported import reported  # lazy
-
-    paper = {(r.model, r.metric): r.value for r in reported(cfg.paper)}
-    rows = []
-    for key, row in HEADLINE_ROWS.items():
-        if CLASSIFIERS[key] not in means:
-            continue
-        name = row.format(input=f"{cfg.classifier_input}_{cfg.cam_source}") if row else None
-        ours = means[CLASSIFIERS[key]]
-        rows.append({"model": CLASSIFIERS[key], "paper_row": name or "(not in the paper)",
-                     **{m: ours.get(m, float("nan")) for m in METRICS[:4]},
-                     **{f"{m} (paper)": paper.get((name, m), float("nan")) for m in METRICS[:4]}})
-    return pd.DataFrame(rows)
-
-
-def summarize(seg: dict[str, float], folds: pd.DataFrame, cam_summary: pd.DataFrame, cfg: SELCNConfig,
-              cls_ds: Any, seg_ds: Any, run: Run, segmenter_ds: Any = None) -> dict[str, Any]:
-    """This run (fold means of the per-fold rows `folds`) beside SE-LCN's numbers (methods-a §3.6), each row labelled
-    with the data it was measured on (comparison.csv); the headline's three rows (:func:`headline_table`,
-    headline.csv); and the headline numbers the demo prints (the "summary")."""
-    means = fold_means(folds)
-    ours = {f"seg/{k}": float(seg[k]) for k in ("dice", "jaccard")}
-    ours.update({f"{key}/{k}": v for key, label in CLASSIFIERS.items() if label in means
-                 for k, v in _pick(means[label], METRICS[:4]).items()})  # the reported four
-    ours.update({f"symmetry_cam/{c.removesuffix('_mean')}": float(cam_summary[c].iloc[0])
-                 for c in ("pointing_game_mean", "iou_mean", "overlap_mean") if c in cam_summary.columns})
-    keys = {f"SE-LCN ({cfg.classifier_input}_{cfg.cam_source})": cfg.headline,
-            "EfficientNet-B4 (standalone)": "baseline", "DeepLabV3+ segmentation": "seg"}
-    sd = seg_ds if segmenter_ds is None else segmenter_ds
-    label = (f"classifier: {cls_ds.name} ({len(cls_ds)} images), symmetry: {seg_ds.name} ({len(seg_ds)}), segmenter: "
-             f"{sd.name} ({len(sd)}), hair removal {'on' if cfg.hair_removal else 'off'}, {cfg.image_size} px, "
-             f"{cfg.classifier_backbone}, {cfg.epochs} epochs, {cfg.folds} fold model(s)")
-    summary = {"bacc_cam": ours[f"{cfg.headline}/balanced_accuracy"], "bacc_no_cam": ours["without_cam/balanced_accuracy"],
-               "dice": ours["seg/dice"]}
-    if "baseline/balanced_accuracy" in ours:
-        summary["bacc_baseline"] = ours["baseline/balanced_accuracy"]
-    if "symmetry_cam/pointing_game" in ours:
-        summary["pointing_game"] = ours["symmetry_cam/pointing_game"]
-    headline = headline_table(means, cfg)
-    run.save_table(headline, "headline.csv")
-    return {**record_summary(run, cfg, summary, ours, label, model_keys=keys), "headline": headline}
 
 
 def cleanup_inputs(run: Run) -> None:
